@@ -1,0 +1,144 @@
+/**
+ * The grant seam: credentials from a request become the list of channels a connection may listen to.
+ *
+ * Every subscribe transport extracts the same `SubscribeCredentials` and calls `authorize()`. The ways of proving a
+ * right (sealed keys, JWT grants, anonymous namespaces, --dev) are resolvers plugged in at server start; this file
+ * only combines them and applies the rules that hold whatever the credential.
+ */
+import { HeraldError } from '../errors.js';
+import { channelProblem } from '../protocol/channel.js';
+import type { SessionTarget } from '../core/session.js';
+
+/** One entry of a grant: an exact channel name, or a prefix pattern such as `user.42.*`. */
+export interface ChannelGrant {
+  readonly pattern: string;
+  /** True when `pattern` ended in `*`: any channel starting with the part before it. */
+  readonly prefix: boolean;
+  /** May the holder publish to it from a WebSocket client. @default false */
+  readonly publish?: boolean;
+}
+
+/** What a verified credential grants. */
+export interface Grant {
+  readonly subject?: string;
+  readonly channels: readonly ChannelGrant[];
+  /** Milliseconds since the epoch. */
+  readonly expiresAt?: number;
+}
+
+/** What a client presented, as every transport extracts it. */
+export interface SubscribeCredentials {
+  /** `channel=` values: channel names, or choices among a token's channels. */
+  readonly channels: readonly string[];
+  /** `key=` values: sealed channel keys. */
+  readonly keys: readonly string[];
+  /** A JWT from `token=`, `Authorization: Bearer` or the configured cookie. */
+  readonly token: string | undefined;
+  readonly remoteAddress: string;
+}
+
+export interface AuthorizedSubscription {
+  readonly targets: SessionTarget[];
+  readonly subject?: string;
+  readonly expiresAt?: number;
+  /** The grant behind a token, for transports that subscribe or publish later (WebSocket). */
+  readonly grant?: Grant;
+}
+
+/** A sealed key opened: the real channel, and when the key stops being valid. */
+export interface OpenedKey {
+  readonly channel: string;
+  readonly expiresAt?: number;
+}
+
+/** The pluggable ways of proving a right. Each rejects with a HeraldError (401) when the credential is bad. */
+export interface GrantResolvers {
+  verifyToken?(token: string): Promise<Grant>;
+  openKey?(key: string): Promise<OpenedKey>;
+  /** May `channel` be subscribed without credentials (--dev, or a namespace that allows anonymous subscribers)? */
+  allowsAnonymous(channel: string): boolean;
+}
+
+export function grantAllows(grant: Grant, channel: string): ChannelGrant | undefined {
+  for (const g of grant.channels) {
+    if (g.prefix ? channel.startsWith(g.pattern) : channel === g.pattern) return g;
+  }
+  return undefined;
+}
+
+/** Parse a `channels` claim entry: `user.42.*` is a prefix grant, anything else exact. */
+export function parseChannelGrant(entry: string, publish = false): ChannelGrant {
+  if (entry.endsWith('*')) return { pattern: entry.slice(0, -1), prefix: true, publish };
+  return { pattern: entry, prefix: false, publish };
+}
+
+export class SubscribeAuthorizer {
+  constructor(
+    private readonly resolvers: GrantResolvers,
+    private readonly maxChannels: number,
+  ) {}
+
+  async authorize(creds: SubscribeCredentials): Promise<AuthorizedSubscription> {
+    if (creds.channels.length + creds.keys.length > this.maxChannels) {
+      throw new HeraldError('too_many_channels', `at most ${this.maxChannels} channels per connection`);
+    }
+    for (const c of creds.channels) {
+      const problem = channelProblem(c);
+      if (problem) throw new HeraldError('invalid_channel', problem);
+    }
+    if (creds.channels.length === 0 && creds.keys.length === 0 && creds.token === undefined) {
+      throw new HeraldError('bad_request', 'no channel: give channel=, key= or token=');
+    }
+
+    const targets: SessionTarget[] = [];
+    let expiresAt: number | undefined;
+    const expireBy = (t: number | undefined): void => {
+      if (t !== undefined && (expiresAt === undefined || t < expiresAt)) expiresAt = t;
+    };
+
+    for (const key of creds.keys) {
+      if (!this.resolvers.openKey) throw new HeraldError('unauthorized', 'invalid channel key');
+      const opened = await this.resolvers.openKey(key);
+      expireBy(opened.expiresAt);
+      targets.push({ channel: opened.channel, label: key });
+    }
+
+    let grant: Grant | undefined;
+    if (creds.token !== undefined) {
+      if (!this.resolvers.verifyToken) throw new HeraldError('unauthorized', 'tokens are not accepted here');
+      grant = await this.resolvers.verifyToken(creds.token);
+      expireBy(grant.expiresAt);
+      if (creds.channels.length === 0) {
+        for (const g of grant.channels) if (!g.prefix) targets.push({ channel: g.pattern, label: g.pattern });
+        if (targets.length === 0) throw new HeraldError('bad_request', 'the token grants only prefixes: name channels');
+        if (targets.length > this.maxChannels) {
+          throw new HeraldError('too_many_channels', `at most ${this.maxChannels} channels per connection`);
+        }
+      } else {
+        for (const c of creds.channels) {
+          if (!grantAllows(grant, c)) throw new HeraldError('forbidden', `channel not granted: ${c}`);
+          targets.push({ channel: c, label: c });
+        }
+      }
+    } else {
+      for (const c of creds.channels) {
+        if (!this.resolvers.allowsAnonymous(c)) {
+          throw new HeraldError('unauthorized', 'credentials required: give key= or token=');
+        }
+        targets.push({ channel: c, label: c });
+      }
+    }
+
+    return { targets: dedupe(targets), subject: grant?.subject, expiresAt, grant };
+  }
+}
+
+function dedupe(targets: SessionTarget[]): SessionTarget[] {
+  const seen = new Set<string>();
+  return targets.filter((t) => {
+    const k = t.channel + '\u0000' + t.label;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}

@@ -1,0 +1,155 @@
+/**
+ * The node: one Herald process's live state. It owns the hub, every open session, the connection limits and the one
+ * ticker that drives heartbeats and credential expiry for all sessions (no per-connection timers).
+ */
+import type { Broker } from '../broker/broker.js';
+import type { HeraldConfig } from '../config.js';
+import { HeraldError, type DisconnectReason } from '../errors.js';
+import type { StreamCodec } from '../protocol/frames.js';
+import type { Logger } from '../util/log.js';
+import { Hub } from './hub.js';
+import type { NodeMetrics } from './metrics.js';
+import { Session, type SessionOptions, type SessionOwner, type SessionTarget } from './session.js';
+
+const TICK_MS = 1000;
+
+export class HeraldNode implements SessionOwner {
+  readonly hub: Hub;
+  private readonly sessions = new Set<Session>();
+  private readonly perIp = new Map<string, number>();
+  private ticker: NodeJS.Timeout | undefined;
+  private ticks = 0;
+  private draining = false;
+
+  constructor(
+    readonly broker: Broker,
+    private readonly config: HeraldConfig,
+    private readonly log: Logger,
+    readonly metrics: NodeMetrics,
+  ) {
+    this.hub = new Hub(broker, log);
+    metrics.registry.gauge('herald_sessions', 'Open client streams.', () => this.sessions.size);
+    metrics.registry.gauge('herald_hub_channels', 'Channels with local subscribers.', () => this.hub.channelCount());
+    metrics.registry.gauge('herald_hub_subscriptions', 'Local (session, channel) subscriptions.', () =>
+      this.hub.subscriptionCount(),
+    );
+    metrics.registry.gauge('herald_delivered_total', 'Frames handed to subscribers.', () => this.hub.deliveries, 'counter');
+    metrics.registry.gauge('herald_broker_channels', 'Channels this node subscribes at the broker.', () =>
+      broker.subscribedCount(),
+    );
+  }
+
+  async start(): Promise<void> {
+    await this.broker.start({
+      onPublication: (p) => this.hub.onPublication(p),
+      onConnectionChange: (ready) => this.log.warn(ready ? 'broker connection restored' : 'broker connection lost'),
+    });
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+    this.ticker.unref();
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  isReady(): boolean {
+    return !this.draining && this.broker.isReady();
+  }
+
+  sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Throws 503 when the node is draining or full, 429 when the client's address holds too many connections. */
+  admit(remoteAddress: string): void {
+    if (this.draining) throw new HeraldError('unavailable', 'node is draining');
+    const { maxConnections, maxConnectionsPerIp } = this.config;
+    if (maxConnections > 0 && this.sessions.size >= maxConnections) {
+      throw new HeraldError('unavailable', `node holds its limit of ${maxConnections} connections`);
+    }
+    if (maxConnectionsPerIp > 0 && (this.perIp.get(remoteAddress) ?? 0) >= maxConnectionsPerIp) {
+      throw new HeraldError('too_many_requests', `address holds its limit of ${maxConnectionsPerIp} connections`);
+    }
+  }
+
+  /**
+   * Open a session on its channels. Resolves once every subscription is live; on failure nothing is left subscribed.
+   */
+  async openSession(codec: StreamCodec, targets: readonly SessionTarget[], options: SessionOptions): Promise<Session> {
+    this.admit(options.remoteAddress);
+    const session = new Session(this, codec, options);
+    this.sessions.add(session);
+    this.perIp.set(options.remoteAddress, (this.perIp.get(options.remoteAddress) ?? 0) + 1);
+    try {
+      await this.subscribe(session, targets);
+    } catch (err) {
+      session.clientGone();
+      throw err;
+    }
+    this.metrics.connectionsOpened.inc({ transport: options.transport });
+    return session;
+  }
+
+  /** Add channels to an open session (also used by transports that subscribe after connecting). */
+  async subscribe(session: Session, targets: readonly SessionTarget[]): Promise<void> {
+    const joins: Promise<void>[] = [];
+    for (const t of targets) {
+      if (session.targets.some((s) => s.channel === t.channel && s.label === t.label)) continue;
+      session.targets.push(t);
+      joins.push(this.hub.join(t.channel, t.label, session.codec, session));
+    }
+    const results = await Promise.allSettled(joins);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  unsubscribe(session: Session, target: SessionTarget): void {
+    const i = session.targets.findIndex((s) => s.channel === target.channel && s.label === target.label);
+    if (i < 0) return;
+    session.targets.splice(i, 1);
+    this.hub.leave(target.channel, target.label, session.codec, session);
+  }
+
+  /** SessionOwner: a session ended; release its channels and forget it. */
+  sessionEnded(session: Session, reason: DisconnectReason | 'client_gone'): void {
+    if (!this.sessions.delete(session)) return;
+    for (const t of session.targets) this.hub.leave(t.channel, t.label, session.codec, session);
+    session.targets.length = 0;
+    const ip = session.options.remoteAddress;
+    const n = (this.perIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(ip);
+    else this.perIp.set(ip, n);
+    if (reason !== 'client_gone') {
+      this.metrics.disconnects.inc({ reason });
+      if (reason === 'slow') {
+        this.log.warn('client disconnected: outgoing queue full', {
+          transport: session.options.transport,
+          remote: ip,
+          limitBytes: this.config.maxQueueBytes,
+        });
+      }
+    }
+  }
+
+  /** Stop admitting and tell every client to reconnect elsewhere. */
+  drain(): void {
+    this.draining = true;
+    for (const s of [...this.sessions]) s.disconnect('shutdown');
+  }
+
+  async stop(): Promise<void> {
+    this.drain();
+    if (this.ticker) clearInterval(this.ticker);
+    await this.broker.close();
+  }
+
+  private tick(): void {
+    this.ticks++;
+    const now = Date.now();
+    const heartbeat = this.ticks % Math.max(1, Math.round((this.config.heartbeatSeconds * 1000) / TICK_MS)) === 0;
+    for (const s of this.sessions) {
+      if (s.expiresAt !== undefined && s.expiresAt <= now) s.disconnect('expired');
+      else if (heartbeat) s.heartbeat();
+    }
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Herald's errors: one class, one code table. Every error a client can see has a stable `code`, an HTTP status
+ * (for errors before a stream starts) and a WebSocket close code (for errors that end a WebSocket session).
+ *
+ * Close codes follow the ranges of Centrifugo's protocol so a client can decide without knowing each code:
+ *   3000-3499  the client may reconnect (with backoff)        3500-3999  the client must not reconnect as is
+ */
+
+export const ERROR_TABLE = {
+  bad_request: { status: 400, close: 3501, message: 'malformed request' },
+  invalid_channel: { status: 400, close: 3502, message: 'invalid channel name' },
+  too_many_channels: { status: 400, close: 3503, message: 'too many channels in one subscription' },
+  unauthorized: { status: 401, close: 3504, message: 'missing or invalid credentials' },
+  token_expired: { status: 401, close: 3505, message: 'credentials expired' },
+  forbidden: { status: 403, close: 3506, message: 'channel not granted' },
+  origin_not_allowed: { status: 403, close: 3507, message: 'origin not allowed' },
+  not_found: { status: 404, close: 3508, message: 'not found' },
+  method_not_allowed: { status: 405, close: 3509, message: 'method not allowed' },
+  payload_too_large: { status: 413, close: 1009, message: 'payload too large' },
+  uri_too_long: { status: 414, close: 3510, message: 'request URI too long' },
+  unsupported_media_type: { status: 415, close: 3511, message: 'unsupported media type' },
+  too_many_requests: { status: 429, close: 3012, message: 'too many requests' },
+  unavailable: { status: 503, close: 3013, message: 'service unavailable' },
+  internal: { status: 500, close: 3014, message: 'internal error' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_TABLE;
+
+export class HeraldError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+    super(message ?? ERROR_TABLE[code].message, options);
+    this.name = 'HeraldError';
+    this.code = code;
+  }
+  get status(): number {
+    return ERROR_TABLE[this.code].status;
+  }
+  get closeCode(): number {
+    return ERROR_TABLE[this.code].close;
+  }
+  /** The JSON body of an HTTP error response: `{"error":{"code":"...","message":"..."}}`. */
+  toJSON(): { error: { code: ErrorCode; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+/** Turn anything thrown into a HeraldError; unknown errors become `internal` without leaking their text. */
+export function toHeraldError(err: unknown): HeraldError {
+  if (err instanceof HeraldError) return err;
+  return new HeraldError('internal', undefined, { cause: err });
+}
+
+/**
+ * Why a live stream ended. Sent as the last NDJSON line (`["disconnect","<reason>",<code>]`), the last SSE event
+ * (`event: disconnect`) or the WebSocket close frame. `reconnect` tells the client whether trying again can help.
+ */
+export const DISCONNECT_TABLE = {
+  shutdown: { code: 3001, reconnect: true, message: 'node is shutting down, reconnect elsewhere' },
+  slow: { code: 3002, reconnect: true, message: 'client too slow: outgoing queue full' },
+  expired: { code: 3003, reconnect: true, message: 'credentials expired, reconnect with fresh ones' },
+  dead_peer: { code: 3004, reconnect: true, message: 'no answer to heartbeat' },
+  broker_lost: { code: 3005, reconnect: true, message: 'broker connection lost' },
+  insufficient_state: { code: 3010, reconnect: true, message: 'messages were missed, reload state' },
+  bad_frame: { code: 3501, reconnect: false, message: 'bad frame' },
+  forbidden: { code: 3506, reconnect: false, message: 'not allowed' },
+  too_large: { code: 1009, reconnect: false, message: 'frame too large' },
+} as const;
+
+export type DisconnectReason = keyof typeof DISCONNECT_TABLE;

@@ -1,0 +1,87 @@
+/**
+ * POST /api/publish: `{"channel":"C","data":...}` or `{"channels":["A","B"],"data":...}`.
+ * `data` that is not a string is published as its JSON text. Answers `{"id":"..."}` (one channel) or
+ * `{"ids":["...",...]}` (several, in the order given).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ApiKeys, bearerToken, isLoopback } from '../auth/api-key.js';
+import type { Broker, PublishOptions } from '../broker/broker.js';
+import type { HeraldConfig } from '../config.js';
+import type { NodeMetrics } from '../core/metrics.js';
+import { HeraldError } from '../errors.js';
+import { channelProblem } from '../protocol/channel.js';
+import { readJsonBody } from './body.js';
+import { sendJson } from './respond.js';
+
+export interface PublishRequest {
+  readonly channels: string[];
+  readonly data: string;
+}
+
+/** Validate a publish body. Throws HeraldError 400 naming what is wrong. */
+export function parsePublishBody(body: unknown, maxChannels: number): PublishRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HeraldError('bad_request', 'body must be a JSON object');
+  }
+  const b = body as Record<string, unknown>;
+  if (!('data' in b) || b['data'] === undefined) throw new HeraldError('bad_request', '"data" is missing');
+  const data = typeof b['data'] === 'string' ? b['data'] : JSON.stringify(b['data']);
+  let channels: unknown[];
+  if (b['channel'] !== undefined && b['channels'] !== undefined) {
+    throw new HeraldError('bad_request', 'give "channel" or "channels", not both');
+  } else if (b['channel'] !== undefined) {
+    channels = [b['channel']];
+  } else if (Array.isArray(b['channels'])) {
+    channels = b['channels'];
+    if (channels.length === 0) throw new HeraldError('bad_request', '"channels" is empty');
+  } else {
+    throw new HeraldError('bad_request', '"channel" or "channels" is missing');
+  }
+  if (channels.length > maxChannels) {
+    throw new HeraldError('too_many_channels', `at most ${maxChannels} channels per publish`);
+  }
+  for (const c of channels) {
+    if (typeof c !== 'string') throw new HeraldError('invalid_channel', 'channel names must be strings');
+    const problem = channelProblem(c);
+    if (problem) throw new HeraldError('invalid_channel', problem);
+  }
+  return { channels: channels as string[], data };
+}
+
+export class PublishApi {
+  private readonly keys: ApiKeys;
+  constructor(
+    private readonly config: HeraldConfig,
+    private readonly broker: Broker,
+    private readonly metrics: NodeMetrics,
+    private readonly historyFor: (channel: string) => PublishOptions | undefined = () => undefined,
+  ) {
+    this.keys = new ApiKeys(config.apiKeys);
+  }
+
+  /** Throws 401 unless the request carries a configured API key (or comes from loopback in --dev). */
+  authenticate(req: IncomingMessage): void {
+    const presented = bearerToken(req);
+    if (presented !== undefined && this.keys.matches(presented)) return;
+    if (this.config.dev && presented === undefined && isLoopback(req.socket.remoteAddress)) return;
+    throw new HeraldError('unauthorized', presented === undefined ? 'missing API key' : 'invalid API key');
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'POST') throw new HeraldError('method_not_allowed', 'use POST');
+    this.authenticate(req);
+    const body = await readJsonBody(req, this.config.maxBodyBytes);
+    const request = parsePublishBody(body, this.config.maxChannelsPerConnection);
+    const ids = await this.publish(request);
+    this.metrics.published.inc({ source: 'api' }, request.channels.length);
+    if (request.channels.length === 1 && 'channel' in (body as object)) sendJson(res, 200, { id: ids[0] ?? null });
+    else sendJson(res, 200, { ids });
+  }
+
+  private async publish(request: PublishRequest): Promise<(string | null)[]> {
+    const results = await Promise.all(
+      request.channels.map((c) => this.broker.publish(c, request.data, this.historyFor(c))),
+    );
+    return results.map((r) => r.id ?? null);
+  }
+}

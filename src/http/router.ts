@@ -1,0 +1,50 @@
+/**
+ * The route table: exact paths to handlers. Anything else is 404. Errors thrown by a handler become the documented
+ * JSON error answer, and are counted by code.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HeraldError } from '../errors.js';
+import type { NodeMetrics } from '../core/metrics.js';
+import type { Logger } from '../util/log.js';
+import { sendError } from './respond.js';
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => void | Promise<void>;
+
+export class Router {
+  private readonly routes = new Map<string, RouteHandler>();
+
+  constructor(
+    private readonly metrics: NodeMetrics,
+    private readonly log: Logger,
+    private readonly maxUrlBytes: number,
+  ) {}
+
+  add(path: string, handler: RouteHandler): this {
+    this.routes.set(path, handler);
+    return this;
+  }
+
+  /** The `request` listener of the HTTP server. */
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.dispatch(req, res).catch((err: unknown) => this.fail(req, res, err));
+  };
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = req.url ?? '/';
+    if (raw.length > this.maxUrlBytes) throw new HeraldError('uri_too_long', `URL over ${this.maxUrlBytes} bytes`);
+    const q = raw.indexOf('?');
+    const path = q < 0 ? raw : raw.slice(0, q);
+    const handler = this.routes.get(path);
+    if (!handler) throw new HeraldError('not_found', `no route ${path.slice(0, 100)}`);
+    await handler(req, res, new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)));
+  }
+
+  private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    const e = sendError(req, res, err);
+    this.metrics.rejected.inc({ code: e.code });
+    // Only the path is logged: a query string may carry a token or a sealed key.
+    const path = (req.url ?? '/').split('?')[0]?.slice(0, 200);
+    if (e.code === 'internal') this.log.error('request failed', { path, err: String(e.cause) });
+    else this.log.debug('request refused', { path, code: e.code, reason: e.message });
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The one wiring file: config → broker, node (hub + sessions), auth, transports, routes, HTTP server.
+ * It is the only module that picks a concrete broker.
+ */
+import { createServer as createHttpServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { SubscribeAuthorizer, type GrantResolvers } from './auth/grant.js';
+import type { Broker } from './broker/broker.js';
+import { MemoryBroker } from './broker/memory.js';
+import { ConfigError, type HeraldConfig } from './config.js';
+import { createNodeMetrics, MetricsRegistry } from './core/metrics.js';
+import { HeraldNode } from './core/node.js';
+import { serveHealth, serveMetrics, serveReady } from './http/health.js';
+import { PublishApi } from './http/publish.js';
+import { Router } from './http/router.js';
+import { serveSub } from './transport/http-stream.js';
+import { serveSse } from './transport/sse.js';
+import type { StreamContext } from './transport/stream.js';
+import { createLogger, type Logger } from './util/log.js';
+
+export interface HeraldServerOptions {
+  /** Use this broker instead of the one `config.broker` names (tests, embedding). */
+  broker?: Broker;
+  logger?: Logger;
+}
+
+export class HeraldServer {
+  readonly node: HeraldNode;
+  readonly http: Server;
+  readonly log: Logger;
+  private readonly sockets = new Set<Socket>();
+  private closing: Promise<void> | undefined;
+
+  constructor(readonly config: HeraldConfig, options: HeraldServerOptions = {}) {
+    this.log = options.logger ?? createLogger(config.logLevel);
+    const metrics = createNodeMetrics(new MetricsRegistry());
+    const broker = options.broker ?? createBroker(config);
+    this.node = new HeraldNode(broker, config, this.log, metrics);
+
+    const resolvers: GrantResolvers = { allowsAnonymous: () => config.dev };
+    const stream: StreamContext = {
+      node: this.node,
+      authorizer: new SubscribeAuthorizer(resolvers, config.maxChannelsPerConnection),
+      config,
+    };
+    const publish = new PublishApi(config, broker, metrics);
+    const router = new Router(metrics, this.log, config.maxUrlBytes)
+      .add('/sub', (req, res, q) => serveSub(stream, req, res, q))
+      .add('/sse', (req, res, q) => serveSse(stream, req, res, q))
+      .add('/api/publish', (req, res) => publish.handle(req, res))
+      .add('/healthz', (req, res) => serveHealth(req, res))
+      .add('/readyz', (req, res) => serveReady(this.node, req, res))
+      .add('/metrics', (req, res) => serveMetrics(this.node, req, res));
+
+    this.http = createHttpServer(
+      {
+        // The URL is checked against maxUrlBytes (414) before the header bound (431) can hide it.
+        maxHeaderSize: config.maxHeaderBytes + config.maxUrlBytes,
+        headersTimeout: config.headersTimeoutMs,
+        requestTimeout: Math.max(config.headersTimeoutMs, 30_000),
+        connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
+        keepAliveTimeout: 5000,
+      },
+      router.handle,
+    );
+    this.http.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      // Malformed or timed-out requests: answer as node would, without a stack trace, and count them.
+      metrics.rejected.inc({ code: err.code ?? 'client_error' });
+      if (!socket.writable) return socket.destroy();
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      const body = JSON.stringify({ error: { code: status === 408 ? 'timeout' : 'bad_request', message: 'malformed request' } });
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      );
+      socket.destroySoon();
+    });
+  }
+
+  /** Start the broker and listen. Resolves with the bound address. */
+  async listen(port = this.config.port, host = this.config.host): Promise<AddressInfo> {
+    await this.node.start();
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(port, host, () => {
+        this.http.off('error', reject);
+        resolve();
+      });
+    });
+    return this.http.address() as AddressInfo;
+  }
+
+  /** Base URL for clients on this machine, e.g. http://127.0.0.1:8080. */
+  get url(): string {
+    const a = this.http.address() as AddressInfo;
+    const host = a.family === 'IPv6' ? `[${a.address === '::' ? '::1' : a.address}]` : a.address === '0.0.0.0' ? '127.0.0.1' : a.address;
+    return `http://${host}:${a.port}`;
+  }
+
+  /**
+   * Drain and stop: refuse new connections, tell every client to reconnect elsewhere, wait up to drainTimeoutMs for
+   * sockets to go, close the rest, stop the broker.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    // Streams first: each gets its last "reconnect elsewhere" frame before node:http closes idle sockets (held
+    // streams look idle to it, since they were taken over).
+    this.node.drain();
+    await new Promise((r) => setImmediate(r));
+    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    const deadline = Date.now() + this.config.drainTimeoutMs;
+    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.http.closeAllConnections();
+    for (const s of this.sockets) s.destroy();
+    await closed;
+    await this.node.stop();
+  }
+}
+
+export function createHeraldServer(config: HeraldConfig, options?: HeraldServerOptions): HeraldServer {
+  return new HeraldServer(config, options);
+}
+
+function createBroker(config: HeraldConfig): Broker {
+  if (config.broker === 'memory') return new MemoryBroker();
+  throw new ConfigError('--broker', `${config.broker}: Redis brokers are not built yet`);
+}
