@@ -2,7 +2,7 @@
  * The one wiring file: config → broker, node (hub + sessions), auth, transports, routes, HTTP server.
  * It is the only module that picks a concrete broker.
  */
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { SubscribeAuthorizer, type GrantResolvers } from './auth/grant.js';
 import type { Broker } from './broker/broker.js';
@@ -13,9 +13,10 @@ import { HeraldNode } from './core/node.js';
 import { serveHealth, serveMetrics, serveReady } from './http/health.js';
 import { PublishApi } from './http/publish.js';
 import { Router } from './http/router.js';
-import { serveSub } from './transport/http-stream.js';
-import { serveSse } from './transport/sse.js';
-import type { StreamContext } from './transport/stream.js';
+import { httpStreamTransport } from './transport/http-stream.js';
+import { streamRequestFromNode } from './transport/request.js';
+import { sseTransport } from './transport/sse.js';
+import { serveStream, type StreamContext, type StreamTransport } from './transport/stream.js';
 import { createLogger, type Logger } from './util/log.js';
 
 export interface HeraldServerOptions {
@@ -44,9 +45,11 @@ export class HeraldServer {
       config,
     };
     const publish = new PublishApi(config, broker, metrics);
+    const streamRoute = (transport: StreamTransport) => (req: IncomingMessage, res: ServerResponse, q: URLSearchParams) =>
+      serveStream(stream, transport, streamRequestFromNode(req, q), () => res.detachSocket(req.socket));
     const router = new Router(metrics, this.log, config.maxUrlBytes)
-      .add('/sub', (req, res, q) => serveSub(stream, req, res, q))
-      .add('/sse', (req, res, q) => serveSse(stream, req, res, q))
+      .add('/sub', streamRoute(httpStreamTransport))
+      .add('/sse', streamRoute(sseTransport))
       .add('/api/publish', (req, res) => publish.handle(req, res))
       .add('/healthz', (req, res) => serveHealth(req, res))
       .add('/readyz', (req, res) => serveReady(this.node, req, res))

@@ -4,6 +4,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { bearerOf } from '../transport/request.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
@@ -26,10 +27,7 @@ export class ApiKeys {
 
 /** The credential of `Authorization: Bearer X`, or undefined. */
 export function bearerToken(req: IncomingMessage): string | undefined {
-  const h = req.headers.authorization;
-  if (!h) return undefined;
-  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
-  return m?.[1];
+  return bearerOf(req.headers.authorization);
 }
 
 export function isLoopback(address: string | undefined): boolean {

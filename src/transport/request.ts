@@ -1,14 +1,54 @@
-/** What every subscribe transport reads off an HTTP request: credentials, and the CORS answer for its Origin. */
+/**
+ * What every subscribe transport reads off a request. Stream requests reach Herald two ways (see http/front.ts):
+ * parsed by Herald's lean front reader on a fresh connection, or by node:http on a kept-alive one. Both become a
+ * `StreamRequest`, so transports and auth never depend on which.
+ */
 import type { IncomingMessage } from 'node:http';
-import { bearerToken } from '../auth/api-key.js';
+import type { Socket } from 'node:net';
 import type { SubscribeCredentials } from '../auth/grant.js';
 
-export function subscribeCredentials(req: IncomingMessage, query: URLSearchParams): SubscribeCredentials {
+export interface StreamRequest {
+  readonly method: string;
+  /** The path without the query string. */
+  readonly path: string;
+  readonly query: URLSearchParams;
+  /** A request header by lower-case name; repeated headers joined with ", ". */
+  header(name: string): string | undefined;
+  readonly remoteAddress: string;
+  readonly httpVersion: '1.0' | '1.1';
+  readonly socket: Socket;
+}
+
+export function streamRequestFromNode(req: IncomingMessage, query: URLSearchParams): StreamRequest {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
   return {
-    channels: query.getAll('channel'),
-    keys: query.getAll('key'),
-    token: query.get('token') ?? bearerToken(req),
+    method: req.method ?? 'GET',
+    path: q < 0 ? url : url.slice(0, q),
+    query,
+    header: (name) => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v.join(', ') : v;
+    },
     remoteAddress: req.socket.remoteAddress ?? 'unknown',
+    httpVersion: req.httpVersion === '1.0' ? '1.0' : '1.1',
+    socket: req.socket,
+  };
+}
+
+/** The `Authorization: Bearer X` credential, or undefined. */
+export function bearerOf(authorization: string | undefined): string | undefined {
+  if (!authorization) return undefined;
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization);
+  return m?.[1];
+}
+
+export function subscribeCredentials(req: StreamRequest): SubscribeCredentials {
+  return {
+    channels: req.query.getAll('channel'),
+    keys: req.query.getAll('key'),
+    token: req.query.get('token') ?? bearerOf(req.header('authorization')),
+    remoteAddress: req.remoteAddress,
   };
 }
 

@@ -2,11 +2,10 @@
  * The streaming transports (`GET /sub` NDJSON and `GET /sse` Server-Sent Events) share one path:
  * authorize → join every channel (the subscription is live) → write the response headers → stream.
  *
- * Once the headers are out, Herald takes the socket over from node:http and writes pre-encoded frames (already
- * chunk-framed) straight to it. That keeps a held connection lean (no ServerResponse per client) and lets the Hub
- * write one shared Buffer to every subscriber.
+ * Once the headers are out, the socket is the session's: Herald writes pre-encoded frames (already chunk-framed)
+ * straight to it. A held connection keeps no request or response object, and the Hub writes one shared Buffer to
+ * every subscriber.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { SubscribeAuthorizer } from '../auth/grant.js';
 import type { HeraldConfig } from '../config.js';
@@ -14,7 +13,7 @@ import type { HeraldNode } from '../core/node.js';
 import type { Session, SessionSink } from '../core/session.js';
 import { HeraldError } from '../errors.js';
 import { LAST_CHUNK, type StreamCodec } from '../protocol/frames.js';
-import { corsHeaders, subscribeCredentials } from './request.js';
+import { corsHeaders, subscribeCredentials, type StreamRequest } from './request.js';
 
 export interface StreamContext {
   readonly node: HeraldNode;
@@ -22,26 +21,33 @@ export interface StreamContext {
   readonly config: HeraldConfig;
 }
 
+/** A streaming transport: picks its codec (chunked or not) for a request. */
+export interface StreamTransport {
+  readonly name: string;
+  codec(chunked: boolean): StreamCodec;
+}
+
 /** Bytes a client may send on a held stream (it should send none) before it is cut off. */
 const MAX_INBOUND_AFTER_HEADERS = 4096;
 
+/**
+ * Serve one stream request. Errors before the stream starts are thrown (the caller answers them);
+ * `takeOver` is called once the socket becomes the session's, before anything is written to it.
+ */
 export async function serveStream(
   ctx: StreamContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  query: URLSearchParams,
-  transport: string,
-  pickCodec: (chunked: boolean) => StreamCodec,
+  transport: StreamTransport,
+  req: StreamRequest,
+  takeOver: () => void,
 ): Promise<void> {
   if (req.method !== 'GET') throw new HeraldError('method_not_allowed', 'use GET');
-  const remoteAddress = req.socket.remoteAddress ?? 'unknown';
-  ctx.node.admit(remoteAddress);
-  const auth = await ctx.authorizer.authorize(subscribeCredentials(req, query));
+  ctx.node.admit(req.remoteAddress);
+  const auth = await ctx.authorizer.authorize(subscribeCredentials(req));
   const chunked = req.httpVersion !== '1.0';
-  const codec = pickCodec(chunked);
+  const codec = transport.codec(chunked);
   const session = await ctx.node.openSession(codec, auth.targets, {
-    transport,
-    remoteAddress,
+    transport: transport.name,
+    remoteAddress: req.remoteAddress,
     maxQueueBytes: ctx.config.maxQueueBytes,
     expiresAt: auth.expiresAt,
   });
@@ -50,12 +56,11 @@ export async function serveStream(
     session.clientGone();
     return;
   }
-  const head = responseHead(codec, chunked, corsHeaders(req.headers.origin, ctx.config.allowedOrigins));
-  res.detachSocket(socket);
-  adoptSocket(socket, session);
-  socket.write(head);
+  takeOver();
+  const sink = new SocketSink(socket, session, chunked);
+  socket.write(responseHead(codec, chunked, corsHeaders(req.header('origin'), ctx.config.allowedOrigins)));
   if (codec.preamble.length > 0) socket.write(codec.preamble);
-  session.attach(socketSink(socket, chunked));
+  session.attach(sink);
 }
 
 function responseHead(codec: StreamCodec, chunked: boolean, extra: Record<string, string>): string {
@@ -73,38 +78,52 @@ function responseHead(codec: StreamCodec, chunked: boolean, extra: Record<string
 }
 
 /**
- * From here on the socket is the session's. node:http's reader is removed (a held stream takes no further
- * requests), whatever the client still sends is discarded up to a small bound, and a close releases the session.
+ * A held stream's socket. Whoever read the request has stopped reading; what the client still sends is discarded up
+ * to a small bound, and a close releases the session. Methods live on the prototype: a held connection costs one
+ * small object here, not a set of closures.
  */
-function adoptSocket(socket: Socket, session: Session): void {
-  socket.removeAllListeners('data');
-  socket.removeAllListeners('timeout');
-  socket.setTimeout(0);
-  socket.setNoDelay(true);
-  socket.setKeepAlive(true, 30_000);
-  let inbound = 0;
-  socket.on('data', (d: Buffer) => {
-    inbound += d.length;
-    if (inbound > MAX_INBOUND_AFTER_HEADERS) socket.destroy();
-  });
-  socket.once('close', () => session.clientGone());
-  socket.on('error', () => socket.destroy());
-  socket.resume();
-}
+class SocketSink implements SessionSink {
+  private inbound = 0;
 
-function socketSink(socket: Socket, chunked: boolean): SessionSink {
-  return {
-    write: (bytes) => {
-      socket.write(bytes);
-    },
-    bufferedBytes: () => socket.writableLength,
-    end: (last) => {
-      if (last && last.length > 0) socket.write(last);
-      if (chunked) socket.write(LAST_CHUNK);
-      socket.end();
-      // A client that never reads cannot keep the socket open past a graceful end.
-      socket.setTimeout(5000, () => socket.destroy());
-    },
-    destroy: () => socket.destroy(),
+  constructor(private readonly socket: Socket, private readonly session: Session, private readonly chunked: boolean) {
+    socket.removeAllListeners('data');
+    socket.removeAllListeners('timeout');
+    socket.removeAllListeners('end');
+    socket.setTimeout(0);
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    socket.on('data', this.onData);
+    socket.once('close', this.onClose);
+    socket.on('error', this.onError);
+    socket.resume();
+  }
+
+  private readonly onData = (d: Buffer): void => {
+    this.inbound += d.length;
+    if (this.inbound > MAX_INBOUND_AFTER_HEADERS) this.socket.destroy();
   };
+  private readonly onClose = (): void => this.session.clientGone();
+  private readonly onError = (): void => {
+    this.socket.destroy();
+  };
+
+  write(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  end(last: Buffer | undefined): void {
+    if (last && last.length > 0) this.socket.write(last);
+    if (this.chunked) this.socket.write(LAST_CHUNK);
+    this.socket.end();
+    // A client that never reads cannot keep the socket open past a graceful end.
+    this.socket.setTimeout(5000, () => this.socket.destroy());
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
 }

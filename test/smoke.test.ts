@@ -1,0 +1,19 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { openStream, publish, startServer, type TestServer } from './helpers/server.js';
+
+let node: TestServer;
+before(async () => {
+  node = await startServer();
+});
+after(() => node.close());
+
+test('a /sub stream receives a published message in the seed format', async () => {
+  const stream = await openStream(`${node.url}/sub?channel=abc`);
+  assert.equal(stream.status, 200);
+  assert.equal(stream.headers['content-type'], 'application/x-ndjson');
+  const res = await publish(node.url, { channel: 'abc', data: '123' });
+  assert.equal(res.status, 200);
+  assert.deepEqual(await stream.waitLines(1), ['["message","abc","123"]']);
+  stream.close();
+});
