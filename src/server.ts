@@ -8,6 +8,8 @@ import { SubscribeAuthorizer, type GrantResolvers } from './auth/grant.js';
 import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { ConfigError, type HeraldConfig } from './config.js';
+import { HeraldError } from './errors.js';
+import { FrontReader } from './http/front.js';
 import { createNodeMetrics, MetricsRegistry } from './core/metrics.js';
 import { HeraldNode } from './core/node.js';
 import { serveHealth, serveMetrics, serveReady } from './http/health.js';
@@ -30,6 +32,7 @@ export class HeraldServer {
   readonly http: Server;
   readonly log: Logger;
   private readonly sockets = new Set<Socket>();
+  private readonly front: FrontReader;
   private closing: Promise<void> | undefined;
 
   constructor(readonly config: HeraldConfig, options: HeraldServerOptions = {}) {
@@ -47,9 +50,13 @@ export class HeraldServer {
     const publish = new PublishApi(config, broker, metrics);
     const streamRoute = (transport: StreamTransport) => (req: IncomingMessage, res: ServerResponse, q: URLSearchParams) =>
       serveStream(stream, transport, streamRequestFromNode(req, q), () => res.detachSocket(req.socket));
-    const router = new Router(metrics, this.log, config.maxUrlBytes)
-      .add('/sub', streamRoute(httpStreamTransport))
-      .add('/sse', streamRoute(sseTransport))
+    const streamTransports = new Map<string, StreamTransport>([
+      ['/sub', httpStreamTransport],
+      ['/sse', sseTransport],
+    ]);
+    const router = new Router(metrics, this.log, config.maxUrlBytes);
+    for (const [path, transport] of streamTransports) router.add(path, streamRoute(transport));
+    router
       .add('/api/publish', (req, res) => publish.handle(req, res))
       .add('/healthz', (req, res) => serveHealth(req, res))
       .add('/readyz', (req, res) => serveReady(this.node, req, res))
@@ -66,9 +73,28 @@ export class HeraldServer {
       },
       router.handle,
     );
+    // Every new connection goes to the front reader first: it serves fresh stream requests itself and hands the
+    // rest to node:http's own connection listener, which is taken off the server's 'connection' event for that.
+    const [nodeConnectionListener] = this.http.listeners('connection') as ((socket: Socket) => void)[];
+    if (!nodeConnectionListener) throw new Error('node:http registered no connection listener');
+    this.http.removeAllListeners('connection');
+    this.front = new FrontReader({
+      streamPaths: new Set(streamTransports.keys()),
+      serve: (req, takeOver) => {
+        const transport = streamTransports.get(req.path);
+        if (!transport) return Promise.reject(new HeraldError('not_found'));
+        return serveStream(stream, transport, req, takeOver);
+      },
+      handOff: (socket) => nodeConnectionListener.call(this.http, socket),
+      maxUrlBytes: config.maxUrlBytes,
+      maxHeaderBytes: config.maxHeaderBytes,
+      headersTimeoutMs: config.headersTimeoutMs,
+      onRefused: (code) => metrics.rejected.inc({ code }),
+    });
     this.http.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
+      this.front.accept(socket);
     });
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       // Malformed or timed-out requests: answer as node would, without a stack trace, and count them.
@@ -87,6 +113,7 @@ export class HeraldServer {
   /** Start the broker and listen. Resolves with the bound address. */
   async listen(port = this.config.port, host = this.config.host): Promise<AddressInfo> {
     await this.node.start();
+    this.front.start();
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(port, host, () => {
@@ -123,6 +150,7 @@ export class HeraldServer {
     while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.http.closeAllConnections();
     for (const s of this.sockets) s.destroy();
+    this.front.stop();
     await closed;
     await this.node.stop();
   }

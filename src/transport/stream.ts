@@ -94,6 +94,8 @@ class SocketSink implements SessionSink {
     socket.setKeepAlive(true, 30_000);
     socket.on('data', this.onData);
     socket.once('close', this.onClose);
+    // A client that half-closes its side has gone (node:http sockets allow half-open connections).
+    socket.once('end', this.onError);
     socket.on('error', this.onError);
     socket.resume();
   }

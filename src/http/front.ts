@@ -1,0 +1,256 @@
+/**
+ * The front reader: the first bytes of every new connection pass through here.
+ *
+ * A request for a stream route (`GET /sub`, `GET /sse`) is read by this small, strict reader and served straight on
+ * the raw socket; anything else is handed, with the bytes read so far, to node:http. Why: a held stream should cost
+ * as little memory as a bare socket, while node:http keeps a parser, an IncomingMessage and a ServerResponse alive
+ * for the whole life of a connection. Everything that is not a fresh stream request (publish API, health, metrics,
+ * WebSocket upgrades, streams on kept-alive connections) keeps node:http's full HTTP/1.1 handling.
+ *
+ * The reader accepts only what it must: `GET <origin-form target> HTTP/1.0|1.1`, CRLF line ends, token header
+ * names, no folded lines, no body. Anything else gets a 400 and the connection is closed.
+ */
+import type { Socket } from 'node:net';
+import { HeraldError, toHeraldError } from '../errors.js';
+import type { StreamRequest } from '../transport/request.js';
+
+export interface FrontOptions {
+  /** Paths served by the front reader itself, e.g. `/sub`. */
+  readonly streamPaths: ReadonlySet<string>;
+  /** Serve a parsed stream request; rejects with a HeraldError answered before the stream starts. */
+  readonly serve: (req: StreamRequest, takeOver: () => void) => Promise<void>;
+  /** Give a connection to node:http (its bytes read so far were pushed back onto the socket). */
+  readonly handOff: (socket: Socket) => void;
+  readonly maxUrlBytes: number;
+  readonly maxHeaderBytes: number;
+  readonly headersTimeoutMs: number;
+  /** Called for every request refused here, with its error code (for metrics). */
+  readonly onRefused: (code: string) => void;
+}
+
+const MAX_HEADER_LINES = 100;
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+const REQUEST_LINE = /^GET (\/[^ ]*) HTTP\/1\.([01])$/;
+const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
+// eslint-disable-next-line no-control-regex
+const BAD_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
+export class FrontReader {
+  private readonly pending = new Set<PendingConnection>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: FrontOptions) {}
+
+  /** A new connection: read its first request line to see whose it is. */
+  accept(socket: Socket): void {
+    const conn = new PendingConnection(this, socket);
+    this.pending.add(conn);
+    socket.on('data', conn.onData);
+    socket.on('error', conn.onError);
+    socket.once('close', conn.onClose);
+  }
+
+  /** Sweep connections that have not finished their request head in time: one timer for all of them. */
+  start(): void {
+    const every = Math.max(100, Math.min(1000, Math.floor(this.options.headersTimeoutMs / 4)));
+    this.sweeper = setInterval(() => this.sweep(Date.now()), every);
+    this.sweeper.unref();
+  }
+
+  stop(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    for (const conn of this.pending) conn.socket.destroy();
+    this.pending.clear();
+  }
+
+  private sweep(now: number): void {
+    for (const conn of this.pending) {
+      if (now - conn.since >= this.options.headersTimeoutMs) {
+        this.refuse(conn, new HeraldError('request_timeout', 'request headers not received in time'));
+      }
+    }
+  }
+
+  /** @internal Called by a pending connection once its fate is known. */
+  forget(conn: PendingConnection): void {
+    if (!this.pending.delete(conn)) return;
+    conn.socket.off('data', conn.onData);
+    conn.socket.off('error', conn.onError);
+    conn.socket.off('close', conn.onClose);
+  }
+
+  /** @internal */
+  received(conn: PendingConnection): void {
+    const o = this.options;
+    if (!conn.isStream) {
+      const line = conn.firstLine();
+      if (line === undefined) {
+        // No full request line yet: a stream request line can't be longer than the URL bound plus a little.
+        if (conn.bytes > o.maxUrlBytes + 64) this.giveToNode(conn);
+        return;
+      }
+      const path = REQUEST_LINE.exec(line)?.[1]?.split('?')[0];
+      if (path === undefined || !o.streamPaths.has(path)) return this.giveToNode(conn);
+      conn.isStream = true;
+    }
+    const end = conn.headEnd();
+    if (end < 0) {
+      if (conn.bytes > o.maxUrlBytes + o.maxHeaderBytes) this.refuse(conn, new HeraldError('header_too_large'));
+      return;
+    }
+    this.forget(conn);
+    let req: StreamRequest;
+    try {
+      req = parseHead(conn.socket, conn.take().toString('latin1', 0, end), o);
+    } catch (err) {
+      return this.refuse(conn, err);
+    }
+    conn.socket.pause();
+    let takenOver = false;
+    o.serve(req, () => {
+      takenOver = true;
+    }).catch((err: unknown) => {
+      if (!takenOver) this.refuse(conn, err);
+      else conn.socket.destroy();
+    });
+  }
+
+  private giveToNode(conn: PendingConnection): void {
+    this.forget(conn);
+    const socket = conn.socket;
+    socket.pause();
+    socket.unshift(conn.take());
+    this.options.handOff(socket);
+    socket.resume();
+  }
+
+  private refuse(conn: PendingConnection, err: unknown): void {
+    this.forget(conn);
+    const e = toHeraldError(err);
+    this.options.onRefused(e.code);
+    writeError(conn.socket, e.status, e.code, e.message);
+  }
+}
+
+/** A connection whose first request is still being read. */
+class PendingConnection {
+  readonly since = Date.now();
+  isStream = false;
+  bytes = 0;
+  private chunks: Buffer[] = [];
+  /** Seen so far: a line feed (the request line is complete), the blank line ending the head. */
+  private sawLineEnd = false;
+  private sawHeadEnd = false;
+  /** The last bytes read, to find a CRLFCRLF split across reads without joining everything on every read. */
+  private tail: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly front: FrontReader, readonly socket: Socket) {}
+
+  readonly onData = (chunk: Buffer): void => {
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    if (!this.sawLineEnd && chunk.includes(10)) this.sawLineEnd = true;
+    if (!this.sawHeadEnd) {
+      const probe = this.tail.length > 0 ? Buffer.concat([this.tail, chunk]) : chunk;
+      if (probe.includes(HEAD_END)) this.sawHeadEnd = true;
+      this.tail = probe.subarray(Math.max(0, probe.length - 3));
+    }
+    this.front.received(this);
+  };
+  readonly onError = (): void => {
+    this.front.forget(this);
+    this.socket.destroy();
+  };
+  readonly onClose = (): void => {
+    this.front.forget(this);
+  };
+
+  /** The request line once a line end arrived (latin1), else undefined. */
+  firstLine(): string | undefined {
+    if (!this.sawLineEnd) return undefined;
+    const all = this.joined();
+    const nl = all.indexOf(10);
+    if (nl < 0) return undefined;
+    return all.toString('latin1', 0, nl > 0 && all[nl - 1] === 13 ? nl - 1 : nl);
+  }
+
+  /** Offset just past the blank line ending the head, or -1. */
+  headEnd(): number {
+    return this.sawHeadEnd ? this.joined().indexOf(HEAD_END) : -1;
+  }
+
+  /** Everything read so far, as one Buffer (joined once, kept joined). */
+  take(): Buffer {
+    return this.joined();
+  }
+
+  private joined(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0] ?? Buffer.alloc(0);
+  }
+}
+
+function parseHead(socket: Socket, head: string, o: FrontOptions): StreamRequest {
+  const lines = head.split('\r\n');
+  const m = REQUEST_LINE.exec(lines[0] ?? '');
+  if (!m || m[1] === undefined) throw new HeraldError('bad_request', 'malformed request line');
+  const target = m[1];
+  if (target.length > o.maxUrlBytes) throw new HeraldError('uri_too_long', `URL over ${o.maxUrlBytes} bytes`);
+  if (lines.length - 1 > MAX_HEADER_LINES) throw new HeraldError('bad_request', 'too many header lines');
+  const headers = new Map<string, string>();
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] ?? '';
+    const h = HEADER_LINE.exec(line);
+    if (!h || h[1] === undefined || h[2] === undefined || line.includes('\n') || BAD_VALUE.test(h[2])) {
+      throw new HeraldError('bad_request', 'malformed header line');
+    }
+    const name = h[1].toLowerCase();
+    const prev = headers.get(name);
+    headers.set(name, prev === undefined ? h[2] : `${prev}${name === 'cookie' ? '; ' : ', '}${h[2]}`);
+  }
+  const length = headers.get('content-length');
+  if ((length !== undefined && length !== '0') || headers.has('transfer-encoding')) {
+    throw new HeraldError('bad_request', 'a stream request has no body');
+  }
+  const q = target.indexOf('?');
+  return {
+    method: 'GET',
+    path: q < 0 ? target : target.slice(0, q),
+    query: new URLSearchParams(q < 0 ? '' : target.slice(q + 1)),
+    header: (name) => headers.get(name),
+    remoteAddress: socket.remoteAddress ?? 'unknown',
+    httpVersion: m[2] === '0' ? '1.0' : '1.1',
+    socket,
+  };
+}
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  413: 'Payload Too Large',
+  414: 'URI Too Long',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+/** Answer a refused request in the documented JSON shape and close the connection. */
+function writeError(socket: Socket, status: number, code: string, message: string): void {
+  if (socket.destroyed) return;
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n` +
+      'Content-Type: application/json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Cache-Control: no-store\r\nConnection: close\r\n\r\n' +
+      body,
+  );
+  socket.resume();
+  // node:http sockets allow half-open connections: don't wait forever for a client that never closes its side.
+  socket.setTimeout(5000, () => socket.destroy());
+}
