@@ -56,7 +56,14 @@ export async function serveStream(
     session.clientGone();
     return;
   }
-  takeOver();
+  try {
+    takeOver();
+  } catch (err) {
+    // node:http will not hand over a socket that still owes an earlier answer (a request pipelined behind another
+    // stream): this stream cannot start, and its subscriptions must not outlive the request.
+    session.clientGone();
+    throw err;
+  }
   const sink = new SocketSink(socket, session, chunked);
   socket.write(responseHead(codec, chunked, corsHeaders(req.header('origin'), ctx.config.allowedOrigins)));
   if (codec.preamble.length > 0) socket.write(codec.preamble);
