@@ -57,7 +57,7 @@ export class HeraldServer {
     const router = new Router(metrics, this.log, config.maxUrlBytes);
     for (const [path, transport] of streamTransports) router.add(path, streamRoute(transport));
     router
-      .add('/api/publish', (req, res) => publish.handle(req, res))
+      .add('/api/publish', (req, res) => publish.handle(req, res), 'POST')
       .add('/healthz', (req, res) => serveHealth(req, res))
       .add('/readyz', (req, res) => serveReady(this.node, req, res))
       .add('/metrics', (req, res) => serveMetrics(this.node, req, res));

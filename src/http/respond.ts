@@ -28,8 +28,10 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: unknow
     res.destroy();
     return e;
   }
-  const extra: Record<string, string> = { ...headers };
+  const extra: Record<string, string> = {};
   if (!req.complete) extra['Connection'] = 'close';
+  // Allow belongs on 405 answers only.
+  for (const [k, v] of Object.entries(headers)) if (k !== 'Allow' || e.code === 'method_not_allowed') extra[k] = v;
   if (e.code === 'method_not_allowed' && !extra['Allow']) extra['Allow'] = 'GET';
   sendJson(res, e.status, e.toJSON(), extra);
   return e;

@@ -11,7 +11,7 @@ import { sendError } from './respond.js';
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => void | Promise<void>;
 
 export class Router {
-  private readonly routes = new Map<string, RouteHandler>();
+  private readonly routes = new Map<string, { handler: RouteHandler; allow: string }>();
 
   constructor(
     private readonly metrics: NodeMetrics,
@@ -19,8 +19,9 @@ export class Router {
     private readonly maxUrlBytes: number,
   ) {}
 
-  add(path: string, handler: RouteHandler): this {
-    this.routes.set(path, handler);
+  /** `allow` is what a 405 answer's `Allow` header says the route takes. */
+  add(path: string, handler: RouteHandler, allow = 'GET'): this {
+    this.routes.set(path, { handler, allow });
     return this;
   }
 
@@ -34,13 +35,14 @@ export class Router {
     if (raw.length > this.maxUrlBytes) throw new HeraldError('uri_too_long', `URL over ${this.maxUrlBytes} bytes`);
     const q = raw.indexOf('?');
     const path = q < 0 ? raw : raw.slice(0, q);
-    const handler = this.routes.get(path);
-    if (!handler) throw new HeraldError('not_found', `no route ${path.slice(0, 100)}`);
-    await handler(req, res, new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)));
+    const route = this.routes.get(path);
+    if (!route) throw new HeraldError('not_found', `no route ${path.slice(0, 100)}`);
+    await route.handler(req, res, new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)));
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-    const e = sendError(req, res, err);
+    const route = this.routes.get((req.url ?? '/').split('?')[0] ?? '/');
+    const e = sendError(req, res, err, route ? { Allow: route.allow } : {});
     this.metrics.rejected.inc({ code: e.code });
     // Only the path is logged: a query string may carry a token or a sealed key.
     const path = (req.url ?? '/').split('?')[0]?.slice(0, 200);
