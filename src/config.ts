@@ -30,6 +30,10 @@ export interface HeraldConfig {
   readonly maxConnectionsPerIp: number;
   /** Seconds between heartbeats on idle streams. @default 25 */
   readonly heartbeatSeconds: number;
+  /** Largest WebSocket message a client may send, in bytes; a bigger one closes the connection with 1009. @default 65536 */
+  readonly wsMaxFrameBytes: number;
+  /** Seconds a long poll (`GET /poll`) waits for a message before answering with an empty batch. @default 25 */
+  readonly pollTimeoutSeconds: number;
   /** Milliseconds a client has to send its complete request headers. @default 10000 */
   readonly headersTimeoutMs: number;
   /** Largest request header block in bytes. @default 16384 */
@@ -77,6 +81,8 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
   maxConnections: { kind: 'int', min: 0, max: 10_000_000 },
   maxConnectionsPerIp: { kind: 'int', min: 0, max: 10_000_000 },
   heartbeatSeconds: { kind: 'int', min: 1, max: 3600 },
+  wsMaxFrameBytes: { kind: 'int', min: 256, max: 16 << 20 },
+  pollTimeoutSeconds: { kind: 'int', min: 1, max: 300 },
   headersTimeoutMs: { kind: 'int', min: 100, max: 600_000 },
   maxHeaderBytes: { kind: 'int', min: 1024, max: 1 << 20 },
   maxUrlBytes: { kind: 'int', min: 256, max: 1 << 20 },
@@ -98,6 +104,8 @@ export const DEFAULTS: HeraldConfig = {
   maxConnections: 0,
   maxConnectionsPerIp: 0,
   heartbeatSeconds: 25,
+  wsMaxFrameBytes: 64 * 1024,
+  pollTimeoutSeconds: 25,
   headersTimeoutMs: 10_000,
   maxHeaderBytes: 16 * 1024,
   maxUrlBytes: 8 * 1024,

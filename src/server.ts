@@ -4,7 +4,8 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { SubscribeAuthorizer, type GrantResolvers } from './auth/grant.js';
+import { isLoopback } from './auth/api-key.js';
+import { grantAllows, SubscribeAuthorizer, type GrantResolvers } from './auth/grant.js';
 import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { ConfigError, type HeraldConfig } from './config.js';
@@ -19,6 +20,7 @@ import { httpStreamTransport } from './transport/http-stream.js';
 import { streamRequestFromNode } from './transport/request.js';
 import { sseTransport } from './transport/sse.js';
 import { serveStream, type StreamContext, type StreamTransport } from './transport/stream.js';
+import { WebSocketTransport } from './transport/websocket.js';
 import { createLogger, type Logger } from './util/log.js';
 
 export interface HeraldServerOptions {
@@ -58,6 +60,9 @@ export class HeraldServer {
     for (const [path, transport] of streamTransports) router.add(path, streamRoute(transport));
     router
       .add('/api/publish', (req, res) => publish.handle(req, res), 'POST')
+      .add('/ws', () => {
+        throw new HeraldError('bad_request', 'GET /ws is a WebSocket endpoint: send an Upgrade request');
+      })
       .add('/healthz', (req, res) => serveHealth(req, res))
       .add('/readyz', (req, res) => serveReady(this.node, req, res))
       .add('/metrics', (req, res) => serveMetrics(this.node, req, res));
@@ -96,6 +101,20 @@ export class HeraldServer {
       socket.once('close', () => this.sockets.delete(socket));
       this.front.accept(socket);
     });
+    const websocket = new WebSocketTransport({
+      node: this.node,
+      authorizer: stream.authorizer,
+      config,
+      mayPublish: (grant, channel, remoteAddress) =>
+        (grant !== undefined && grantAllows(grant, channel)?.publish === true) || (config.dev && isLoopback(remoteAddress)),
+      publish: async (channel, data) => {
+        const result = await broker.publish(channel, data);
+        metrics.published.inc({ source: 'ws' });
+        return result;
+      },
+      onRefused: (code) => metrics.rejected.inc({ code }),
+    });
+    this.http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => websocket.handleUpgrade(req, socket, head));
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       // Malformed or timed-out requests: answer as node would, without a stack trace, and count them.
       metrics.rejected.inc({ code: err.code ?? 'client_error' });

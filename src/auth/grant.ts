@@ -131,6 +131,12 @@ export class SubscribeAuthorizer {
 
     return { targets: dedupe(targets), subject: grant?.subject, expiresAt, grant };
   }
+
+  /** Verify a token on its own, for WebSocket `connect` and `refresh`: its grant, or a 401. */
+  async verifyToken(token: string): Promise<Grant> {
+    if (!this.resolvers.verifyToken) throw new HeraldError('unauthorized', 'tokens are not accepted here');
+    return this.resolvers.verifyToken(token);
+  }
 }
 
 function dedupe(targets: SessionTarget[]): SessionTarget[] {

@@ -19,6 +19,8 @@ export class HeraldNode implements SessionOwner {
   private readonly perIp = new Map<string, number>();
   private ticker: NodeJS.Timeout | undefined;
   private ticks = 0;
+  /** Work that runs on the node's one ticker besides heartbeats and expiry (e.g. answering timed-out polls). */
+  private readonly tickHooks: ((now: number) => void)[] = [];
   private draining = false;
 
   constructor(
@@ -58,6 +60,11 @@ export class HeraldNode implements SessionOwner {
 
   sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** Run `hook` on every tick of the node's one timer (once a second): transports sweep their deadlines here. */
+  onTick(hook: (now: number) => void): void {
+    this.tickHooks.push(hook);
   }
 
   /** Throws 503 when the node is draining or full, 429 when the client's address holds too many connections. */
@@ -151,5 +158,6 @@ export class HeraldNode implements SessionOwner {
       if (s.expiresAt !== undefined && s.expiresAt <= now) s.disconnect('expired');
       else if (heartbeat) s.heartbeat();
     }
+    for (const hook of this.tickHooks) hook(now);
   }
 }

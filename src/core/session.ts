@@ -22,6 +22,11 @@ export interface SessionSink {
   destroy(): void;
   /** Called by the node's ticker once per heartbeat interval; the default writes the codec's heartbeat frame. */
   heartbeat?(): void;
+  /**
+   * End with a reason, for transports whose last word is not a frame of the codec (a WebSocket close code, a poll
+   * answer). When absent, `end(codec.encodeDisconnect(reason))` is used.
+   */
+  close?(reason: DisconnectReason): void;
 }
 
 /** One channel a session listens to, and the name the client knows it by (a sealed key, or the channel itself). */
@@ -107,6 +112,7 @@ export class Session implements HubMember {
     this.ended = true;
     if (this.sink) {
       if (reason === 'slow' || reason === 'dead_peer') this.sink.destroy();
+      else if (this.sink.close) this.sink.close(reason);
       else this.sink.end(this.codec.encodeDisconnect(reason));
     }
     this.held = undefined;

@@ -1,0 +1,150 @@
+/**
+ * The WebSocket JSON protocol (docs/protocol.md, "GET /ws"): client requests parsed and validated, server frames
+ * encoded. Pure functions, no I/O.
+ *
+ * Server frames are returned as complete RFC 6455 frames (header + payload), so the Hub encodes a message once per
+ * channel label and the very same bytes go to every socket, written straight to the TCP socket. This is what ws's
+ * `Sender.frame` does for an unmasked text frame; it is written out here because that function is untyped and because
+ * per-message deflate (which would make frames differ per socket) is off.
+ */
+import type { Publication } from '../broker/broker.js';
+import { DISCONNECT_TABLE, type DisconnectReason, type ErrorCode } from '../errors.js';
+import type { StreamCodec } from './frames.js';
+
+/** Longest request id a client may choose. */
+export const MAX_REQUEST_ID_CHARS = 64;
+
+export type RequestId = number | string;
+
+export type ClientRequest =
+  | { readonly op: 'connect' | 'refresh'; readonly id: RequestId; readonly token: string }
+  | {
+      readonly op: 'subscribe';
+      readonly id: RequestId;
+      readonly channel?: string;
+      readonly key?: string;
+      readonly since?: string;
+    }
+  | { readonly op: 'unsubscribe'; readonly id: RequestId; readonly channel?: string; readonly key?: string }
+  | { readonly op: 'publish'; readonly id: RequestId; readonly channel: string; readonly data: string }
+  | { readonly op: 'ping'; readonly id: RequestId };
+
+/** Why a frame was refused: the connection is closed with `bad_frame` (3501) and this text as the reason. */
+export class BadFrame extends Error {}
+
+/** Parse one text frame. Throws BadFrame for anything the protocol does not allow. */
+export function parseRequest(text: string): ClientRequest {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new BadFrame('not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new BadFrame('not a JSON object');
+  const frame = value as Record<string, unknown>;
+  const id = frame['id'];
+  const idOk =
+    (typeof id === 'number' && Number.isFinite(id)) || (typeof id === 'string' && id.length <= MAX_REQUEST_ID_CHARS);
+  if (!idOk) throw new BadFrame('id must be a number or a short string');
+  const op = frame['op'];
+  switch (op) {
+    case 'connect':
+    case 'refresh':
+      return { op, id, token: str(frame, 'token', true) };
+    case 'subscribe':
+    case 'unsubscribe': {
+      const channel = str(frame, 'channel', false);
+      const key = str(frame, 'key', false);
+      if ((channel === undefined) === (key === undefined)) throw new BadFrame(`${op} needs one of channel or key`);
+      if (op === 'unsubscribe') return { op, id, channel, key };
+      return { op, id, channel, key, since: str(frame, 'since', false) };
+    }
+    case 'publish': {
+      const data = frame['data'];
+      if (data === undefined) throw new BadFrame('publish needs data');
+      return { op, id, channel: str(frame, 'channel', true), data: typeof data === 'string' ? data : JSON.stringify(data) };
+    }
+    case 'ping':
+      return { op, id };
+    default:
+      throw new BadFrame(typeof op === 'string' ? `unknown op ${op.slice(0, 32)}` : 'op missing');
+  }
+}
+
+function str(frame: Record<string, unknown>, field: string, required: true): string;
+function str(frame: Record<string, unknown>, field: string, required: false): string | undefined;
+function str(frame: Record<string, unknown>, field: string, required: boolean): string | undefined {
+  const v = frame[field];
+  if (v === undefined || v === null) {
+    if (required) throw new BadFrame(`${field} missing`);
+    return undefined;
+  }
+  if (typeof v !== 'string') throw new BadFrame(`${field} must be a string`);
+  return v;
+}
+
+/** An unmasked, final RFC 6455 frame. */
+export function wsFrame(opcode: number, payload: Buffer): Buffer {
+  const n = payload.length;
+  const head = n < 126 ? 2 : n < 65536 ? 4 : 10;
+  const out = Buffer.allocUnsafe(head + n);
+  out[0] = 0x80 | opcode;
+  if (n < 126) out[1] = n;
+  else if (n < 65536) {
+    out[1] = 126;
+    out.writeUInt16BE(n, 2);
+  } else {
+    out[1] = 127;
+    out.writeUInt32BE(Math.floor(n / 2 ** 32), 2);
+    out.writeUInt32BE(n >>> 0, 6);
+  }
+  payload.copy(out, head);
+  return out;
+}
+
+export const OPCODE_TEXT = 0x1;
+
+export function textFrame(value: unknown): Buffer {
+  return wsFrame(OPCODE_TEXT, Buffer.from(JSON.stringify(value), 'utf8'));
+}
+
+export function replyFrame(id: RequestId, result: Record<string, unknown>): Buffer {
+  return textFrame({ type: 'reply', id, result });
+}
+
+export function errorFrame(id: RequestId, code: ErrorCode, message: string): Buffer {
+  return textFrame({ type: 'error', id, error: { code, message } });
+}
+
+export function missedFrame(label: string): Buffer {
+  return textFrame({ type: 'missed', channel: label });
+}
+
+export function unsubscribedFrame(label: string, reason: ErrorCode): Buffer {
+  return textFrame({ type: 'unsubscribed', channel: label, reason });
+}
+
+/** The message frame's JSON text, exactly as documented: `id` only where the message has one. */
+export function messageJson(p: Publication, label: string): string {
+  return p.id === undefined
+    ? JSON.stringify({ type: 'message', channel: label, data: p.data })
+    : JSON.stringify({ type: 'message', channel: label, data: p.data, id: p.id });
+}
+
+/**
+ * The WebSocket "codec" as the Hub and Session see it. Heartbeats and the last frame are the sink's business
+ * (WebSocket ping and close frames), so those parts are empty here.
+ */
+export const wsCodec: StreamCodec = {
+  name: 'ws',
+  contentType: 'application/json',
+  heartbeat: Buffer.alloc(0),
+  preamble: Buffer.alloc(0),
+  encode: (p, label) => wsFrame(OPCODE_TEXT, Buffer.from(messageJson(p, label), 'utf8')),
+  encodeDisconnect: () => Buffer.alloc(0),
+};
+
+/** Close code and reason text for a disconnect reason. */
+export function closeFor(reason: DisconnectReason): { code: number; reason: string } {
+  return { code: DISCONNECT_TABLE[reason].code, reason };
+}

@@ -1,0 +1,64 @@
+/**
+ * `GET /ws` before the handshake: every check that can refuse an upgrade answers with a plain HTTP status and the
+ * documented JSON error body, so a refused client sees the same errors as on /sub. Only then does `ws` complete the
+ * handshake (noServer mode: Herald owns its HTTP server).
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { HeraldError, toHeraldError } from '../errors.js';
+import { streamRequestFromNode, type StreamRequest } from './request.js';
+
+/** The upgrade request as a StreamRequest, or a HeraldError for what is wrong with it before any auth. */
+export function upgradeRequest(req: IncomingMessage, maxUrlBytes: number): StreamRequest {
+  const raw = req.url ?? '/';
+  if (raw.length > maxUrlBytes) throw new HeraldError('uri_too_long', `URL over ${maxUrlBytes} bytes`);
+  const q = raw.indexOf('?');
+  const path = q < 0 ? raw : raw.slice(0, q);
+  if (path !== '/ws') throw new HeraldError('not_found', `no WebSocket route ${path.slice(0, 100)}`);
+  if (req.method !== 'GET') throw new HeraldError('method_not_allowed', 'use GET');
+  // ws would refuse these too, after Herald had subscribed: refuse them first, cheaply.
+  if ((req.headers['upgrade'] ?? '').toLowerCase() !== 'websocket') throw new HeraldError('bad_request', 'not a WebSocket upgrade');
+  const key = req.headers['sec-websocket-key'];
+  if (typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key)) throw new HeraldError('bad_request', 'bad Sec-WebSocket-Key');
+  if (req.headers['sec-websocket-version'] !== '13') throw new HeraldError('bad_request', 'WebSocket version 13 required');
+  return streamRequestFromNode(req, new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)));
+}
+
+/**
+ * May a browser page from `origin` open a WebSocket here? Requests without `Origin` come from non-browser clients,
+ * which can send any header anyway, so the check protects browsers' users only (cross-site WebSocket hijacking).
+ */
+export function originAllowed(origin: string | undefined, allowed: readonly string[], dev: boolean): boolean {
+  // --dev with no list configured: pages served from anywhere on the developer's machine may connect.
+  if (origin === undefined || (dev && allowed.length === 0)) return true;
+  return allowed.includes('*') || allowed.includes(origin);
+}
+
+/** Answer a refused upgrade on the raw socket and close it. */
+export function refuseUpgrade(socket: Socket, err: unknown): HeraldError {
+  const e = toHeraldError(err);
+  if (socket.writable) {
+    const body = JSON.stringify(e.toJSON());
+    const extra = e.code === 'method_not_allowed' ? 'Allow: GET\r\n' : '';
+    socket.end(
+      `HTTP/1.1 ${e.status} ${STATUS_TEXT[e.status] ?? 'Error'}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Cache-Control: no-store\r\nConnection: close\r\n${extra}\r\n${body}`,
+    );
+  }
+  socket.destroySoon();
+  return e;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  413: 'Payload Too Large',
+  414: 'URI Too Long',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};

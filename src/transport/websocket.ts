@@ -1,0 +1,340 @@
+/**
+ * `GET /ws`: WebSocket with the JSON protocol of docs/protocol.md.
+ *
+ * The upgrade is checked (path, origin, limits, URL credentials) and its URL channels are subscribed before `ws`
+ * completes the handshake, so a refused client gets an HTTP status and an accepted one is live on open. After that a
+ * connection is a Session whose sink writes pre-framed WebSocket frames (encoded once per message by the Hub) straight
+ * to the TCP socket; `ws` parses what the client sends and runs the close handshake and pings.
+ *
+ * No timer per connection: the node's ticker calls `heartbeat()`, which pings and frees a peer that did not answer the
+ * previous ping.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { grantAllows, type AuthorizedSubscription, type Grant, type SubscribeAuthorizer, type SubscribeCredentials } from '../auth/grant.js';
+import type { HeraldConfig } from '../config.js';
+import type { HeraldNode } from '../core/node.js';
+import type { Session, SessionSink, SessionTarget } from '../core/session.js';
+import { HeraldError, toHeraldError, type DisconnectReason } from '../errors.js';
+import { channelProblem } from '../protocol/channel.js';
+import {
+  BadFrame,
+  closeFor,
+  errorFrame,
+  missedFrame,
+  parseRequest,
+  replyFrame,
+  unsubscribedFrame,
+  wsCodec,
+  type ClientRequest,
+} from '../protocol/ws-frames.js';
+import { subscribeCredentials } from './request.js';
+import { originAllowed, refuseUpgrade, upgradeRequest } from './upgrade.js';
+
+export interface WebSocketContext {
+  readonly node: HeraldNode;
+  readonly authorizer: SubscribeAuthorizer;
+  readonly config: HeraldConfig;
+  /** May this client publish to `channel`? (the grant's publish right, namespace rules, --dev). */
+  mayPublish(grant: Grant | undefined, channel: string, remoteAddress: string): boolean;
+  publish(channel: string, data: string): Promise<{ id?: string }>;
+  /** Called with the error code of every refused upgrade (metrics). */
+  onRefused(code: string): void;
+}
+
+/** Requests a connection may have waiting for an answer; more get `too_many_requests`. */
+const MAX_PENDING_REQUESTS = 64;
+
+export class WebSocketTransport {
+  private readonly wss: WebSocketServer;
+
+  constructor(private readonly ctx: WebSocketContext) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      maxPayload: ctx.config.wsMaxFrameBytes,
+      // Off: compressed frames differ per socket, which would defeat encoding each message once.
+      perMessageDeflate: false,
+    });
+  }
+
+  /** The HTTP server's 'upgrade' listener. */
+  readonly handleUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+    socket.on('error', noop);
+    this.upgrade(req, socket, head).catch((err: unknown) => {
+      const e = refuseUpgrade(socket, err);
+      this.ctx.onRefused(e.code);
+    });
+  };
+
+  private async upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    const { node, config, authorizer } = this.ctx;
+    const sreq = upgradeRequest(req, config.maxUrlBytes);
+    const origin = sreq.header('origin');
+    if (!originAllowed(origin, config.allowedOrigins, config.dev)) {
+      throw new HeraldError('origin_not_allowed', 'origin not allowed');
+    }
+    node.admit(sreq.remoteAddress);
+    const creds = subscribeCredentials(sreq);
+    const opened = await authorizeUrl(authorizer, creds, config.maxChannelsPerConnection);
+    const session = await node.openSession(wsCodec, opened.targets, {
+      transport: 'ws',
+      remoteAddress: sreq.remoteAddress,
+      maxQueueBytes: config.maxQueueBytes,
+      expiresAt: opened.expiresAt,
+    });
+    if (socket.destroyed || !socket.writable) {
+      session.clientGone();
+      return;
+    }
+    // ws refuses a bad handshake by destroying the socket without calling back.
+    const early = (): void => session.clientGone();
+    socket.once('close', early);
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      socket.off('close', early);
+      socket.off('error', noop);
+      new WsConnection(this.ctx, ws, socket, session, opened);
+    });
+  }
+}
+
+interface OpenedUrl {
+  targets: SessionTarget[];
+  expiresAt?: number;
+  keysExpireAt?: number;
+  token?: string;
+  grant?: Grant;
+}
+
+/** URL credentials, if any: keys and token are authorized apart so a later `refresh` knows which expiry is whose. */
+async function authorizeUrl(authorizer: SubscribeAuthorizer, creds: SubscribeCredentials, max: number): Promise<OpenedUrl> {
+  if (creds.channels.length + creds.keys.length > max) {
+    throw new HeraldError('too_many_channels', `at most ${max} channels per connection`);
+  }
+  let keys: AuthorizedSubscription | undefined;
+  let named: AuthorizedSubscription | undefined;
+  if (creds.keys.length > 0) keys = await authorizer.authorize({ ...creds, channels: [], token: undefined });
+  if (creds.channels.length > 0 || creds.token !== undefined) named = await authorizer.authorize({ ...creds, keys: [] });
+  return {
+    targets: [...(keys?.targets ?? []), ...(named?.targets ?? [])],
+    expiresAt: earliest(keys?.expiresAt, named?.expiresAt),
+    keysExpireAt: keys?.expiresAt,
+    token: creds.token,
+    grant: named?.grant,
+  };
+}
+
+function earliest(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return Math.min(a, b);
+}
+
+function noop(): void {}
+
+/** One open WebSocket: the session's sink, and the handler of the client's requests. */
+class WsConnection implements SessionSink {
+  private token: string | undefined;
+  private grant: Grant | undefined;
+  /** Earliest expiry of the sealed keys ever subscribed (a key's expiry does not move). */
+  private keysExpireAt: number | undefined;
+  /** Channels subscribed by name under the token: a refreshed token must still grant them. */
+  private readonly tokenChannels = new Set<string>();
+  private alive = true;
+  private pending = 0;
+  /** Requests run one after another, so a client's unsubscribe never overtakes its subscribe. */
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly ctx: WebSocketContext,
+    private readonly ws: WebSocket,
+    private readonly socket: Socket,
+    private readonly session: Session,
+    opened: OpenedUrl,
+  ) {
+    this.token = opened.token;
+    this.grant = opened.grant;
+    this.keysExpireAt = opened.keysExpireAt;
+    if (opened.grant) for (const t of opened.targets) if (t.label === t.channel) this.tokenChannels.add(t.channel);
+    ws.on('message', this.onMessage);
+    ws.on('pong', this.onPong);
+    ws.on('error', this.onError);
+    ws.once('close', this.onClose);
+    session.attach(this);
+  }
+
+  // --- SessionSink -------------------------------------------------------------------------------------------------
+
+  write(bytes: Buffer): void {
+    // Pre-framed bytes go straight to the socket; nothing may follow a close frame.
+    if (this.ws.readyState === this.ws.OPEN) this.socket.write(bytes);
+  }
+
+  bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  end(): void {
+    this.ws.close(1000);
+  }
+
+  close(reason: DisconnectReason): void {
+    const c = closeFor(reason);
+    this.ws.close(c.code, c.reason);
+  }
+
+  destroy(): void {
+    this.ws.terminate();
+  }
+
+  heartbeat(): void {
+    if (!this.alive) {
+      this.session.disconnect('dead_peer');
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  // --- socket events -----------------------------------------------------------------------------------------------
+
+  private readonly onPong = (): void => {
+    this.alive = true;
+  };
+
+  private readonly onClose = (): void => this.session.clientGone();
+
+  /** ws reports protocol violations here and closes with the RFC's code (1009 for an oversized message). */
+  private readonly onError = (err: Error & { code?: string }): void => {
+    this.session.disconnect(err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'too_large' : 'bad_frame');
+  };
+
+  private readonly onMessage = (raw: RawData, isBinary: boolean): void => {
+    this.alive = true;
+    if (this.session.isEnded) return;
+    let request: ClientRequest;
+    try {
+      if (isBinary) throw new BadFrame('binary frames are not part of the protocol');
+      request = parseRequest(Buffer.isBuffer(raw) ? raw.toString('utf8') : Buffer.concat(toBuffers(raw)).toString('utf8'));
+    } catch (err) {
+      if (!(err instanceof BadFrame)) throw err;
+      this.session.disconnect('bad_frame');
+      return;
+    }
+    if (this.pending >= MAX_PENDING_REQUESTS) {
+      this.session.write(errorFrame(request.id, 'too_many_requests', `at most ${MAX_PENDING_REQUESTS} requests in flight`));
+      return;
+    }
+    this.pending++;
+    this.queue = this.queue.then(() => this.run(request));
+  };
+
+  // --- requests ----------------------------------------------------------------------------------------------------
+
+  private async run(request: ClientRequest): Promise<void> {
+    try {
+      if (this.session.isEnded) return;
+      const result = await this.handle(request);
+      this.session.write(replyFrame(request.id, result));
+      if (request.op === 'subscribe' && request.since !== undefined && !this.session.isEnded) {
+        // History and gap-free resume are not wired yet: say so rather than skip silently.
+        this.session.write(missedFrame(request.channel ?? request.key ?? ''));
+      }
+    } catch (err) {
+      const e = toHeraldError(err);
+      this.session.write(errorFrame(request.id, e.code, e.code === 'internal' ? 'internal error' : e.message));
+    } finally {
+      this.pending--;
+    }
+  }
+
+  private async handle(request: ClientRequest): Promise<Record<string, unknown>> {
+    switch (request.op) {
+      case 'ping':
+        return {};
+      case 'connect':
+        if (this.token !== undefined) throw new HeraldError('bad_request', 'already connected with a token: use refresh');
+        return this.useToken(request.token);
+      case 'refresh':
+        if (this.token === undefined) throw new HeraldError('bad_request', 'no token to refresh: use connect');
+        return this.useToken(request.token);
+      case 'subscribe':
+        return this.subscribe(request.channel, request.key);
+      case 'unsubscribe':
+        return this.unsubscribe(request.channel ?? request.key ?? '');
+      case 'publish':
+        return this.publish(request.channel, request.data);
+    }
+  }
+
+  private async useToken(token: string): Promise<Record<string, unknown>> {
+    const grant = await this.ctx.authorizer.verifyToken(token);
+    if (this.grant?.subject !== undefined && grant.subject !== this.grant.subject) {
+      throw new HeraldError('forbidden', 'a refreshed token must have the same subject');
+    }
+    if (this.session.isEnded) return {};
+    this.token = token;
+    this.grant = grant;
+    // Channels the new token no longer grants are dropped, and the client is told which.
+    for (const channel of [...this.tokenChannels]) {
+      if (grantAllows(grant, channel)) continue;
+      this.tokenChannels.delete(channel);
+      this.ctx.node.unsubscribe(this.session, { channel, label: channel });
+      this.session.write(unsubscribedFrame(channel, 'forbidden'));
+    }
+    this.session.expiresAt = earliest(grant.expiresAt, this.keysExpireAt);
+    const result: Record<string, unknown> = { client: String(this.session.id), expiresAt: grant.expiresAt ?? null };
+    if (grant.subject !== undefined) result['subject'] = grant.subject;
+    return result;
+  }
+
+  private async subscribe(channel: string | undefined, key: string | undefined): Promise<Record<string, unknown>> {
+    const label = channel ?? key ?? '';
+    if (this.session.targets.some((t) => t.label === label)) return { channel: label };
+    const max = this.ctx.config.maxChannelsPerConnection;
+    if (this.session.targets.length >= max) {
+      throw new HeraldError('too_many_channels', `at most ${max} channels per connection`);
+    }
+    const auth = await this.ctx.authorizer.authorize({
+      channels: channel === undefined ? [] : [channel],
+      keys: key === undefined ? [] : [key],
+      // A key is its own proof; with a token, a named channel must be granted by it.
+      token: key === undefined ? this.token : undefined,
+      remoteAddress: this.session.options.remoteAddress,
+    });
+    if (this.session.isEnded) return { channel: label };
+    await this.ctx.node.subscribe(this.session, auth.targets);
+    if (key !== undefined) {
+      this.keysExpireAt = earliest(this.keysExpireAt, auth.expiresAt);
+    } else if (this.token !== undefined && channel !== undefined) {
+      this.tokenChannels.add(channel);
+    }
+    this.session.expiresAt = earliest(this.grant?.expiresAt, this.keysExpireAt);
+    return { channel: label };
+  }
+
+  private unsubscribe(label: string): Record<string, unknown> {
+    const target = this.session.targets.find((t) => t.label === label);
+    if (target) {
+      this.ctx.node.unsubscribe(this.session, target);
+      this.tokenChannels.delete(target.channel);
+    }
+    return {};
+  }
+
+  private async publish(channel: string, data: string): Promise<Record<string, unknown>> {
+    const problem = channelProblem(channel);
+    if (problem) throw new HeraldError('invalid_channel', problem);
+    if (!this.ctx.mayPublish(this.grant, channel, this.session.options.remoteAddress)) {
+      throw new HeraldError('forbidden', `publishing to ${channel} is not granted`);
+    }
+    const { id } = await this.ctx.publish(channel, data);
+    return id === undefined ? {} : { id };
+  }
+}
+
+function toBuffers(raw: RawData): Buffer[] {
+  if (Array.isArray(raw)) return raw;
+  return [Buffer.isBuffer(raw) ? raw : Buffer.from(raw)];
+}

@@ -1,0 +1,207 @@
+// GET /ws with the `ws` npm package as the client (a client nobody here wrote): the JSON protocol of docs/protocol.md.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
+import { eventually, publish, startServer, type TestServer } from './helpers/server.js';
+import { openWs, type WsClient } from './helpers/ws.js';
+
+let node: TestServer;
+before(async () => {
+  node = await startServer({ maxChannelsPerConnection: 3, wsMaxFrameBytes: 1024 });
+});
+after(() => node.close());
+
+function counts(s: TestServer): [number, number, number] {
+  return [s.server.node.sessionCount(), s.server.node.hub.subscriptionCount(), s.server.node.broker.subscribedCount()];
+}
+
+/** A control subscriber on channel `control`: must keep receiving, in order, whatever the test does. */
+async function control(s: TestServer): Promise<{ client: WsClient; check(): Promise<void> }> {
+  const client = await openWs(`${s.url}/ws?channel=control`);
+  let n = 0;
+  return {
+    client,
+    async check() {
+      const want = ++n;
+      await publish(s.url, { channel: 'control', data: `c${want}` });
+      await client.waitFrames((f) => f.filter((x) => x.type === 'message').length >= want, 5000, 'control message');
+      assert.deepEqual(
+        client.messages().map((m) => m.data),
+        Array.from({ length: want }, (_, i) => `c${i + 1}`),
+      );
+    },
+  };
+}
+
+describe('subscribing', () => {
+  test('URL credentials: the channels are live once the socket is open', async () => {
+    const c = await openWs(`${node.url}/ws?channel=u1&channel=u2`);
+    await publish(node.url, { channel: 'u1', data: 'one' });
+    await publish(node.url, { channel: 'u2', data: 'two' });
+    await c.waitFrames((f) => f.length >= 2);
+    assert.deepEqual(c.frames, [
+      { type: 'message', channel: 'u1', data: 'one' },
+      { type: 'message', channel: 'u2', data: 'two' },
+    ]);
+    c.close();
+  });
+
+  test('subscribe and unsubscribe frames, replies correlated by id, several channels on one socket', async () => {
+    const c = await openWs(`${node.url}/ws`);
+    assert.deepEqual(await c.request('subscribe', { channel: 'f1' }), { type: 'reply', id: 1, result: { channel: 'f1' } });
+    assert.equal((await c.request('subscribe', { channel: 'f2' })).type, 'reply');
+    await publish(node.url, { channels: ['f1', 'f2'], data: { n: 1 } });
+    await c.waitFrames((f) => f.filter((x) => x.type === 'message').length >= 2);
+    assert.deepEqual(c.messages().map((m) => [m.channel, m.data]), [['f1', '{"n":1}'], ['f2', '{"n":1}']]);
+    assert.deepEqual(await c.request('unsubscribe', { channel: 'f1' }), { type: 'reply', id: 3, result: {} });
+    await publish(node.url, { channel: 'f1', data: 'gone' });
+    await publish(node.url, { channel: 'f2', data: 'still' });
+    await c.waitFrames((f) => f.filter((x) => x.type === 'message').length >= 3);
+    assert.deepEqual(c.messages().map((m) => m.data), ['{"n":1}', '{"n":1}', 'still']);
+    c.close();
+  });
+
+  test('ping answers; publish from a client where allowed (--dev from loopback)', async () => {
+    const c = await openWs(`${node.url}/ws?channel=p1`);
+    assert.deepEqual(await c.request('ping'), { type: 'reply', id: 1, result: {} });
+    assert.equal((await c.request('publish', { channel: 'p1', data: 'self' })).type, 'reply');
+    await c.waitFrames((f) => f.some((x) => x.type === 'message' && x.data === 'self'));
+    c.close();
+  });
+
+  test('errors answer one request and keep the connection', async () => {
+    const c = await openWs(`${node.url}/ws`);
+    const bad = await c.request('subscribe', { channel: 'x\u0001' });
+    assert.equal(bad.type, 'error');
+    assert.equal(bad.error?.code, 'invalid_channel');
+    const noToken = await c.request('refresh', { token: 'abc' });
+    assert.equal(noToken.error?.code, 'bad_request');
+    const unauthorized = await c.request('connect', { token: 'not-a-jwt' });
+    assert.equal(unauthorized.error?.code, 'unauthorized');
+    assert.equal((await c.request('ping')).type, 'reply');
+    c.close();
+  });
+});
+
+describe('limits and bad frames (SECURITY-TESTS row 14)', () => {
+  test('subscriptions per connection are bounded; nothing over the limit is subscribed', async () => {
+    const c = await openWs(`${node.url}/ws?channel=l1&channel=l2`);
+    assert.equal((await c.request('subscribe', { channel: 'l3' })).type, 'reply');
+    const over = await c.request('subscribe', { channel: 'l4' });
+    assert.equal(over.error?.code, 'too_many_channels');
+    assert.match(over.error?.message ?? '', /3/);
+    c.close();
+    await assert.rejects(openWs(`${node.url}/ws?channel=a&channel=b&channel=c&channel=d`), { status: 400 });
+  });
+
+  for (const [name, send, code] of [
+    ['garbage JSON', (ws: WebSocket) => ws.send('{"op":'), 3501],
+    ['a JSON value that is not an object', (ws: WebSocket) => ws.send('[1,2]'), 3501],
+    ['an unknown op', (ws: WebSocket) => ws.send('{"op":"launch","id":1}'), 3501],
+    ['a request without id', (ws: WebSocket) => ws.send('{"op":"ping"}'), 3501],
+    ['a binary frame', (ws: WebSocket) => ws.send(Buffer.from('{"op":"ping","id":1}')), 3501],
+    ['a frame over wsMaxFrameBytes', (ws: WebSocket) => ws.send(JSON.stringify({ op: 'ping', id: 'x'.repeat(2000) })), 1009],
+  ] as const) {
+    test(`${name}: closed with ${code}, others undisturbed, counts back to baseline`, async () => {
+      const ctl = await control(node);
+      await ctl.check();
+      const baseline = counts(node);
+      const c = await openWs(`${node.url}/ws?channel=victim`);
+      send(c.ws);
+      const closed = await c.closed;
+      assert.equal(closed.code, code);
+      await ctl.check();
+      await eventually(() => counts(node).join() === baseline.join(), 2000, 'counts back to baseline');
+      ctl.client.close();
+    });
+  }
+
+  test('refused upgrades get HTTP statuses with the JSON error body', async () => {
+    const res = await fetch(`${node.url}/ws`);
+    assert.equal(res.status, 400);
+    const raw = await rawUpgrade(node.url, '/nope');
+    assert.match(raw, /^HTTP\/1\.1 404 /);
+    assert.match(raw, /"code":"not_found"/);
+  });
+});
+
+describe('origins (SECURITY-TESTS row 12)', () => {
+  let strict: TestServer;
+  before(async () => {
+    strict = await startServer({ allowedOrigins: ['https://app.example'] });
+  });
+  after(() => strict.close());
+
+  test('an upgrade from an origin not allowed is refused with 403 before the handshake', async () => {
+    const ctl = await control(strict);
+    await ctl.check();
+    const baseline = counts(strict);
+    await assert.rejects(openWs(`${strict.url}/ws?channel=o`, { origin: 'https://evil.example' }), { status: 403 });
+    const raw = await rawUpgrade(strict.url, '/ws?channel=o', 'https://evil.example');
+    assert.match(raw, /^HTTP\/1\.1 403 /);
+    assert.match(raw, /"code":"origin_not_allowed"/);
+    const ok = await openWs(`${strict.url}/ws?channel=o`, { origin: 'https://app.example' });
+    ok.close();
+    await ok.closed;
+    await ctl.check();
+    await eventually(() => counts(strict).join() === baseline.join(), 2000, 'counts back to baseline');
+    ctl.client.close();
+  });
+});
+
+describe('heartbeats (SECURITY-TESTS row 17)', () => {
+  let hb: TestServer;
+  before(async () => {
+    hb = await startServer({ heartbeatSeconds: 1 });
+  });
+  after(() => hb.close());
+
+  test('a peer that stops answering pings is freed within two heartbeat intervals; a live one stays', async () => {
+    const ctl = await control(hb);
+    await ctl.check();
+    const baseline = counts(hb);
+    // autoPong off: the client's TCP stays up but it never answers, as a peer that vanished without FIN.
+    const dead = await openWs(`${hb.url}/ws?channel=d1&channel=d2`, { autoPong: false });
+    assert.equal(hb.server.node.sessionCount(), baseline[0] + 1);
+    const t0 = Date.now();
+    await eventually(() => counts(hb).join() === baseline.join(), 4000, 'dead peer freed');
+    assert.ok(Date.now() - t0 <= 3000, `freed after ${Date.now() - t0} ms`);
+    await ctl.check();
+    assert.equal(ctl.client.ws.readyState, WebSocket.OPEN);
+    dead.ws.terminate();
+    ctl.client.close();
+  });
+});
+
+describe('draining', () => {
+  test('SIGTERM-style close sends 3001 shutdown: reconnect', async () => {
+    const s = await startServer();
+    const c = await openWs(`${s.url}/ws?channel=z`);
+    const closing = s.close();
+    const closed = await c.closed;
+    assert.equal(closed.code, 3001);
+    assert.equal(closed.reason, 'shutdown');
+    await closing;
+  });
+});
+
+/** Send a hand-written upgrade request and return the raw answer (for refusals the `ws` client hides). */
+function rawUpgrade(base: string, path: string, origin?: string): Promise<string> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(Number(u.port), u.hostname, () => {
+      sock.write(
+        `GET ${path} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n` +
+          (origin ? `Origin: ${origin}\r\n` : '') +
+          '\r\n',
+      );
+    });
+    let out = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => (out += d));
+    sock.on('close', () => resolve(out));
+    sock.on('error', reject);
+  });
+}
