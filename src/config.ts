@@ -14,6 +14,10 @@ export interface HeraldConfig {
   readonly host: string;
   /** `memory`, `redis://HOST:PORT` or `redis-cluster://HOST:PORT,HOST:PORT`. @default "memory" */
   readonly broker: string;
+  /** Timeout of every Redis call, of connecting to Redis, and of a liveness probe's round trip, in milliseconds. @default 2000 */
+  readonly redisTimeoutMs: number;
+  /** Milliseconds between liveness probes of the Redis connections (a publish to a per-node channel that must come back). @default 1000 */
+  readonly redisProbeIntervalMs: number;
   /** Development mode: loopback only, anonymous subscribe and publish from localhost. @default false */
   readonly dev: boolean;
   /** Secret for sealed channel keys and HS* JWTs. @default "" (required outside --dev) */
@@ -73,6 +77,8 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
   port: { kind: 'int', min: 0, max: 65535 },
   host: { kind: 'string', check: (v) => (v.length === 0 ? 'must not be empty' : undefined) },
   broker: { kind: 'string', check: checkBrokerUrl },
+  redisTimeoutMs: { kind: 'int', min: 50, max: 60_000 },
+  redisProbeIntervalMs: { kind: 'int', min: 50, max: 60_000 },
   dev: { kind: 'bool' },
   secret: { kind: 'string' },
   apiKeys: { kind: 'list' },
@@ -96,6 +102,8 @@ export const DEFAULTS: HeraldConfig = {
   port: 8080,
   host: '0.0.0.0',
   broker: 'memory',
+  redisTimeoutMs: 2000,
+  redisProbeIntervalMs: 1000,
   dev: false,
   secret: '',
   apiKeys: [],
@@ -260,7 +268,8 @@ function validate(name: string, spec: Spec, value: unknown): void {
   }
 }
 
-function checkBrokerUrl(value: string): string | undefined {
+/** Why `value` is not a broker URL, or undefined when it is one. */
+export function checkBrokerUrl(value: string): string | undefined {
   if (value === 'memory') return undefined;
   if (/^rediss?:\/\/[^\s]+$/.test(value)) {
     try {

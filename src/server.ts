@@ -8,7 +8,8 @@ import { isLoopback } from './auth/api-key.js';
 import { grantAllows, SubscribeAuthorizer, type GrantResolvers } from './auth/grant.js';
 import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
-import { ConfigError, type HeraldConfig } from './config.js';
+import { RedisBroker } from './broker/redis.js';
+import type { HeraldConfig } from './config.js';
 import { HeraldError } from './errors.js';
 import { FrontReader } from './http/front.js';
 import { createNodeMetrics, MetricsRegistry } from './core/metrics.js';
@@ -40,7 +41,7 @@ export class HeraldServer {
   constructor(readonly config: HeraldConfig, options: HeraldServerOptions = {}) {
     this.log = options.logger ?? createLogger(config.logLevel);
     const metrics = createNodeMetrics(new MetricsRegistry());
-    const broker = options.broker ?? createBroker(config);
+    const broker = options.broker ?? createBroker(config, this.log);
     this.node = new HeraldNode(broker, config, this.log, metrics);
 
     const resolvers: GrantResolvers = { allowsAnonymous: () => config.dev };
@@ -179,7 +180,16 @@ export function createHeraldServer(config: HeraldConfig, options?: HeraldServerO
   return new HeraldServer(config, options);
 }
 
-function createBroker(config: HeraldConfig): Broker {
+/** The one place a concrete broker is picked. config.ts has already checked the URL's shape. */
+export function createBroker(
+  config: Pick<HeraldConfig, 'broker' | 'redisTimeoutMs' | 'redisProbeIntervalMs'>,
+  log: Logger,
+): Broker {
   if (config.broker === 'memory') return new MemoryBroker();
-  throw new ConfigError('--broker', `${config.broker}: Redis brokers are not built yet`);
+  return new RedisBroker({
+    url: config.broker,
+    timeoutMs: config.redisTimeoutMs,
+    probeIntervalMs: config.redisProbeIntervalMs,
+    log,
+  });
 }

@@ -6,8 +6,8 @@ import { serve } from './serve.js';
 const USAGE = `usage: herald <command> [options]
 
 commands:
-  serve     [--port 8080] [--host 0.0.0.0] [--broker memory|redis://HOST:PORT] [--config FILE] [--dev]
-  publish   CHANNEL DATA [--server URL] [--api-key KEY] [--json]
+  serve     [--port 8080] [--host 0.0.0.0] [--broker memory|redis://HOST:PORT|redis-cluster://HOST:PORT,...] [--config FILE] [--dev]
+  publish   CHANNEL DATA [--server URL | --broker URL] [--api-key KEY] [--json]
   bench     load generator: see docs/benchmarks.md
 
 Every setting is listed in docs/configuration.md.

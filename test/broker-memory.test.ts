@@ -1,0 +1,8 @@
+import { MemoryBroker } from '../src/broker/memory.js';
+import { brokerConformance } from '../src/broker/conformance.js';
+
+brokerConformance('memory', async () => ({
+  newBroker: () => new MemoryBroker(),
+  multiNode: false,
+  close: async () => undefined,
+}));
