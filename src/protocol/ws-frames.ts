@@ -116,8 +116,9 @@ export function errorFrame(id: RequestId, code: ErrorCode, message: string): Buf
   return textFrame({ type: 'error', id, error: { code, message } });
 }
 
-export function missedFrame(label: string): Buffer {
-  return textFrame({ type: 'missed', channel: label });
+/** The client must reload `label`'s state (docs/protocol.md "Message ids and resume"). */
+export function reloadFrame(label: string, reason: string, id: string): Buffer {
+  return textFrame({ type: 'reload', channel: label, reason, id });
 }
 
 export function unsubscribedFrame(label: string, reason: ErrorCode): Buffer {

@@ -22,7 +22,7 @@ import {
   BadFrame,
   closeFor,
   errorFrame,
-  missedFrame,
+  reloadFrame,
   parseRequest,
   replyFrame,
   unsubscribedFrame,
@@ -239,7 +239,7 @@ class WsConnection implements SessionSink {
       this.session.write(replyFrame(request.id, result));
       if (request.op === 'subscribe' && request.since !== undefined && !this.session.isEnded) {
         // History and gap-free resume are not wired yet: say so rather than skip silently.
-        this.session.write(missedFrame(request.channel ?? request.key ?? ''));
+        this.session.write(reloadFrame(request.channel ?? request.key ?? '', 'no_history', ''));
       }
     } catch (err) {
       const e = toHeraldError(err);
