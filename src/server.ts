@@ -10,7 +10,7 @@ import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
 import type { HeraldConfig } from './config.js';
-import { HeraldError } from './errors.js';
+import { ERROR_TABLE, HeraldError } from './errors.js';
 import { FrontReader } from './http/front.js';
 import { createNodeMetrics, MetricsRegistry } from './core/metrics.js';
 import { HeraldNode } from './core/node.js';
@@ -57,7 +57,7 @@ export class HeraldServer {
       ['/sub', httpStreamTransport],
       ['/sse', sseTransport],
     ]);
-    const router = new Router(metrics, this.log, config.maxUrlBytes);
+    const router = new Router(metrics, this.log, config.maxUrlBytes, config.maxHeaderBytes);
     for (const [path, transport] of streamTransports) router.add(path, streamRoute(transport));
     router
       .add('/api/publish', (req, res) => publish.handle(req, res), 'POST')
@@ -121,7 +121,8 @@ export class HeraldServer {
       metrics.rejected.inc({ code: err.code ?? 'client_error' });
       if (!socket.writable) return socket.destroy();
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      const body = JSON.stringify({ error: { code: status === 408 ? 'timeout' : 'bad_request', message: 'malformed request' } });
+      const code = status === 431 ? 'header_too_large' : status === 408 ? 'request_timeout' : 'bad_request';
+      const body = JSON.stringify({ error: { code, message: ERROR_TABLE[code].message } });
       socket.end(
         `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
           `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,

@@ -196,6 +196,10 @@ function parseHead(socket: Socket, head: string, o: FrontOptions): StreamRequest
   if (!m || m[1] === undefined) throw new HeraldError('bad_request', 'malformed request line');
   const target = m[1];
   if (target.length > o.maxUrlBytes) throw new HeraldError('uri_too_long', `URL over ${o.maxUrlBytes} bytes`);
+  // The header block has its own bound, however the bytes arrived (the request line is bounded by maxUrlBytes).
+  if (head.length - (lines[0]?.length ?? 0) > o.maxHeaderBytes) {
+    throw new HeraldError('header_too_large', `request headers over ${o.maxHeaderBytes} bytes`);
+  }
   if (lines.length - 1 > MAX_HEADER_LINES) throw new HeraldError('bad_request', 'too many header lines');
   const headers = new Map<string, string>();
   for (let i = 1; i < lines.length; i++) {

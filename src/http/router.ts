@@ -17,6 +17,7 @@ export class Router {
     private readonly metrics: NodeMetrics,
     private readonly log: Logger,
     private readonly maxUrlBytes: number,
+    private readonly maxHeaderBytes: number,
   ) {}
 
   /** `allow` is what a 405 answer's `Allow` header says the route takes. */
@@ -33,6 +34,13 @@ export class Router {
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const raw = req.url ?? '/';
     if (raw.length > this.maxUrlBytes) throw new HeraldError('uri_too_long', `URL over ${this.maxUrlBytes} bytes`);
+    // node:http's own bound covers the URL and the headers together (so that an over-long URL gets its 414): the
+    // header block alone is checked here.
+    let headerBytes = 0;
+    for (const h of req.rawHeaders) headerBytes += h.length + 2;
+    if (headerBytes > this.maxHeaderBytes) {
+      throw new HeraldError('header_too_large', `request headers over ${this.maxHeaderBytes} bytes`);
+    }
     const q = raw.indexOf('?');
     const path = q < 0 ? raw : raw.slice(0, q);
     const route = this.routes.get(path);
