@@ -14,9 +14,10 @@ export class RawClient {
   private readonly waiters: (() => void)[] = [];
   private readonly connected: Promise<void>;
 
-  constructor(url: string, options: { read?: boolean } = {}) {
+  /** `read: false` makes a client that never reads; `localAddress` picks the source address (e.g. 127.0.0.2). */
+  constructor(url: string, options: { read?: boolean; localAddress?: string } = {}) {
     const u = new URL(url);
-    this.socket = net.connect(Number(u.port), u.hostname);
+    this.socket = net.connect({ port: Number(u.port), host: u.hostname, localAddress: options.localAddress });
     this.connected = new Promise((resolve, reject) => {
       this.socket.once('connect', () => resolve());
       this.socket.once('error', reject);
