@@ -52,6 +52,56 @@ export interface HeraldConfig {
   readonly allowedOrigins: readonly string[];
   /** `debug`, `info`, `warn`, `error` or `silent`. @default "info" */
   readonly logLevel: LogLevel;
+
+  // Authorization (docs/security.md).
+  /** A rotated-out secret still accepted (sealed keys and HS* tokens) until `previousSecretUntil`. @default "" */
+  readonly previousSecret: string;
+  /** ISO 8601 date after which `previousSecret` is refused. Required with `previousSecret`. @default "" */
+  readonly previousSecretUntil: string;
+  /** JWT algorithms accepted: never taken from the token. HS* use the secret; others `jwtPublicKeys`/`jwks`. @default ["HS256"] */
+  readonly jwtAlgorithms: readonly string[];
+  /** Files holding PEM (SPKI) public keys or JWK JSON, for RS/PS/ES/EdDSA tokens. @default [] */
+  readonly jwtPublicKeys: readonly string[];
+  /** JWKS sources: `URL` or `FILE`, or `ISSUER SOURCE` to use those keys only for tokens from ISSUER. @default [] */
+  readonly jwks: readonly string[];
+  /** Accepted `iss` values; when set, tokens without one of them are refused. @default [] */
+  readonly jwtIssuers: readonly string[];
+  /** Accepted `aud` values; when set, tokens without one of them are refused. @default [] */
+  readonly jwtAudience: readonly string[];
+  /** Clock skew tolerated on `nbf`, `exp` and `iat`, in seconds. @default 5 */
+  readonly jwtLeewaySeconds: number;
+  /** Seconds a fetched JWKS is trusted before it is fetched again. @default 600 */
+  readonly jwksCacheSeconds: number;
+  /** Name of a cookie that carries the subscription token (EventSource cannot send headers); "" = none. @default "" */
+  readonly tokenCookie: string;
+  /** Verified tokens and opened keys remembered (LRU), so many clients sharing one cost one verification. @default 10000 */
+  readonly authCacheSize: number;
+  /** Namespaces by channel-name prefix (`"chat"` rules `chat:*`): see docs/security.md. @default {} */
+  readonly namespaces: Readonly<Record<string, NamespaceRules>>;
+  /** Rules for channels outside every namespace. @default {} (nothing anonymous, no client publish) */
+  readonly defaultNamespace: NamespaceRules;
+  /** Publish API keys limited to namespaces: `[{"key":"...","namespaces":["chat"]}]`. @default [] */
+  readonly scopedApiKeys: readonly ScopedApiKey[];
+}
+
+/** What a namespace allows. Every field is optional; a missing one means "no" (or the node-wide default). */
+export interface NamespaceRules {
+  /** Subscribe with `channel=` alone, without credentials. @default false */
+  readonly anonymous?: boolean;
+  /** WebSocket clients that may subscribe a channel may also publish to it. @default false */
+  readonly clientPublish?: boolean;
+  /** Subscribers per channel on one node (0 = unlimited). @default 0 */
+  readonly maxSubscribers?: number;
+  /** Messages kept per channel for resuming (0 = none); unset = the node's history settings. */
+  readonly historySize?: number;
+  /** Seconds a channel's history lives after its last message; unset = the node's history settings. */
+  readonly historyTtlSeconds?: number;
+}
+
+/** A publish API key that may publish only to channels of some namespaces (`""` names the default namespace). */
+export interface ScopedApiKey {
+  readonly key: string;
+  readonly namespaces: readonly string[];
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -64,13 +114,15 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'int' | 'string' | 'bool' | 'list';
+type Kind = 'int' | 'string' | 'bool' | 'list' | 'json';
 interface Spec {
   kind: Kind;
   min?: number;
   max?: number;
   oneOf?: readonly string[];
   check?: (value: string) => string | undefined;
+  /** For `json` settings: validates and normalizes the parsed value, or throws ConfigError. */
+  json?: (name: string, value: unknown) => unknown;
 }
 
 const SPECS: { [K in keyof HeraldConfig]: Spec } = {
@@ -96,6 +148,20 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
   drainTimeoutMs: { kind: 'int', min: 0, max: 600_000 },
   allowedOrigins: { kind: 'list' },
   logLevel: { kind: 'string', oneOf: ['debug', 'info', 'warn', 'error', 'silent'] },
+  previousSecret: { kind: 'string' },
+  previousSecretUntil: { kind: 'string', check: (v) => (v === '' || isDate(v) ? undefined : `"${v}" is not an ISO 8601 date`) },
+  jwtAlgorithms: { kind: 'list', json: checkAlgorithms },
+  jwtPublicKeys: { kind: 'list' },
+  jwks: { kind: 'list' },
+  jwtIssuers: { kind: 'list' },
+  jwtAudience: { kind: 'list' },
+  jwtLeewaySeconds: { kind: 'int', min: 0, max: 300 },
+  jwksCacheSeconds: { kind: 'int', min: 1, max: 86_400 },
+  tokenCookie: { kind: 'string', check: (v) => (v === '' || /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(v) ? undefined : 'not a cookie name') },
+  authCacheSize: { kind: 'int', min: 0, max: 10_000_000 },
+  namespaces: { kind: 'json', json: checkNamespaces },
+  defaultNamespace: { kind: 'json', json: (name, v) => checkRules(name, v) },
+  scopedApiKeys: { kind: 'json', json: checkScopedKeys },
 };
 
 export const DEFAULTS: HeraldConfig = {
@@ -121,6 +187,20 @@ export const DEFAULTS: HeraldConfig = {
   drainTimeoutMs: 5000,
   allowedOrigins: [],
   logLevel: 'info',
+  previousSecret: '',
+  previousSecretUntil: '',
+  jwtAlgorithms: ['HS256'],
+  jwtPublicKeys: [],
+  jwks: [],
+  jwtIssuers: [],
+  jwtAudience: [],
+  jwtLeewaySeconds: 5,
+  jwksCacheSeconds: 600,
+  tokenCookie: '',
+  authCacheSize: 10_000,
+  namespaces: {},
+  defaultNamespace: {},
+  scopedApiKeys: [],
 };
 
 export const SETTING_NAMES = Object.keys(SPECS) as (keyof HeraldConfig)[];
@@ -170,8 +250,7 @@ export function resolveConfig(sources: ConfigSources = {}): HeraldConfig {
     }
     const direct = sources.overrides?.[key];
     if (direct !== undefined) value = fromJson(key, spec, direct);
-    validate(origin, spec, value);
-    out[key] = Array.isArray(value) ? Object.freeze([...(value as string[])]) : value;
+    out[key] = deepFreeze(validate(origin, spec, value));
   }
   const config = out as unknown as HeraldConfig;
   // --dev binds loopback unless a host was asked for explicitly.
@@ -183,20 +262,38 @@ export function resolveConfig(sources: ConfigSources = {}): HeraldConfig {
   return Object.freeze(config);
 }
 
-/** Secrets anybody could guess: refused outside --dev. */
-const WEAK_SECRETS = new Set(['secret', 'changeme', 'change-me', 'password', 'herald', 'test', 'default', 'dev']);
+/** Secrets anybody could guess (from docs, tutorials and jwt.io): refused outside --dev. */
+const WEAK_SECRETS = new Set([
+  'secret', 'changeme', 'change-me', 'password', 'herald', 'test', 'default', 'dev',
+  'your-256-bit-secret', 'your-384-bit-secret', 'your-512-bit-secret', 'supersecret', 'mysecret', 'secretkey',
+  'herald-secret', 'change-this-secret', 'replace-me', 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+]);
 export const MIN_SECRET_LENGTH = 32;
 
 /** Rules across settings. Outside --dev a strong secret is required, so nothing starts open by accident. */
 function checkSafety(config: HeraldConfig): void {
+  if (config.previousSecret !== '' && config.previousSecretUntil === '') {
+    throw new ConfigError('HERALD_PREVIOUS_SECRET_UNTIL', 'required with a previous secret: the date it stops being accepted');
+  }
+  const asymmetric = config.jwtAlgorithms.some((a) => !HMAC_ALGORITHMS.includes(a));
+  if (asymmetric && config.jwtPublicKeys.length === 0 && config.jwks.length === 0) {
+    throw new ConfigError('HERALD_JWT_ALGORITHMS', 'RS/PS/ES/EdDSA algorithms need jwtPublicKeys or jwks');
+  }
   if (config.dev) return;
   if (config.secret === '') {
     throw new ConfigError('HERALD_SECRET', 'a secret is required outside --dev (at least 32 random characters)');
   }
-  if (WEAK_SECRETS.has(config.secret.toLowerCase()) || config.secret.length < MIN_SECRET_LENGTH
-      || new Set(config.secret).size < 8) {
+  if (weakSecret(config.secret)) {
     throw new ConfigError('HERALD_SECRET', `too weak: use at least ${MIN_SECRET_LENGTH} random characters`);
   }
+  if (config.previousSecret !== '' && weakSecret(config.previousSecret)) {
+    throw new ConfigError('HERALD_PREVIOUS_SECRET', `too weak: use at least ${MIN_SECRET_LENGTH} random characters`);
+  }
+}
+
+/** Known, short, or with too few distinct characters (`aaaa...`, `abababab...`). */
+export function weakSecret(secret: string): boolean {
+  return WEAK_SECRETS.has(secret.toLowerCase()) || secret.length < MIN_SECRET_LENGTH || new Set(secret).size < 8;
 }
 
 function loadConfigFile(path: string | undefined): Record<string, unknown> {
@@ -240,6 +337,12 @@ function parseRaw(name: string, spec: Spec, raw: string | string[]): unknown {
       return values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v.length > 0);
     case 'string':
       return last;
+    case 'json':
+      try {
+        return JSON.parse(last) as unknown;
+      } catch {
+        throw new ConfigError(name, 'is not valid JSON');
+      }
   }
 }
 
@@ -248,12 +351,14 @@ function fromJson(name: string, spec: Spec, value: unknown): unknown {
     (spec.kind === 'int' && typeof value === 'number') ||
     (spec.kind === 'bool' && typeof value === 'boolean') ||
     (spec.kind === 'string' && typeof value === 'string') ||
-    (spec.kind === 'list' && Array.isArray(value) && value.every((v) => typeof v === 'string'));
+    (spec.kind === 'list' && Array.isArray(value) && value.every((v) => typeof v === 'string')) ||
+    spec.kind === 'json';
   if (!ok) throw new ConfigError(name, `must be ${spec.kind === 'list' ? 'a list of strings' : `a ${spec.kind}`}`);
   return value;
 }
 
-function validate(name: string, spec: Spec, value: unknown): void {
+/** Check a value against its spec; returns it, normalized where the spec says how. */
+function validate(name: string, spec: Spec, value: unknown): unknown {
   if (spec.kind === 'int') {
     const n = value as number;
     if (!Number.isSafeInteger(n)) throw new ConfigError(name, 'must be an integer');
@@ -266,6 +371,82 @@ function validate(name: string, spec: Spec, value: unknown): void {
     const problem = spec.check?.(s);
     if (problem) throw new ConfigError(name, problem);
   }
+  return spec.json ? spec.json(name, value) : value;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+function isDate(v: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}/.test(v) && !Number.isNaN(Date.parse(v));
+}
+
+const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'];
+export const JWT_ALGORITHMS: readonly string[] = [
+  ...HMAC_ALGORITHMS, 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
+];
+
+function checkAlgorithms(name: string, value: unknown): unknown {
+  const list = value as string[];
+  if (list.length === 0) throw new ConfigError(name, 'name at least one algorithm');
+  for (const a of list) {
+    if (!JWT_ALGORITHMS.includes(a)) throw new ConfigError(name, `"${a}" is not one of ${JWT_ALGORITHMS.join(', ')}`);
+  }
+  return list;
+}
+
+const RULE_FIELDS: Record<keyof NamespaceRules, 'boolean' | 'count'> = {
+  anonymous: 'boolean',
+  clientPublish: 'boolean',
+  maxSubscribers: 'count',
+  historySize: 'count',
+  historyTtlSeconds: 'count',
+};
+
+function checkRules(name: string, value: unknown): NamespaceRules {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(name, 'must be an object of namespace rules');
+  }
+  for (const [field, v] of Object.entries(value)) {
+    const kind = RULE_FIELDS[field as keyof NamespaceRules];
+    if (!kind) throw new ConfigError(`${name}.${field}`, `unknown rule (known: ${Object.keys(RULE_FIELDS).join(', ')})`);
+    if (kind === 'boolean' && typeof v !== 'boolean') throw new ConfigError(`${name}.${field}`, 'must be true or false');
+    if (kind === 'count' && !(Number.isSafeInteger(v) && (v as number) >= 0)) {
+      throw new ConfigError(`${name}.${field}`, 'must be a whole number, 0 or more');
+    }
+  }
+  return value as NamespaceRules;
+}
+
+function checkNamespaces(name: string, value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(name, 'must be an object: {"chat": {"anonymous": false, ...}}');
+  }
+  for (const [ns, rules] of Object.entries(value)) {
+    // A namespace is the part of a channel name before its first ":"; it cannot hold one itself.
+    if (!/^[^:\s]{1,64}$/.test(ns)) throw new ConfigError(`${name}.${ns}`, 'a namespace name is 1-64 characters, no ":" or spaces');
+    checkRules(`${name}.${ns}`, rules);
+  }
+  return value;
+}
+
+function checkScopedKeys(name: string, value: unknown): unknown {
+  if (!Array.isArray(value)) throw new ConfigError(name, 'must be a list: [{"key":"...","namespaces":["chat"]}]');
+  for (const [i, entry] of value.entries()) {
+    const e = entry as Partial<ScopedApiKey> | null;
+    if (typeof e !== 'object' || e === null || typeof e.key !== 'string' || e.key.length < 16) {
+      throw new ConfigError(`${name}[${i}].key`, 'must be a string of at least 16 characters');
+    }
+    if (!Array.isArray(e.namespaces) || !e.namespaces.every((n) => typeof n === 'string')) {
+      throw new ConfigError(`${name}[${i}].namespaces`, 'must be a list of namespace names');
+    }
+  }
+  return value;
 }
 
 /** Why `value` is not a broker URL, or undefined when it is one. */

@@ -5,8 +5,8 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { isLoopback } from './auth/api-key.js';
-import { grantAllows, SubscribeAuthorizer, type GrantResolvers } from './auth/grant.js';
-import type { Broker } from './broker/broker.js';
+import { Authorization } from './auth/authorization.js';
+import type { Broker, PublishOptions } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
 import type { HeraldConfig } from './config.js';
@@ -34,6 +34,8 @@ export class HeraldServer {
   readonly node: HeraldNode;
   readonly http: Server;
   readonly log: Logger;
+  /** Keys, tokens, namespaces, origins: what transports call (see auth/authorization.ts). */
+  readonly auth: Authorization;
   private readonly sockets = new Set<Socket>();
   private readonly front: FrontReader;
   private closing: Promise<void> | undefined;
@@ -44,13 +46,15 @@ export class HeraldServer {
     const broker = options.broker ?? createBroker(config, this.log);
     this.node = new HeraldNode(broker, config, this.log, metrics);
 
-    const resolvers: GrantResolvers = { allowsAnonymous: () => config.dev };
-    const stream: StreamContext = {
-      node: this.node,
-      authorizer: new SubscribeAuthorizer(resolvers, config.maxChannelsPerConnection),
-      config,
+    const hub = this.node.hub;
+    this.auth = new Authorization(config, (channel) => hub.memberCount(channel));
+    const auth = this.auth;
+    const stream: StreamContext = { node: this.node, authorizer: auth.authorizer, config };
+    const historyFor = (channel: string): PublishOptions | undefined => {
+      const history = auth.historyFor(channel);
+      return history ? { history } : undefined;
     };
-    const publish = new PublishApi(config, broker, metrics);
+    const publish = new PublishApi(config, broker, metrics, historyFor, auth.namespaces);
     const streamRoute = (transport: StreamTransport) => (req: IncomingMessage, res: ServerResponse, q: URLSearchParams) =>
       serveStream(stream, transport, streamRequestFromNode(req, q), () => res.detachSocket(req.socket));
     const streamTransports = new Map<string, StreamTransport>([
@@ -107,9 +111,9 @@ export class HeraldServer {
       authorizer: stream.authorizer,
       config,
       mayPublish: (grant, channel, remoteAddress) =>
-        (grant !== undefined && grantAllows(grant, channel)?.publish === true) || (config.dev && isLoopback(remoteAddress)),
+        auth.namespaces.mayClientPublish(channel, grant) || (config.dev && isLoopback(remoteAddress)),
       publish: async (channel, data) => {
-        const result = await broker.publish(channel, data);
+        const result = await broker.publish(channel, data, historyFor(channel));
         metrics.published.inc({ source: 'ws' });
         return result;
       },

@@ -8,20 +8,34 @@ import { bearerOf } from '../transport/request.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
+/** What a matching key may do: publish anywhere, or only to channels of some namespaces (`""` = the default one). */
+export interface ApiKeyScope {
+  readonly namespaces?: readonly string[];
+}
+
 export class ApiKeys {
-  private readonly digests: Buffer[];
-  constructor(keys: readonly string[]) {
-    this.digests = keys.map(digest);
+  private readonly entries: { digest: Buffer; scope: ApiKeyScope }[];
+  constructor(keys: readonly string[], scoped: readonly { key: string; namespaces: readonly string[] }[] = []) {
+    this.entries = [
+      ...keys.map((k) => ({ digest: digest(k), scope: {} })),
+      ...scoped.map((k) => ({ digest: digest(k.key), scope: { namespaces: k.namespaces } })),
+    ];
   }
   get configured(): boolean {
-    return this.digests.length > 0;
+    return this.entries.length > 0;
   }
   /** True when `presented` equals one of the keys. Every key is compared, so timing does not tell which matched. */
   matches(presented: string): boolean {
+    return this.match(presented) !== undefined;
+  }
+  /** The scope of the key `presented` equals, or undefined. Every key is compared, whichever matches. */
+  match(presented: string): ApiKeyScope | undefined {
     const d = digest(presented);
-    let ok = false;
-    for (const k of this.digests) ok = timingSafeEqual(d, k) || ok;
-    return ok;
+    let found: ApiKeyScope | undefined;
+    for (const e of this.entries) {
+      if (timingSafeEqual(d, e.digest) && found === undefined) found = e.scope;
+    }
+    return found;
   }
 }
 

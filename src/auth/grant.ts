@@ -72,10 +72,14 @@ export function parseChannelGrant(entry: string, publish = false): ChannelGrant 
   return { pattern: entry, prefix: false, publish };
 }
 
+/** Checks the final targets before any is joined (namespace subscriber limits); throws a HeraldError to refuse. */
+export type TargetCheck = (targets: readonly SessionTarget[]) => void;
+
 export class SubscribeAuthorizer {
   constructor(
     private readonly resolvers: GrantResolvers,
     private readonly maxChannels: number,
+    private readonly checkTargets: TargetCheck = () => undefined,
   ) {}
 
   async authorize(creds: SubscribeCredentials): Promise<AuthorizedSubscription> {
@@ -116,7 +120,10 @@ export class SubscribeAuthorizer {
         }
       } else {
         for (const c of creds.channels) {
-          if (!grantAllows(grant, c)) throw new HeraldError('forbidden', `channel not granted: ${c}`);
+          // A token holder may also pick channels anybody may subscribe.
+          if (!grantAllows(grant, c) && !this.resolvers.allowsAnonymous(c)) {
+            throw new HeraldError('forbidden', `channel not granted: ${c}`);
+          }
           targets.push({ channel: c, label: c });
         }
       }
@@ -129,7 +136,9 @@ export class SubscribeAuthorizer {
       }
     }
 
-    return { targets: dedupe(targets), subject: grant?.subject, expiresAt, grant };
+    const unique = dedupe(targets);
+    this.checkTargets(unique);
+    return { targets: unique, subject: grant?.subject, expiresAt, grant };
   }
 
   /** Verify a token on its own, for WebSocket `connect` and `refresh`: its grant, or a 401. */

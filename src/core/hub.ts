@@ -103,6 +103,11 @@ export class Hub implements BrokerHandler {
     return this.channels.size;
   }
 
+  /** Local members of one channel (namespaces' `maxSubscribers`). */
+  memberCount(channel: string): number {
+    return this.channels.get(channel)?.size ?? 0;
+  }
+
   /** (member, channel) pairs. */
   subscriptionCount(): number {
     return this.members;

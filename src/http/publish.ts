@@ -4,7 +4,8 @@
  * `{"ids":["...",...]}` (several, in the order given).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ApiKeys, bearerToken, isLoopback } from '../auth/api-key.js';
+import { ApiKeys, bearerToken, isLoopback, type ApiKeyScope } from '../auth/api-key.js';
+import type { Namespaces } from '../auth/namespaces.js';
 import type { Broker, PublishOptions } from '../broker/broker.js';
 import type { HeraldConfig } from '../config.js';
 import type { NodeMetrics } from '../core/metrics.js';
@@ -55,23 +56,33 @@ export class PublishApi {
     private readonly broker: Broker,
     private readonly metrics: NodeMetrics,
     private readonly historyFor: (channel: string) => PublishOptions | undefined = () => undefined,
+    private readonly namespaces?: Namespaces,
   ) {
-    this.keys = new ApiKeys(config.apiKeys);
+    this.keys = new ApiKeys(config.apiKeys, config.scopedApiKeys);
   }
 
   /** Throws 401 unless the request carries a configured API key (or comes from loopback in --dev). */
-  authenticate(req: IncomingMessage): void {
+  authenticate(req: IncomingMessage): ApiKeyScope {
     const presented = bearerToken(req);
-    if (presented !== undefined && this.keys.matches(presented)) return;
-    if (this.config.dev && presented === undefined && isLoopback(req.socket.remoteAddress)) return;
+    const scope = presented !== undefined ? this.keys.match(presented) : undefined;
+    if (scope) return scope;
+    if (this.config.dev && presented === undefined && isLoopback(req.socket.remoteAddress)) return {};
     throw new HeraldError('unauthorized', presented === undefined ? 'missing API key' : 'invalid API key');
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== 'POST') throw new HeraldError('method_not_allowed', 'use POST');
-    this.authenticate(req);
+    const scope = this.authenticate(req);
     const body = await readJsonBody(req, this.config.maxBodyBytes);
     const request = parsePublishBody(body, this.config.maxChannelsPerConnection);
+    if (scope.namespaces) {
+      for (const c of request.channels) {
+        const ns = this.namespaces?.nameOf(c) ?? '';
+        if (!scope.namespaces.includes(ns)) {
+          throw new HeraldError('forbidden', `this API key may not publish to ${ns === '' ? 'the default namespace' : `namespace ${ns}`}`);
+        }
+      }
+    }
     const ids = await this.publish(request);
     this.metrics.published.inc({ source: 'api' }, request.channels.length);
     if (request.channels.length === 1 && 'channel' in (body as object)) sendJson(res, 200, { id: ids[0] ?? null });

@@ -43,13 +43,38 @@ export function bearerOf(authorization: string | undefined): string | undefined 
   return m?.[1];
 }
 
-export function subscribeCredentials(req: StreamRequest): SubscribeCredentials {
+/**
+ * The credentials of a subscribe request. The token comes from `token=`, else `Authorization: Bearer`, else the
+ * cookie named `tokenCookie` (EventSource can send cookies but no headers).
+ */
+export function subscribeCredentials(req: StreamRequest, tokenCookie = ''): SubscribeCredentials {
   return {
     channels: req.query.getAll('channel'),
     keys: req.query.getAll('key'),
-    token: req.query.get('token') ?? bearerOf(req.header('authorization')),
+    token:
+      req.query.get('token') ??
+      bearerOf(req.header('authorization')) ??
+      (tokenCookie ? cookieValue(req.header('cookie'), tokenCookie) : undefined),
     remoteAddress: req.remoteAddress,
   };
+}
+
+/** The value of cookie `name` in a `Cookie` header, or undefined. */
+export function cookieValue(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
+    let v = part.slice(eq + 1).trim();
+    if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
+    try {
+      v = decodeURIComponent(v);
+    } catch {
+      /* not percent-encoded: take it as it is */
+    }
+    return v === '' ? undefined : v;
+  }
+  return undefined;
 }
 
 /**

@@ -42,7 +42,7 @@ export async function serveStream(
 ): Promise<void> {
   if (req.method !== 'GET') throw new HeraldError('method_not_allowed', 'use GET');
   ctx.node.admit(req.remoteAddress);
-  const auth = await ctx.authorizer.authorize(subscribeCredentials(req));
+  const auth = await ctx.authorizer.authorize(subscribeCredentials(req, ctx.config.tokenCookie));
   const chunked = req.httpVersion !== '1.0';
   const codec = transport.codec(chunked);
   const session = await ctx.node.openSession(codec, auth.targets, {

@@ -76,7 +76,7 @@ export class WebSocketTransport {
       throw new HeraldError('origin_not_allowed', 'origin not allowed');
     }
     node.admit(sreq.remoteAddress);
-    const creds = subscribeCredentials(sreq);
+    const creds = subscribeCredentials(sreq, config.tokenCookie);
     const opened = await authorizeUrl(authorizer, creds, config.maxChannelsPerConnection);
     const session = await node.openSession(wsCodec, opened.targets, {
       transport: 'ws',

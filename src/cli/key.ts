@@ -1,0 +1,21 @@
+/** `herald key CHANNEL [--ttl SECONDS]`: print a sealed channel key made with the configured secret. */
+import { sealChannel } from '../auth/sealed-key.js';
+import { ConfigError, resolveConfig } from '../config.js';
+import { HeraldError } from '../errors.js';
+import { configSources, parseCommand, settingOptions } from './args.js';
+import { secretFor, ttlOf } from './token.js';
+
+export async function keyCommand(argv: string[], env: Record<string, string | undefined>): Promise<number> {
+  const parsed = parseCommand(argv, settingOptions({ ttl: { type: 'string' } }));
+  const [channel, ...rest] = parsed.positionals;
+  if (channel === undefined || rest.length > 0) throw new ConfigError('arguments', 'usage: herald key CHANNEL [--ttl SECONDS]');
+  const config = resolveConfig(configSources(parsed, env));
+  try {
+    const key = sealChannel(channel, { secret: secretFor(config), ttlSeconds: ttlOf(parsed.values['ttl'], 0) });
+    process.stdout.write(key + '\n');
+  } catch (err) {
+    if (err instanceof HeraldError) throw new ConfigError('CHANNEL', err.message);
+    throw err;
+  }
+  return 0;
+}
