@@ -62,8 +62,10 @@ export class RedisBroker implements Broker {
   private handler: BrokerHandler | undefined;
   /** Channels this node is subscribed to: the truth that every new link is rebuilt from. */
   private readonly channels = new Set<string>();
-  /** The link in use; undefined while (re)connecting. */
+  /** The link being proven or in use; undefined while connecting. */
   private link: RedisLink | undefined;
+  /** The link is up, every channel is subscribed on it, and a probe came back: publish and subscribe may use it. */
+  private ready = false;
   private connecting: Promise<void> | undefined;
   private probes: Probe[] = [];
   private probeTimer: NodeJS.Timeout | undefined;
@@ -94,7 +96,7 @@ export class RedisBroker implements Broker {
   }
 
   isReady(): boolean {
-    return this.link !== undefined && !this.closed;
+    return this.ready && !this.closed;
   }
 
   subscribedCount(): number {
@@ -113,7 +115,7 @@ export class RedisBroker implements Broker {
   async unsubscribe(channels: readonly string[]): Promise<void> {
     const known = channels.filter((c) => this.channels.delete(c));
     // Down: nothing to tell Redis; the next link is built from the set, which no longer holds them.
-    if (known.length === 0 || !this.link) return;
+    if (known.length === 0 || !this.ready) return;
     this.unsubBatch ??= this.newBatch(() => this.flushUnsubscribe());
     for (const c of known) this.unsubBatch.channels.add(c);
     return this.unsubBatch.promise;
@@ -144,6 +146,7 @@ export class RedisBroker implements Broker {
     if (this.probeTimer) clearInterval(this.probeTimer);
     this.link?.destroy();
     this.link = undefined;
+    this.ready = false;
     this.channels.clear();
   }
 
@@ -174,6 +177,7 @@ export class RedisBroker implements Broker {
         this.link = link; // from here on, the probe's echo is accepted
         await this.probeOnce(link);
         if (this.closed) break;
+        this.ready = true;
         this.tell(true);
         if (attempt > 0) this.options.log.info('redis broker connected', { channels: this.channels.size, attempts: attempt + 1 });
         return;
@@ -195,6 +199,7 @@ export class RedisBroker implements Broker {
     if (this.link !== link) return; // a link still connecting fails its own attempt
     this.options.log.warn('redis broker connection lost', { reason });
     this.link = undefined;
+    this.ready = false;
     link.destroy();
     this.tell(false);
     this.reconnect().catch(() => undefined);
@@ -208,7 +213,7 @@ export class RedisBroker implements Broker {
 
   private requireLink(): RedisLink {
     if (this.closed) throw new HeraldError('unavailable', 'broker is closed');
-    if (!this.link) throw new HeraldError('unavailable', 'redis is unreachable');
+    if (!this.link || !this.ready) throw new HeraldError('unavailable', 'redis is unreachable');
     return this.link;
   }
 
@@ -247,7 +252,7 @@ export class RedisBroker implements Broker {
   /** Every interval: a probe that has not come back within timeoutMs means a stalled link; else send the next. */
   private probeTick(): void {
     const link = this.link;
-    if (!link || this.closed) return;
+    if (!link || !this.ready || this.closed) return;
     const now = Date.now();
     for (const probe of this.probes) {
       if (probe.token !== undefined) {
@@ -302,7 +307,9 @@ export class RedisBroker implements Broker {
     const channels = [...batch.channels];
     await this.bounded(link.subscribe(channels), 'subscribe');
     // A new link built meanwhile was subscribed from a set that lacked these: the caller must try again.
-    if (link !== this.link) throw new HeraldError('unavailable', 'redis connection was replaced during subscribe');
+    if (link !== this.link || !this.ready) {
+      throw new HeraldError('unavailable', 'redis connection was replaced during subscribe');
+    }
     for (const c of channels) this.channels.add(c);
   }
 

@@ -1,0 +1,46 @@
+/** Redis Cluster failures: a master killed and restarted; the broker recovers and every shard delivers again. */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Collector } from '../src/broker/conformance.js';
+import { RedisBroker } from '../src/broker/redis.js';
+import { slotOf } from '../src/broker/redis-slot.js';
+import { createLogger } from '../src/util/log.js';
+import { eventually } from './helpers/server.js';
+import { startRedisCluster, type RedisClusterProcesses } from './helpers/redis.js';
+
+let cluster: RedisClusterProcesses;
+before(async () => {
+  cluster = await startRedisCluster(3);
+});
+after(async () => {
+  await cluster?.stop();
+});
+
+test('a master killed and restarted: not ready meanwhile, then every channel on every shard delivers again', async () => {
+  const broker = new RedisBroker({ url: cluster.url, timeoutMs: 500, probeIntervalMs: 200, log: createLogger('silent') });
+  const seen = new Collector();
+  await broker.start(seen);
+  try {
+    // Channels spread over the slot space, so every master owns some.
+    const channels = Array.from({ length: 30 }, (_, i) => `shard-${i}`);
+    assert.ok(new Set(channels.map((c) => Math.floor(slotOf(c) / 5462))).size === 3, 'channels on all 3 shards');
+    await broker.subscribe(channels);
+
+    const victim = cluster.nodes[1];
+    assert.ok(victim);
+    await victim.kill();
+    await eventually(() => !broker.isReady(), 3000, 'not ready after a master died');
+    const t0 = Date.now();
+    await assert.rejects(broker.publish('shard-0', 'x'));
+    assert.ok(Date.now() - t0 < 600, 'publish while down answers within the timeout');
+    await victim.restart();
+    await eventually(() => broker.isReady(), 15_000, 'ready after the master came back');
+    assert.deepEqual(seen.changes, [false, true]);
+
+    for (const c of channels) cluster.cli('SPUBLISH', c, `back-${c}`);
+    for (const c of channels) assert.equal((await seen.waitFor(c, 1))[0]?.data, `back-${c}`);
+    assert.equal(broker.subscribedCount(), channels.length);
+  } finally {
+    await broker.close();
+  }
+});
