@@ -1,5 +1,43 @@
-/** `herald bench`: placeholder until the load generator lands (issue 2, item 9). */
-export async function benchCommand(_argv: string[]): Promise<number> {
-  process.stderr.write('herald bench: not built yet\n');
-  return 1;
+/**
+ * `herald bench`: the project's own load generator. See docs/benchmarks.md for the scenarios and their commands.
+ * Progress goes to stderr, the report (or --json) to stdout. Ctrl-C and --max-time stop the run; the server the
+ * bench spawned and its worker processes are always stopped.
+ */
+import { BENCH_USAGE, BenchUsageError, parseBenchArgs, type BenchOptions } from './options.js';
+import { formatReport } from './report.js';
+import { runBench, type CleanupHooks } from './run.js';
+
+export async function benchCommand(argv: string[], env: Record<string, string | undefined> = {}): Promise<number> {
+  let o: BenchOptions;
+  try {
+    o = parseBenchArgs(argv, env);
+  } catch (err) {
+    if (!(err instanceof BenchUsageError)) throw err;
+    if (err.message === '') {
+      process.stdout.write(BENCH_USAGE);
+      return 0;
+    }
+    process.stderr.write(`herald bench: ${err.message}\n${BENCH_USAGE}`);
+    return 2;
+  }
+  const controller = new AbortController();
+  const hooks: CleanupHooks = {};
+  const onSignal = (): void => controller.abort(new Error('interrupted'));
+  const onExit = (): void => hooks.killNow?.();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  process.on('exit', onExit);
+  const timer = setTimeout(() => controller.abort(new Error(`--max-time ${o.maxTimeMs / 1000} s reached`)), o.maxTimeMs);
+  const progress = o.quiet ? () => undefined : (line: string) => process.stderr.write(`[bench] ${line}\n`);
+  try {
+    const result = await runBench(o, progress, controller.signal, hooks);
+    process.stdout.write(o.json ? JSON.stringify(result, null, 2) + '\n' : formatReport(result));
+    if (result.stoppedEarly) return 1;
+    return result.connections.held > 0 ? 0 : 1;
+  } finally {
+    clearTimeout(timer);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('exit', onExit);
+  }
 }

@@ -1,0 +1,226 @@
+/** `herald bench` options: scenario presets, flags on top, validated once. */
+import { parseArgs } from 'node:util';
+import type { Transport } from './protocol.js';
+
+export const SCENARIOS = ['idle', 'fanout', 'channels', 'custom'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+export interface BenchOptions {
+  scenario: Scenario;
+  /** Server to load; with `spawn` the bench starts its own and this is ignored. */
+  url: string;
+  spawn: boolean;
+  serverPid: number | undefined;
+  /** Extra `herald serve` flags for --spawn. */
+  serverArgs: string[];
+  /** Directory for the spawned server's --cpu-prof profile. */
+  cpuProfDir: string | undefined;
+  transport: Transport;
+  connections: number;
+  channels: number;
+  workers: number;
+  sourceAddresses: number;
+  connectConcurrency: number;
+  connectTimeoutMs: number;
+  settleMs: number;
+  /** Rates to run, in messages/s; with findMax, the first is where the search starts. Empty: idle, no publishing. */
+  rates: number[];
+  findMax: boolean;
+  maxSteps: number;
+  durationMs: number;
+  drainMs: number;
+  publishers: number;
+  pipeline: number;
+  apiKey: string | undefined;
+  maxP99Ms: number;
+  json: boolean;
+  quiet: boolean;
+  /** Hard bound on the whole run: after it everything is stopped and what was measured is reported. */
+  maxTimeMs: number;
+}
+
+const PRESETS: Record<Scenario, Partial<BenchOptions>> = {
+  idle: { connections: 15_000, channels: 15_000, rates: [], settleMs: 5000 },
+  fanout: { connections: 10_000, channels: 1, rates: [10], findMax: true, durationMs: 10_000 },
+  channels: { connections: 10_000, channels: 10_000, rates: [20_000], findMax: true, durationMs: 10_000, publishers: 8 },
+  custom: {},
+};
+
+const BASE: BenchOptions = {
+  scenario: 'custom',
+  url: 'http://127.0.0.1:8080',
+  spawn: false,
+  serverPid: undefined,
+  serverArgs: [],
+  cpuProfDir: undefined,
+  transport: 'sub',
+  connections: 100,
+  channels: 10,
+  workers: 0,
+  sourceAddresses: 0,
+  connectConcurrency: 256,
+  connectTimeoutMs: 30_000,
+  settleMs: 2000,
+  rates: [100],
+  findMax: false,
+  maxSteps: 6,
+  durationMs: 5000,
+  drainMs: 3000,
+  publishers: 4,
+  pipeline: 64,
+  apiKey: undefined,
+  maxP99Ms: 1000,
+  json: false,
+  quiet: false,
+  maxTimeMs: 300_000,
+};
+
+export const BENCH_USAGE = `usage: herald bench [idle|fanout|channels] [options]
+
+scenarios (presets; any flag overrides them):
+  idle       15,000 /sub connections on 15,000 channels, no publishing: connections held, server RSS per connection
+  fanout     10,000 subscribers of one channel; --find-max from 10 msg/s, 10 s per rate
+  channels   10,000 subscribers on 10,000 channels, HTTP API publishing; --find-max from 20,000 msg/s, 10 s per rate
+
+server:
+  --spawn                 start "node bin/herald.js serve --dev" on a free loopback port, stop it at the end
+  --server-arg ARG        extra flag for the spawned server (repeatable), e.g. --server-arg=--heartbeat-seconds=60
+  --cpu-prof DIR          run the spawned server under node --cpu-prof, profile written to DIR
+  --url URL               server to load when not spawning (loopback only)   [http://127.0.0.1:8080]
+  --server-pid PID        pid of that server, for RSS per connection
+
+connections:
+  -n, --connections N     streaming connections                               [100]
+  --channels C            connection i subscribes channel i % C                [10]
+  --transport sub|sse     streaming endpoint                                   [sub]
+  --workers W             subscriber processes (at most 10,000 connections each) [ceil(N/7500)]
+  --source-addresses K    spread connections over 127.0.0.1 .. 127.0.0.K       [1, or 4 above 1,000]
+  --connect-concurrency   connection attempts in flight per worker             [256]
+  --settle S              seconds to wait once connected, before measuring RSS [2]
+
+publishing:
+  --rate R[,R2,...]       messages/s over all channels; several rates run one after another [100]
+  --find-max              step the rate (doubling, then bisecting) to find the highest rate held
+  --max-steps N           rate steps at most with --find-max                   [6]
+  --duration S            seconds per rate                                     [5]
+  --drain S               seconds to wait for late deliveries after each rate  [3]
+  --publishers P          keep-alive publishing connections                    [4]
+  --pipeline D            requests in flight per publishing connection         [64]
+  --api-key KEY           publish API key (not needed against --dev)
+  --max-p99-ms MS         p99 latency above which a rate is not held           [1000]
+
+output:
+  --json                  print the result as JSON on stdout
+  --quiet                 no progress lines on stderr
+  --max-time S            stop everything after S seconds and report what was measured [300]
+
+A rate is held when nothing is lost or duplicated, p99 publish-to-delivery <= --max-p99-ms, every scheduled
+message was published without error, and deliveries keep pace with the offered rate.
+`;
+
+export class BenchUsageError extends Error {}
+
+function num(name: string, raw: string | undefined, min: number, max: number): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) throw new BenchUsageError(`--${name}: "${raw}" must be a number from ${min} to ${max}`);
+  return n;
+}
+
+export function parseBenchArgs(argv: string[], env: Record<string, string | undefined> = {}): BenchOptions {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        spawn: { type: 'boolean' },
+        'server-arg': { type: 'string', multiple: true },
+        'cpu-prof': { type: 'string' },
+        url: { type: 'string' },
+        'server-pid': { type: 'string' },
+        connections: { type: 'string', short: 'n' },
+        channels: { type: 'string' },
+        transport: { type: 'string' },
+        workers: { type: 'string' },
+        'source-addresses': { type: 'string' },
+        'connect-concurrency': { type: 'string' },
+        settle: { type: 'string' },
+        rate: { type: 'string', multiple: true },
+        'find-max': { type: 'boolean' },
+        'max-steps': { type: 'string' },
+        duration: { type: 'string' },
+        drain: { type: 'string' },
+        publishers: { type: 'string' },
+        pipeline: { type: 'string' },
+        'api-key': { type: 'string' },
+        'max-p99-ms': { type: 'string' },
+        json: { type: 'boolean' },
+        quiet: { type: 'boolean' },
+        'max-time': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new BenchUsageError(err instanceof Error ? err.message.replace(/\. To specify.*$/s, '') : String(err));
+  }
+  const { values: v, positionals } = parsed;
+  if (v.help) throw new BenchUsageError('');
+  if (positionals.length > 1) throw new BenchUsageError(`one scenario at most, got: ${positionals.join(' ')}`);
+  const scenario = (positionals[0] ?? 'custom') as Scenario;
+  if (!SCENARIOS.includes(scenario)) throw new BenchUsageError(`unknown scenario "${scenario}" (${SCENARIOS.join(', ')})`);
+
+  const o: BenchOptions = { ...BASE, ...PRESETS[scenario], scenario };
+  if (v.spawn) o.spawn = true;
+  if (v['server-arg']) o.serverArgs = v['server-arg'];
+  if (v['cpu-prof'] !== undefined) o.cpuProfDir = v['cpu-prof'];
+  if (v.url !== undefined) o.url = v.url;
+  o.serverPid = num('server-pid', v['server-pid'], 1, 2 ** 31) ?? o.serverPid;
+  o.connections = num('connections', v.connections, 1, 1_000_000) ?? o.connections;
+  o.channels = num('channels', v.channels, 1, 1_000_000) ?? o.channels;
+  if (v.transport !== undefined) {
+    if (v.transport === 'ws') throw new BenchUsageError('--transport ws: WebSocket is not on main yet');
+    if (v.transport !== 'sub' && v.transport !== 'sse') throw new BenchUsageError('--transport must be sub or sse');
+    o.transport = v.transport;
+  }
+  o.workers = num('workers', v.workers, 1, 64) ?? o.workers;
+  o.sourceAddresses = num('source-addresses', v['source-addresses'], 1, 254) ?? o.sourceAddresses;
+  o.connectConcurrency = num('connect-concurrency', v['connect-concurrency'], 1, 10_000) ?? o.connectConcurrency;
+  o.settleMs = (num('settle', v.settle, 0, 600) ?? o.settleMs / 1000) * 1000;
+  if (v.rate) {
+    o.rates = v.rate.flatMap((r) => r.split(',')).filter((r) => r.trim() !== '').map((r) => num('rate', r.trim(), 0.1, 10_000_000)!);
+  }
+  if (v['find-max']) o.findMax = true;
+  o.maxSteps = num('max-steps', v['max-steps'], 1, 50) ?? o.maxSteps;
+  o.durationMs = (num('duration', v.duration, 0.1, 3600) ?? o.durationMs / 1000) * 1000;
+  o.drainMs = (num('drain', v.drain, 0, 600) ?? o.drainMs / 1000) * 1000;
+  o.publishers = num('publishers', v.publishers, 1, 256) ?? o.publishers;
+  o.pipeline = num('pipeline', v.pipeline, 1, 100_000) ?? o.pipeline;
+  o.apiKey = v['api-key'] ?? env['HERALD_API_KEY'] ?? o.apiKey;
+  o.maxP99Ms = num('max-p99-ms', v['max-p99-ms'], 1, 3_600_000) ?? o.maxP99Ms;
+  if (v.json) o.json = true;
+  if (v.quiet) o.quiet = true;
+  o.maxTimeMs = (num('max-time', v['max-time'], 1, 86_400) ?? o.maxTimeMs / 1000) * 1000;
+
+  if (o.workers === 0) o.workers = Math.max(1, Math.ceil(o.connections / 7500));
+  if (Math.ceil(o.connections / o.workers) > 10_000) {
+    throw new BenchUsageError(`--workers ${o.workers}: at most 10,000 connections per worker (a process may hold 20,000 descriptors)`);
+  }
+  if (o.sourceAddresses === 0) o.sourceAddresses = o.connections > 1000 ? 4 : 1;
+  if (o.findMax && o.rates.length === 0) throw new BenchUsageError('--find-max needs a starting --rate');
+  if (o.cpuProfDir !== undefined && !o.spawn) throw new BenchUsageError('--cpu-prof needs --spawn');
+  let url: URL;
+  try {
+    url = new URL(o.url);
+  } catch {
+    throw new BenchUsageError(`--url: "${o.url}" is not a URL`);
+  }
+  if (url.protocol !== 'http:') throw new BenchUsageError('--url must be http://');
+  if (!o.spawn && !isLoopback(url.hostname)) throw new BenchUsageError('--url: the bench only loads servers on loopback');
+  return o;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '[::1]' || host === '::1';
+}

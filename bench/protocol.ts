@@ -1,0 +1,71 @@
+/**
+ * What the bench sends over the wire and between its processes.
+ *
+ * Message data is `<step>:<seq>:<sentUs>`: the step tells a late message of an earlier rate step from a current
+ * one, `seq` is the message's number within its channel (duplicates and reordering are told from it), and `sentUs`
+ * is the publisher's scheduled send time on the shared monotonic clock (see clock.ts).
+ */
+import type { SparseHistogram } from './histogram.js';
+
+export type Transport = 'sub' | 'sse';
+
+/** What one worker process is asked to hold. Connection `i` subscribes channel `channelName(prefix, i % channels)`. */
+export interface PoolSpec {
+  host: string;
+  port: number;
+  transport: Transport;
+  firstIndex: number;
+  count: number;
+  channels: number;
+  channelPrefix: string;
+  localAddresses: string[];
+  /** Connection attempts in flight at once in this process. */
+  concurrency: number;
+  connectTimeoutMs: number;
+}
+
+export function channelName(prefix: string, index: number): string {
+  return prefix + index.toString(36);
+}
+
+export function messageData(step: number, seq: number, sentUs: number): string {
+  return `${step}:${seq}:${sentUs}`;
+}
+
+export interface PoolProgress {
+  held: number;
+  failed: number;
+  /** Held connections the server closed (or that broke) afterwards. */
+  dropped: number;
+  errors: Record<string, number>;
+}
+
+export interface StepStats extends PoolProgress {
+  step: number;
+  /** Distinct messages of this step received (duplicates excluded). */
+  received: number;
+  duplicates: number;
+  /** Messages received after a later one of the same channel on the same connection. */
+  reordered: number;
+  /** Messages of an earlier step (arrived after that step's drain time). */
+  stale: number;
+  /** Deliveries expected by the connections held now, from the publisher's per-channel success counts. */
+  expected: number;
+  /** Receive time of the last message of this step (shared clock, µs), 0 if none. */
+  lastReceiveUs: number;
+  disconnectFrames: number;
+  latency: SparseHistogram;
+}
+
+export type ToWorker =
+  | { type: 'connect'; spec: PoolSpec }
+  | { type: 'step'; step: number }
+  | { type: 'expect'; step: number; okPerChannel: number[] }
+  | { type: 'stats' }
+  | { type: 'close' };
+
+export type FromWorker =
+  | { type: 'progress'; progress: PoolProgress }
+  | { type: 'step-ready'; step: number }
+  | { type: 'stats'; stats: StepStats }
+  | { type: 'error'; message: string };

@@ -1,0 +1,32 @@
+/** The human-readable report of a bench run. */
+import { errorText, stepLine, type BenchResult } from './run.js';
+
+const KB = 1024;
+const MB = 1024 * 1024;
+
+export function formatReport(r: BenchResult): string {
+  const o = r.options;
+  const lines: string[] = [];
+  lines.push(`herald bench ${o.scenario}: ${o.connections} ${o.transport} connections on ${o.channels} channel(s), ` +
+    `${o.workers} worker(s), ${o.sourceAddresses} source address(es)`);
+  lines.push(`machine: ${r.machine.nproc} cores (${r.machine.cpu}), ${(r.machine.memoryBytes / MB / 1024).toFixed(1)} GiB, ` +
+    `node ${r.machine.node}, load average ${r.machine.loadAverage.join(' ')} at ${r.startedAt}`);
+  if (r.server.command) lines.push(`server: ${r.server.command}`);
+  const c = r.connections;
+  lines.push(`connections held: ${c.held} of ${c.requested} (${c.failed} failed, ${c.dropped} dropped, ` +
+    `connected in ${c.connectSeconds.toFixed(1)} s)${errorText(c.errors)}`);
+  const s = r.server;
+  if (s.rssBeforeBytes !== undefined && s.rssHeldBytes !== undefined) {
+    lines.push(`server RSS: ${(s.rssBeforeBytes / MB).toFixed(1)} MB before, ${(s.rssHeldBytes / MB).toFixed(1)} MB with the connections held` +
+      (s.rssPerConnectionBytes !== undefined ? ` → ${(s.rssPerConnectionBytes / KB).toFixed(2)} KB per connection` : ''));
+  } else if (s.pid === undefined) {
+    lines.push('server RSS: not measured (give --server-pid or --spawn)');
+  }
+  for (const step of r.steps) lines.push(stepLine(step));
+  if (r.steps.length > 0) {
+    lines.push(r.maxHeldRate !== undefined ? `highest rate held: ${r.maxHeldRate} msg/s` : 'no rate held');
+  }
+  if (s.cpuProfDir) lines.push(`server CPU profile: ${s.cpuProfDir}`);
+  if (r.stoppedEarly) lines.push(`stopped early: ${r.stoppedEarly}`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,251 @@
+/**
+ * One bench run: (spawn the server) → measure its RSS → hold N connections → measure RSS again → publish at each
+ * rate (or search for the highest rate held) → stop everything. Every phase is bounded in time; `signal` (Ctrl-C,
+ * --max-time) cuts the run short and what was measured so far is still returned.
+ */
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { sleep } from './clock.js';
+import type { BenchOptions } from './options.js';
+import { Publisher, type PublishResult } from './publisher.js';
+import { readRss, spawnServer, type SpawnedServer } from './server-process.js';
+import { WorkerSet, type MergedStats } from './workers.js';
+
+export interface StepResult {
+  rate: number;
+  durationS: number;
+  published: { scheduled: number; sent: number; ok: number; failed: number; unsent: number; errors: Record<string, number> };
+  deliveries: { expected: number; received: number; lost: number; duplicates: number; reordered: number; stale: number; perSecond: number };
+  latencyMs: { p50: number; p99: number; max: number; mean: number };
+  connectionsHeld: number;
+  droppedDuringStep: number;
+  disconnectFrames: number;
+  held: boolean;
+  /** Why the rate was not held. */
+  why: string[];
+}
+
+export interface BenchResult {
+  startedAt: string;
+  machine: { nproc: number; cpu: string; memoryBytes: number; node: string; loadAverage: number[] };
+  options: BenchOptions;
+  server: { pid?: number; command?: string; rssBeforeBytes?: number; rssHeldBytes?: number; rssPerConnectionBytes?: number; cpuProfDir?: string };
+  connections: { requested: number; held: number; failed: number; dropped: number; errors: Record<string, number>; connectSeconds: number };
+  steps: StepResult[];
+  maxHeldRate?: number;
+  stoppedEarly?: string;
+}
+
+export type Progress = (line: string) => void;
+
+export async function runBench(o: BenchOptions, progress: Progress, signal: AbortSignal, hooks: CleanupHooks = {}): Promise<BenchResult> {
+  const result: BenchResult = {
+    startedAt: new Date().toISOString(),
+    machine: {
+      nproc: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem(), node: process.version,
+      loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
+    },
+    options: o,
+    server: {},
+    connections: { requested: o.connections, held: 0, failed: 0, dropped: 0, errors: {}, connectSeconds: 0 },
+    steps: [],
+  };
+  let server: SpawnedServer | undefined;
+  let workers: WorkerSet | undefined;
+  let publisher: Publisher | undefined;
+  hooks.killNow = () => {
+    workers?.killNow();
+    server?.killNow();
+  };
+  try {
+    let url = new URL(o.url);
+    let pid = o.serverPid;
+    if (o.spawn) {
+      const nodeArgs = o.cpuProfDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
+      server = await spawnServer(o.serverArgs, nodeArgs);
+      url = new URL(server.url);
+      pid = server.pid;
+      result.server.command = server.command;
+      result.server.cpuProfDir = o.cpuProfDir;
+      progress(`server: ${server.command} (pid ${server.pid})`);
+    }
+    result.server.pid = pid;
+    const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(url.port || 80);
+    if (pid !== undefined) {
+      await sleep(500, signal);
+      result.server.rssBeforeBytes = readRss(pid);
+    }
+
+    const started = Date.now();
+    // A fresh prefix per run: channels of an earlier run (or another bench) never mix with these.
+    const channelPrefix = `bench${Date.now().toString(36)}-`;
+    progress(`connecting ${o.connections} ${o.transport} streams over ${o.workers} worker(s) and ${o.sourceAddresses} source address(es)`);
+    workers = new WorkerSet(
+      {
+        host, port, transport: o.transport, firstIndex: 0, count: o.connections, channels: o.channels,
+        channelPrefix, localAddresses: sourceAddresses(host, o.sourceAddresses),
+        concurrency: o.connectConcurrency, connectTimeoutMs: o.connectTimeoutMs,
+      },
+      o.workers,
+    );
+    const t = await workers.waitSettled(Math.max(60_000, o.connectTimeoutMs * 2), (p) =>
+      progress(`  ${p.held} held, ${p.failed} failed of ${p.total}${errorText(p.errors)}`), signal);
+    Object.assign(result.connections, { held: t.held, failed: t.failed, dropped: t.dropped, errors: t.errors });
+    result.connections.connectSeconds = (Date.now() - started) / 1000;
+    progress(`connections: ${t.held} held, ${t.failed} failed in ${result.connections.connectSeconds.toFixed(1)} s${errorText(t.errors)}`);
+    if (signal.aborted) return result;
+
+    await sleep(o.settleMs, signal);
+    if (pid !== undefined) {
+      const rss = readRss(pid);
+      result.server.rssHeldBytes = rss;
+      const held = workers.totals().held;
+      if (rss !== undefined && result.server.rssBeforeBytes !== undefined && held > 0) {
+        result.server.rssPerConnectionBytes = (rss - result.server.rssBeforeBytes) / held;
+      }
+    }
+    if (o.rates.length === 0 || signal.aborted) {
+      Object.assign(result.connections, pick(workers.totals()));
+      return result;
+    }
+
+    publisher = new Publisher({
+      host, port, apiKey: o.apiKey, connections: Math.min(o.publishers, o.channels), pipeline: o.pipeline,
+      channels: o.channels, channelPrefix,
+    });
+    const runStep = async (rate: number): Promise<StepResult> => {
+      const step = await measureStep(o, workers!, publisher!, result.steps.length, rate, signal);
+      result.steps.push(step);
+      progress(stepLine(step));
+      return step;
+    };
+    if (o.findMax) result.maxHeldRate = await findMax(o, runStep, signal);
+    else for (const rate of o.rates) if (!signal.aborted) await runStep(rate);
+    if (!o.findMax) {
+      const held = result.steps.filter((s) => s.held).map((s) => s.rate);
+      if (held.length > 0) result.maxHeldRate = Math.max(...held);
+    }
+    Object.assign(result.connections, pick(workers.totals()));
+    return result;
+  } finally {
+    if (signal.aborted) result.stoppedEarly = String(signal.reason instanceof Error ? signal.reason.message : signal.reason);
+    publisher?.close();
+    await workers?.close();
+    if (server) {
+      progress('stopping the server');
+      await server.stop();
+    }
+    hooks.killNow = undefined;
+  }
+}
+
+export interface CleanupHooks {
+  /** Set while a run holds processes: kills them synchronously (for process 'exit'). */
+  killNow?: () => void;
+}
+
+/** Publish at `rate` for the step's duration, wait for late deliveries, and judge whether the rate was held. */
+async function measureStep(o: BenchOptions, workers: WorkerSet, publisher: Publisher, step: number, rate: number, signal: AbortSignal): Promise<StepResult> {
+  await workers.beginStep(step);
+  const pub = await publisher.run(step, rate, o.durationMs, signal);
+  workers.expect(step, pub.okPerChannel);
+  const deadline = Date.now() + o.drainMs;
+  let s: MergedStats = await workers.stats();
+  while (s.received < s.expected && Date.now() < deadline && !signal.aborted) {
+    await sleep(100, signal);
+    s = await workers.stats();
+  }
+  const out = judge(o, pub, s);
+  // Let the server finish whatever backlog an overloaded step left before the next one starts.
+  await sleep(1000, signal);
+  return out;
+}
+
+function judge(o: BenchOptions, pub: PublishResult, s: MergedStats): StepResult {
+  const durationS = pub.durationMs / 1000;
+  const lost = Math.max(0, s.expected - s.received);
+  const spanS = s.lastReceiveUs > 0 ? Math.max(durationS, (s.lastReceiveUs - pub.startUs) / 1e6) : durationS;
+  const perSecond = s.received / spanS;
+  const ms = (us: number): number => Math.round(us / 10) / 100;
+  const latencyMs = {
+    p50: ms(s.latency.quantile(0.5)), p99: ms(s.latency.quantile(0.99)), max: ms(s.latency.max),
+    mean: ms(s.latency.count > 0 ? s.latency.sum / s.latency.count : 0),
+  };
+  const why: string[] = [];
+  if (pub.unsent > 0) why.push(`${pub.unsent} messages could not be sent on time`);
+  if (pub.failed > 0) why.push(`${pub.failed} publish requests failed${errorText(pub.errors)}`);
+  if (lost > 0) why.push(`${lost} deliveries lost`);
+  if (s.duplicates > 0) why.push(`${s.duplicates} duplicates`);
+  if (latencyMs.p99 > o.maxP99Ms) why.push(`p99 ${latencyMs.p99} ms > ${o.maxP99Ms} ms`);
+  const offered = s.expected / durationS;
+  if (perSecond < 0.95 * offered) why.push(`${Math.round(perSecond)} deliveries/s < 95% of ${Math.round(offered)} offered`);
+  if (s.expected === 0) why.push('nothing to deliver (no connection held?)');
+  return {
+    rate: pub.rate,
+    durationS,
+    published: { scheduled: pub.scheduled, sent: pub.sent, ok: pub.ok, failed: pub.failed, unsent: pub.unsent, errors: pub.errors },
+    deliveries: {
+      expected: s.expected, received: s.received, lost, duplicates: s.duplicates, reordered: s.reordered, stale: s.stale,
+      perSecond: Math.round(perSecond),
+    },
+    latencyMs,
+    connectionsHeld: s.held,
+    droppedDuringStep: s.dropped,
+    disconnectFrames: s.disconnectFrames,
+    held: why.length === 0,
+    why,
+  };
+}
+
+/**
+ * Highest rate held: double from the first rate until one fails (or halve until one holds), then bisect between the
+ * best held and the lowest failed until they are within 15 % or the steps run out.
+ */
+async function findMax(o: BenchOptions, runStep: (rate: number) => Promise<StepResult>, signal: AbortSignal): Promise<number | undefined> {
+  let best: number | undefined;
+  let failed: number | undefined;
+  let rate = o.rates[0]!;
+  for (let i = 0; i < o.maxSteps && !signal.aborted; i++) {
+    const s = await runStep(rate);
+    if (s.held) best = rate;
+    else failed = rate;
+    if (best !== undefined && failed !== undefined) {
+      if (failed / best <= 1.15) break;
+      rate = roundRate((best + failed) / 2);
+    } else rate = roundRate(best !== undefined ? rate * 2 : rate / 2);
+  }
+  return best;
+}
+
+/** Two significant digits: rates that read well in a table. */
+function roundRate(r: number): number {
+  if (r < 1) return Math.round(r * 10) / 10;
+  const p = 10 ** Math.max(0, Math.floor(Math.log10(r)) - 1);
+  return Math.round(r / p) * p;
+}
+
+/** 127.0.0.1 .. 127.0.0.K when the server is on IPv4 loopback; otherwise let the kernel choose. */
+function sourceAddresses(host: string, k: number): string[] {
+  if (!/^127\./.test(host) || k <= 1) return [];
+  return Array.from({ length: k }, (_, i) => `127.0.0.${i + 1}`);
+}
+
+function pick(t: { held: number; failed: number; dropped: number; errors: Record<string, number> }): Pick<BenchResult['connections'], 'held' | 'failed' | 'dropped' | 'errors'> {
+  return { held: t.held, failed: t.failed, dropped: t.dropped, errors: t.errors };
+}
+
+export function errorText(errors: Record<string, number>): string {
+  const e = Object.entries(errors);
+  return e.length === 0 ? '' : ` (${e.map(([k, v]) => `${k}: ${v}`).join(', ')})`;
+}
+
+export function stepLine(s: StepResult): string {
+  return (
+    `rate ${s.rate} msg/s for ${s.durationS} s: ${s.published.ok}/${s.published.scheduled} published, ` +
+    `${s.deliveries.received}/${s.deliveries.expected} delivered (${s.deliveries.perSecond}/s), ` +
+    `lost ${s.deliveries.lost}, dup ${s.deliveries.duplicates}, ` +
+    `latency p50 ${s.latencyMs.p50} ms p99 ${s.latencyMs.p99} ms max ${s.latencyMs.max} ms: ` +
+    (s.held ? 'HELD' : `NOT HELD (${s.why.join('; ')})`)
+  );
+}
+

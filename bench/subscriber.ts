@@ -1,0 +1,237 @@
+/**
+ * Lean streaming subscribers: raw TCP sockets, a hand-written GET, and a line scanner that parses only the data
+ * field of message lines. The generator shares two cores with the server under test, so a delivery must cost it
+ * far less than it costs the server.
+ */
+import net from 'node:net';
+import { nowUs } from './clock.js';
+import { Histogram } from './histogram.js';
+import { channelName, type PoolProgress, type PoolSpec, type StepStats } from './protocol.js';
+
+const MAX_HEAD_BYTES = 16 * 1024;
+/** `["message","` */
+const MESSAGE_PREFIX_LENGTH = 12;
+const CH_LBRACKET = 91;
+const CH_M = 109;
+const CH_D = 100;
+const CH_COLON = 58;
+const CH_0 = 48;
+
+/** One subscriber connection. Plain fields only: thousands of these live in one process. */
+class Sub {
+  rest = '';
+  held = false;
+  gone = false;
+  /** Per-step window of seen sequence numbers: bit k set = (maxSeq - k) was seen. */
+  step = -1;
+  maxSeq = -1;
+  mask = 0;
+  constructor(readonly index: number, readonly channel: number, readonly socket: net.Socket) {}
+}
+
+export class SubscriberPool {
+  private readonly subs: Sub[] = [];
+  private next = 0;
+  private inFlight = 0;
+  private held = 0;
+  private failed = 0;
+  private dropped = 0;
+  private readonly errors: Record<string, number> = {};
+  private readonly request: (channel: number) => string;
+  /** Offset of `["message"` in a line: 0 for NDJSON, 6 for SSE's `data: `. */
+  private readonly lineOffset: number;
+
+  private step = -1;
+  private received = 0;
+  private duplicates = 0;
+  private reordered = 0;
+  private stale = 0;
+  private disconnectFrames = 0;
+  private lastReceiveUs = 0;
+  private okPerChannel: number[] | undefined;
+  private readonly latency = new Histogram();
+
+  constructor(private readonly spec: PoolSpec, private readonly onSettled: () => void = () => undefined) {
+    const path = spec.transport === 'sse' ? '/sse' : '/sub';
+    const accept = spec.transport === 'sse' ? 'text/event-stream' : 'application/x-ndjson';
+    const host = `${spec.host}:${spec.port}`;
+    this.request = (channel) =>
+      `GET ${path}?channel=${channelName(spec.channelPrefix, channel)} HTTP/1.1\r\nHost: ${host}\r\nAccept: ${accept}\r\n\r\n`;
+    this.lineOffset = spec.transport === 'sse' ? 6 : 0;
+  }
+
+  /** Open every connection, `concurrency` attempts at a time. Progress is read with progress(). */
+  start(): void {
+    const n = Math.min(this.spec.concurrency, this.spec.count);
+    for (let k = 0; k < n; k++) this.openNext();
+  }
+
+  /** True once every connection is held or has failed. */
+  settled(): boolean {
+    return this.held + this.failed + this.dropped >= this.spec.count && this.inFlight === 0;
+  }
+
+  progress(): PoolProgress {
+    return { held: this.held, failed: this.failed, dropped: this.dropped, errors: { ...this.errors } };
+  }
+
+  /** Count messages of `step` from now on; earlier counters are reset. */
+  beginStep(step: number): void {
+    this.step = step;
+    this.received = 0;
+    this.duplicates = 0;
+    this.reordered = 0;
+    this.stale = 0;
+    this.disconnectFrames = 0;
+    this.lastReceiveUs = 0;
+    this.okPerChannel = undefined;
+    this.latency.reset();
+  }
+
+  expect(step: number, okPerChannel: number[]): void {
+    if (step === this.step) this.okPerChannel = okPerChannel;
+  }
+
+  stats(): StepStats {
+    let expected = 0;
+    const ok = this.okPerChannel;
+    if (ok) for (const s of this.subs) if (s.held && !s.gone) expected += ok[s.channel] ?? 0;
+    return {
+      ...this.progress(),
+      step: this.step,
+      received: this.received,
+      duplicates: this.duplicates,
+      reordered: this.reordered,
+      stale: this.stale,
+      expected,
+      lastReceiveUs: this.lastReceiveUs,
+      disconnectFrames: this.disconnectFrames,
+      latency: this.latency.toSparse(),
+    };
+  }
+
+  close(): void {
+    this.next = this.spec.count;
+    for (const s of this.subs) s.socket.destroy();
+  }
+
+  private openNext(): void {
+    if (this.next >= this.spec.count) return;
+    const index = this.spec.firstIndex + this.next++;
+    const channel = index % this.spec.channels;
+    const addrs = this.spec.localAddresses;
+    const localAddress = addrs.length > 0 ? addrs[index % addrs.length] : undefined;
+    const socket = net.connect({ host: this.spec.host, port: this.spec.port, localAddress });
+    const sub = new Sub(index, channel, socket);
+    this.subs.push(sub);
+    this.inFlight++;
+    socket.setNoDelay(true);
+    socket.setTimeout(this.spec.connectTimeoutMs);
+    socket.on('connect', () => socket.write(this.request(channel)));
+    socket.on('data', (d: Buffer) => this.onData(sub, d));
+    socket.on('timeout', () => this.fail(sub, 'timeout'));
+    socket.on('error', (err: NodeJS.ErrnoException) => this.fail(sub, err.code ?? 'error'));
+    socket.on('close', () => this.onClose(sub));
+  }
+
+  private fail(sub: Sub, code: string): void {
+    this.errors[code] = (this.errors[code] ?? 0) + 1;
+    sub.socket.destroy();
+  }
+
+  private onClose(sub: Sub): void {
+    if (sub.gone) return;
+    sub.gone = true;
+    if (sub.held) {
+      this.held--;
+      this.dropped++;
+    } else {
+      this.failed++;
+      this.attemptDone();
+    }
+  }
+
+  private attemptDone(): void {
+    this.inFlight--;
+    this.openNext();
+    if (this.settled()) this.onSettled();
+  }
+
+  private onData(sub: Sub, d: Buffer): void {
+    const now = nowUs();
+    let text = sub.rest.length > 0 ? sub.rest + d.toString('latin1') : d.toString('latin1');
+    if (!sub.held) {
+      const end = text.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (text.length > MAX_HEAD_BYTES) this.fail(sub, 'head_too_large');
+        else sub.rest = text;
+        return;
+      }
+      const status = text.slice(9, 12);
+      if (status !== '200') {
+        this.fail(sub, `http_${status}`);
+        return;
+      }
+      sub.held = true;
+      this.held++;
+      sub.socket.setTimeout(0);
+      text = text.slice(end + 4);
+      this.attemptDone();
+    }
+    let start = 0;
+    for (;;) {
+      const nl = text.indexOf('\n', start);
+      if (nl < 0) break;
+      const at = start + this.lineOffset;
+      if (nl - at > MESSAGE_PREFIX_LENGTH && text.charCodeAt(at) === CH_LBRACKET) {
+        const kind = text.charCodeAt(at + 2);
+        if (kind === CH_M) this.onMessage(sub, text, at + MESSAGE_PREFIX_LENGTH, now);
+        else if (kind === CH_D) this.disconnectFrames++;
+      }
+      start = nl + 1;
+    }
+    sub.rest = start < text.length ? text.slice(start) : '';
+  }
+
+  /** `from` points just past `["message","`: skip the channel, read `<step>:<seq>:<sentUs>`. */
+  private onMessage(sub: Sub, text: string, from: number, now: number): void {
+    let i = text.indexOf('","', from);
+    if (i < 0) return;
+    i += 3;
+    let step = 0;
+    let c: number;
+    while ((c = text.charCodeAt(i++)) !== CH_COLON) step = step * 10 + (c - CH_0);
+    let seq = 0;
+    while ((c = text.charCodeAt(i++)) !== CH_COLON) seq = seq * 10 + (c - CH_0);
+    let sent = 0;
+    while ((c = text.charCodeAt(i++)) >= CH_0 && c <= CH_0 + 9) sent = sent * 10 + (c - CH_0);
+    if (step !== this.step) {
+      this.stale++;
+      return;
+    }
+    if (sub.step !== step) {
+      sub.step = step;
+      sub.maxSeq = -1;
+      sub.mask = 0;
+    }
+    const d = seq - sub.maxSeq;
+    if (d > 0) {
+      sub.mask = d >= 32 ? 1 : ((sub.mask << d) | 1) >>> 0;
+      sub.maxSeq = seq;
+    } else {
+      const back = -d;
+      if (back < 32) {
+        const bit = (1 << back) >>> 0;
+        if ((sub.mask & bit) !== 0) {
+          this.duplicates++;
+          return;
+        }
+        sub.mask = (sub.mask | bit) >>> 0;
+      }
+      this.reordered++;
+    }
+    this.received++;
+    this.lastReceiveUs = now;
+    this.latency.record(now - sent);
+  }
+}

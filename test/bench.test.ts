@@ -1,0 +1,70 @@
+/**
+ * `herald bench` end to end: real subscriber workers, a real publisher and a real server, with a small N.
+ * The figures themselves are checked only for consistency (everything held, nothing lost); speed is for
+ * docs/benchmarks.md, not for a test on a busy machine.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Histogram } from '../bench/histogram.js';
+import { parseBenchArgs } from '../bench/options.js';
+import { runBench, type BenchResult } from '../bench/run.js';
+import { eventually, startServer, TEST_API_KEY } from './helpers/server.js';
+
+function run(argv: string[]): Promise<BenchResult> {
+  return runBench(parseBenchArgs([...argv, '--quiet']), () => undefined, new AbortController().signal);
+}
+
+test('bench holds 50 connections against a running server and loses nothing', async () => {
+  // --dev: anonymous `channel=` subscriptions; publishing still presents the API key, as a backend would.
+  const server = await startServer();
+  try {
+    const r = await run(['--url', server.url, '--server-pid', String(process.pid), '-n', '50', '--channels', '5',
+      '--rate', '50', '--duration', '2', '--settle', '0', '--api-key', TEST_API_KEY]);
+    assert.equal(r.connections.held, 50, JSON.stringify(r.connections.errors));
+    assert.equal(r.connections.failed, 0);
+    assert.ok(r.server.rssHeldBytes !== undefined && r.server.rssHeldBytes > 0);
+    assert.equal(r.steps.length, 1);
+    const step = r.steps[0]!;
+    assert.equal(step.published.ok, 100);
+    assert.equal(step.deliveries.expected, 100 * 10, 'each message reaches the 10 subscribers of its channel');
+    assert.equal(step.deliveries.received, step.deliveries.expected);
+    assert.equal(step.deliveries.lost, 0);
+    assert.equal(step.deliveries.duplicates, 0);
+    assert.ok(step.latencyMs.p99 > 0 && step.latencyMs.p99 <= step.latencyMs.max);
+    assert.ok(step.held, step.why.join('; '));
+    await eventually(() => server.server.node.sessionCount() === 0, 5000, 'the bench to close its connections');
+  } finally {
+    await server.close();
+  }
+});
+
+test('bench --spawn starts its own server, measures its RSS, and stops it', async () => {
+  const r = await run(['--spawn', '-n', '20', '--channels', '1', '--rate', '20', '--duration', '1', '--settle', '0',
+    '--transport', 'sse']);
+  assert.equal(r.connections.held, 20);
+  assert.ok(r.server.pid !== undefined && r.server.rssPerConnectionBytes !== undefined);
+  assert.equal(r.steps[0]?.deliveries.received, 20 * 20);
+  assert.equal(r.steps[0]?.deliveries.lost, 0);
+  assert.throws(() => process.kill(r.server.pid!, 0), 'the spawned server was stopped');
+});
+
+test('bench options: scenarios, bounds, loopback only', () => {
+  const idle = parseBenchArgs(['idle']);
+  assert.equal(idle.connections, 15_000);
+  assert.deepEqual(idle.rates, []);
+  assert.equal(idle.workers, 2, 'at most 10,000 connections per worker');
+  assert.equal(parseBenchArgs(['fanout', '--rate', '5']).rates[0], 5);
+  assert.throws(() => parseBenchArgs(['--url', 'http://example.com:8080']), /loopback/);
+  assert.throws(() => parseBenchArgs(['-n', '30000', '--workers', '2']), /10,000 connections per worker/);
+  assert.throws(() => parseBenchArgs(['nosuch']), /unknown scenario/);
+});
+
+test('latency histogram quantiles stay within 2 %', () => {
+  const h = new Histogram();
+  for (let us = 1; us <= 100_000; us++) h.record(us);
+  for (const q of [0.5, 0.99]) {
+    const v = h.quantile(q);
+    assert.ok(Math.abs(v - q * 100_000) / (q * 100_000) < 0.02, `q${q}: ${v}`);
+  }
+  assert.equal(h.quantile(1), 100_000);
+});
