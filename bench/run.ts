@@ -210,8 +210,9 @@ async function findMax(o: BenchOptions, runStep: (rate: number) => Promise<StepR
     if (s.held) best = rate;
     else failed = rate;
     if (best !== undefined && failed !== undefined) {
-      if (failed / best <= 1.15) break;
-      rate = roundRate((best + failed) / 2);
+      const mid = roundRate((best + failed) / 2);
+      if (failed / best <= 1.15 || mid === best || mid === failed) break;
+      rate = mid;
     } else rate = roundRate(best !== undefined ? rate * 2 : rate / 2);
   }
   return best;
@@ -219,9 +220,8 @@ async function findMax(o: BenchOptions, runStep: (rate: number) => Promise<StepR
 
 /** Two significant digits: rates that read well in a table. */
 function roundRate(r: number): number {
-  if (r < 1) return Math.round(r * 10) / 10;
-  const p = 10 ** Math.max(0, Math.floor(Math.log10(r)) - 1);
-  return Math.round(r / p) * p;
+  const p = 10 ** (Math.floor(Math.log10(r)) - 1);
+  return Number((Math.round(r / p) * p).toPrecision(2));
 }
 
 /** 127.0.0.1 .. 127.0.0.K when the server is on IPv4 loopback; otherwise let the kernel choose. */
