@@ -15,7 +15,8 @@ import { sealChannel } from '../src/auth/sealed-key.js';
 import { corsHeaders } from '../src/transport/request.js';
 import { createLogger } from '../src/util/log.js';
 import { answer, guarded } from './helpers/guard.js';
-import { publish, startServer, TEST_API_KEY, TEST_SECRET, type TestServer } from './helpers/server.js';
+import { RawClient } from './helpers/raw.js';
+import { openStream, publish, startServer, TEST_API_KEY, TEST_SECRET, type TestServer } from './helpers/server.js';
 
 const OLD_SECRET = 'old-secret-zyxwvutsrqponmlkjihgfedcba-9876543210';
 const OTHER_SECRET = 'other-secret-ABCDEFGHIJKLMNOPQRSTUVWXYZ-0123456789';
@@ -249,8 +250,66 @@ test('row 13: a stream from an origin not allowed gets no Access-Control-Allow-O
   });
 });
 
-test('rows 14, 15, 16, 17, 18: see the files named in the row list at the end of this file', () => {
-  // Listed for completeness; the checks live with their transports (see ROWS below).
+test('row 14: WebSocket bad frames: see test/websocket.test.ts ("limits and bad frames")', () => {
+  assert.ok(ROWS[14]);
+});
+
+test('row 15: a client that never sends its request, or sends headers a byte at a time, is closed at the header timeout', async () => {
+  const s = await startServer({ dev: false, headersTimeoutMs: 500, namespaces: { public: { anonymous: true } } });
+  try {
+    await guarded(s, { url: `${s.url}/sub?channel=public:control`, channel: 'public:control' }, async (g) => {
+      const silent = new RawClient(s.url);
+      const drip = new RawClient(s.url);
+      await Promise.all([silent.ready(), drip.ready()]);
+      const request = 'GET /sub?channel=public:control HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n';
+      let i = 0;
+      const timer = setInterval(() => {
+        if (drip.closed || i >= request.length) return clearInterval(timer);
+        drip.socket.write(request[i++] ?? '');
+      }, 30);
+      await g.tick();
+      const [a, b] = await Promise.all([silent.waitClose(4000), drip.waitClose(4000)]);
+      clearInterval(timer);
+      assert.ok(a >= 400 && a <= 2000, `silent client closed after ${a} ms`);
+      assert.ok(b >= 400 && b <= 2000 && i < request.length, `dripping client closed after ${b} ms`);
+    });
+  } finally {
+    await s.close();
+  }
+});
+
+test('row 16: a client that stops reading: see test/limits.test.ts ("disconnected as slow")', () => {
+  assert.ok(ROWS[16]);
+});
+
+test('row 17: a WebSocket peer that vanishes: see test/websocket.test.ts ("heartbeats")', () => {
+  assert.ok(ROWS[17]);
+});
+
+test('row 18: a connection flood beyond the per-IP and per-node limits answers 429 / 503; existing clients unaffected', async () => {
+  const s = await startServer({ dev: false, maxConnectionsPerIp: 3, maxConnections: 4, namespaces: { public: { anonymous: true } } });
+  try {
+    await guarded(s, { url: `${s.url}/sub?channel=public:control`, channel: 'public:control' }, async (g) => {
+      const held = [await openStream(`${s.url}/sub?channel=public:a`), await openStream(`${s.url}/sse?channel=public:b`)];
+      const flood = await Promise.all(Array.from({ length: 5 }, () => answer(`${s.url}/sub?channel=public:c`)));
+      for (const a of flood) {
+        assert.equal(a.status, 429);
+        assert.equal(a.body.error?.code, 'too_many_requests');
+      }
+      await g.tick();
+      const other = new RawClient(s.url, { localAddress: '127.0.0.2' });
+      await other.write('GET /sub?channel=public:d HTTP/1.1\r\nHost: x\r\n\r\n');
+      await other.waitFor((r) => r.startsWith('HTTP/1.1 200'), 5000, 'a stream from 127.0.0.2');
+      const third = new RawClient(s.url, { localAddress: '127.0.0.3' });
+      await third.write('GET /sub?channel=public:d HTTP/1.1\r\nHost: x\r\n\r\n');
+      await third.waitFor((r) => r.startsWith('HTTP/1.1 503'), 5000, 'a 503 over the node limit');
+      for (const h of held) h.close();
+      other.destroy();
+      third.destroy();
+    });
+  } finally {
+    await s.close();
+  }
 });
 
 test('row 19: tokens and keys passed in the query string are never written to logs', async () => {
@@ -316,6 +375,7 @@ export const ROWS: Record<number, string> = {
   5: 'test/security.test.ts', 6: 'test/security.test.ts', 7: 'test/security.test.ts', 8: 'test/security.test.ts',
   9: 'test/security.test.ts', 10: 'test/security.test.ts', 11: 'test/security.test.ts',
   12: 'test/security.test.ts (checkOrigin) and test/websocket.test.ts (the upgrade)',
-  13: 'test/security.test.ts', 14: 'test/websocket.test.ts', 15: 'test/security.test.ts', 16: 'test/security.test.ts',
-  17: 'test/websocket.test.ts', 18: 'test/security.test.ts', 19: 'test/security.test.ts', 20: 'test/security.test.ts',
+  13: 'test/security.test.ts', 14: 'test/websocket.test.ts', 15: 'test/security.test.ts and test/limits.test.ts',
+  16: 'test/limits.test.ts', 17: 'test/websocket.test.ts', 18: 'test/security.test.ts and test/limits.test.ts',
+  19: 'test/security.test.ts', 20: 'test/security.test.ts',
 };

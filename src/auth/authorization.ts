@@ -59,8 +59,9 @@ export class Authorization {
       for (const t of targets) {
         const max = namespaces.maxSubscribers(t.channel);
         if (max > 0 && subscriberCount(t.channel) >= max) {
-          // Named by its label: for a sealed key, the real channel name must not show.
-          throw new HeraldError('unavailable', `channel ${t.label} holds its limit of ${max} subscribers on this node`);
+          // A channel behind a sealed key is not named: neither its real name nor the key may show (or be logged).
+          const which = t.label === t.channel ? `channel ${t.channel}` : 'this channel';
+          throw new HeraldError('unavailable', `${which} holds its limit of ${max} subscribers on this node`);
         }
       }
     });
