@@ -21,6 +21,7 @@ import { httpStreamTransport } from './transport/http-stream.js';
 import { streamRequestFromNode } from './transport/request.js';
 import { sseTransport } from './transport/sse.js';
 import { serveStream, type StreamContext, type StreamTransport } from './transport/stream.js';
+import { PollTransport } from './transport/poll.js';
 import { WebSocketTransport } from './transport/websocket.js';
 import { createLogger, type Logger } from './util/log.js';
 
@@ -65,6 +66,7 @@ export class HeraldServer {
     for (const [path, transport] of streamTransports) router.add(path, streamRoute(transport));
     router
       .add('/api/publish', (req, res) => publish.handle(req, res), 'POST')
+      .add('/poll', new PollTransport(stream).handle)
       .add('/ws', () => {
         throw new HeraldError('bad_request', 'GET /ws is a WebSocket endpoint: send an Upgrade request');
       })

@@ -1,0 +1,157 @@
+/**
+ * `GET /poll`: long-polling for clients behind proxies that break streaming (docs/protocol.md, "GET /poll").
+ *
+ * A poll is a short-lived Session: it joins its channels (live), and is answered with a JSON batch as soon as it holds
+ * something, or empty when `pollTimeoutSeconds` pass. Waiting polls have no timer each: they sit in one
+ * insertion-ordered set (every poll waits equally long, so it is also deadline-ordered) that the node's ticker sweeps.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { SubscribeAuthorizer } from '../auth/grant.js';
+import type { HeraldConfig } from '../config.js';
+import type { HeraldNode } from '../core/node.js';
+import type { Session, SessionSink } from '../core/session.js';
+import { HeraldError, type DisconnectReason } from '../errors.js';
+import { disconnectLine, messageLine, type StreamCodec } from '../protocol/frames.js';
+import { corsHeaders, streamRequestFromNode, subscribeCredentials } from './request.js';
+
+export interface PollContext {
+  readonly node: HeraldNode;
+  readonly authorizer: SubscribeAuthorizer;
+  readonly config: HeraldConfig;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** A batch element is exactly a /sub line without its newline; the batch joins them into a JSON array. */
+export const pollCodec: StreamCodec = {
+  name: 'poll',
+  contentType: 'application/json; charset=utf-8',
+  // The answer at the poll timeout is the heartbeat.
+  heartbeat: EMPTY,
+  preamble: EMPTY,
+  encode: (p, label) => Buffer.from(messageLine(label, p.data, p.id), 'utf8'),
+  encodeDisconnect: (reason) => Buffer.from(disconnectLine(reason), 'utf8'),
+};
+
+export class PollTransport {
+  private readonly parked = new Set<PollSink>();
+
+  constructor(private readonly ctx: PollContext) {
+    ctx.node.onTick((now) => this.sweep(now));
+  }
+
+  /** Waiting polls (for tests and metrics). */
+  waiting(): number {
+    return this.parked.size;
+  }
+
+  readonly handle = async (req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> => {
+    if (req.method !== 'GET') throw new HeraldError('method_not_allowed', 'use GET');
+    const { node, authorizer, config } = this.ctx;
+    const sreq = streamRequestFromNode(req, query);
+    node.admit(sreq.remoteAddress);
+    const auth = await authorizer.authorize(subscribeCredentials(sreq));
+    const session = await node.openSession(pollCodec, auth.targets, {
+      transport: 'poll',
+      remoteAddress: sreq.remoteAddress,
+      maxQueueBytes: config.maxQueueBytes,
+      expiresAt: auth.expiresAt,
+    });
+    if (res.destroyed || req.socket.destroyed) {
+      session.clientGone();
+      return;
+    }
+    const sink = new PollSink(this, session, res, Date.now() + config.pollTimeoutSeconds * 1000, {
+      ...corsHeaders(sreq.header('origin'), config.allowedOrigins),
+    });
+    this.parked.add(sink);
+    session.attach(sink);
+  };
+
+  forget(sink: PollSink): void {
+    this.parked.delete(sink);
+  }
+
+  private sweep(now: number): void {
+    for (const sink of this.parked) {
+      if (sink.deadline > now) break;
+      sink.answer(undefined);
+    }
+  }
+}
+
+/** One waiting poll: collects its batch and answers once. */
+class PollSink implements SessionSink {
+  private readonly frames: Buffer[] = [];
+  private bytes = 0;
+  private scheduled = false;
+  private done = false;
+
+  constructor(
+    private readonly transport: PollTransport,
+    private readonly session: Session,
+    private readonly res: ServerResponse,
+    readonly deadline: number,
+    private readonly headers: Record<string, string>,
+  ) {
+    res.once('close', this.onClose);
+  }
+
+  private readonly onClose = (): void => {
+    if (this.done) return;
+    this.done = true;
+    this.transport.forget(this);
+    this.session.clientGone();
+  };
+
+  write(bytes: Buffer): void {
+    if (this.done || bytes.length === 0) return;
+    this.frames.push(bytes);
+    this.bytes += bytes.length;
+    // Answer after the current burst: messages delivered in the same tick (one publish to several channels) share
+    // one answer.
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(() => this.answer(undefined));
+    }
+  }
+
+  bufferedBytes(): number {
+    return this.bytes;
+  }
+
+  end(last: Buffer | undefined): void {
+    if (last && last.length > 0) this.frames.push(last);
+    this.answer(undefined);
+  }
+
+  close(reason: DisconnectReason): void {
+    this.answer(reason);
+  }
+
+  destroy(): void {
+    if (!this.done) this.res.destroy();
+    this.onClose();
+  }
+
+  /** Polls are answered by the sweep at their deadline; nothing to send in between. */
+  heartbeat(): void {}
+
+  answer(reason: DisconnectReason | undefined): void {
+    if (this.done) return;
+    this.done = true;
+    this.transport.forget(this);
+    let body = '{"messages":[' + this.frames.map((f) => f.toString('utf8')).join(',');
+    if (reason !== undefined) body += (this.frames.length > 0 ? ',' : '') + disconnectLine(reason);
+    body += ']}';
+    this.res.writeHead(200, {
+      'Content-Type': pollCodec.contentType,
+      'Content-Length': Buffer.byteLength(body),
+      'Cache-Control': 'no-cache, no-store',
+      ...this.headers,
+    });
+    this.res.end(body);
+    // The poll is over: leave the channels (a no-op when the session is what ended it).
+    this.session.clientGone();
+  }
+}
