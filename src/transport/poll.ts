@@ -50,7 +50,7 @@ export class PollTransport {
     const { node, authorizer, config } = this.ctx;
     const sreq = streamRequestFromNode(req, query);
     node.admit(sreq.remoteAddress);
-    const auth = await authorizer.authorize(subscribeCredentials(sreq));
+    const auth = await authorizer.authorize(subscribeCredentials(sreq, config.tokenCookie));
     const session = await node.openSession(pollCodec, auth.targets, {
       transport: 'poll',
       remoteAddress: sreq.remoteAddress,
