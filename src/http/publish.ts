@@ -90,6 +90,11 @@ export class PublishApi {
   }
 
   private async publish(request: PublishRequest): Promise<(string | null)[]> {
+    if (request.channels.length === 1) {
+      const c = request.channels[0] as string;
+      const r = await this.broker.publish(c, request.data, this.historyFor(c));
+      return [r.id ?? null];
+    }
     const results = await Promise.all(
       request.channels.map((c) => this.broker.publish(c, request.data, this.historyFor(c))),
     );
