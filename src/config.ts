@@ -82,6 +82,15 @@ export interface HeraldConfig {
   readonly defaultNamespace: NamespaceRules;
   /** Publish API keys limited to namespaces: `[{"key":"...","namespaces":["chat"]}]`. @default [] */
   readonly scopedApiKeys: readonly ScopedApiKey[];
+  /** Messages kept per channel for resume (0 = no history, no message ids). @default 100 */
+  readonly historySize: number;
+  /** Seconds a channel's messages are kept after its last publication (0 = no history). @default 120 */
+  readonly historyTtlSeconds: number;
+  /**
+   * Seconds a channel's position (epoch and offset) is kept after its last publication or read, so a client of a
+   * quiet channel resumes without a reload. At least historyTtlSeconds. @default 3600
+   */
+  readonly historyMetaTtlSeconds: number;
 }
 
 /** What a namespace allows. Every field is optional; a missing one means "no" (or the node-wide default). */
@@ -162,6 +171,9 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
   namespaces: { kind: 'json', json: checkNamespaces },
   defaultNamespace: { kind: 'json', json: (name, v) => checkRules(name, v) },
   scopedApiKeys: { kind: 'json', json: checkScopedKeys },
+  historySize: { kind: 'int', min: 0, max: 100_000 },
+  historyTtlSeconds: { kind: 'int', min: 0, max: 30 * 86400 },
+  historyMetaTtlSeconds: { kind: 'int', min: 1, max: 30 * 86400 },
 };
 
 export const DEFAULTS: HeraldConfig = {
@@ -201,6 +213,9 @@ export const DEFAULTS: HeraldConfig = {
   namespaces: {},
   defaultNamespace: {},
   scopedApiKeys: [],
+  historySize: 100,
+  historyTtlSeconds: 120,
+  historyMetaTtlSeconds: 3600,
 };
 
 export const SETTING_NAMES = Object.keys(SPECS) as (keyof HeraldConfig)[];
@@ -272,6 +287,9 @@ export const MIN_SECRET_LENGTH = 32;
 
 /** Rules across settings. Outside --dev a strong secret is required, so nothing starts open by accident. */
 function checkSafety(config: HeraldConfig): void {
+  if (config.historyMetaTtlSeconds < config.historyTtlSeconds) {
+    throw new ConfigError('historyMetaTtlSeconds', 'must be at least historyTtlSeconds');
+  }
   if (config.previousSecret !== '' && config.previousSecretUntil === '') {
     throw new ConfigError('HERALD_PREVIOUS_SECRET_UNTIL', 'required with a previous secret: the date it stops being accepted');
   }

@@ -13,6 +13,7 @@ import type { HeraldConfig } from './config.js';
 import { ERROR_TABLE, HeraldError } from './errors.js';
 import { FrontReader } from './http/front.js';
 import { createNodeMetrics, MetricsRegistry } from './core/metrics.js';
+import { historyPolicyFor, type HistoryPolicyFor } from './core/history-policy.js';
 import { HeraldNode } from './core/node.js';
 import { serveHealth, serveMetrics, serveReady } from './http/health.js';
 import { PublishApi } from './http/publish.js';
@@ -45,17 +46,22 @@ export class HeraldServer {
     this.log = options.logger ?? createLogger(config.logLevel);
     const metrics = createNodeMetrics(new MetricsRegistry());
     const broker = options.broker ?? createBroker(config, this.log);
-    this.node = new HeraldNode(broker, config, this.log, metrics);
+    // A channel's history policy: its namespace's where it sets one, else the node's history settings. The node
+    // (resume) and the publish API (what to keep) both ask this one function.
+    const nodeHistory = historyPolicyFor(config);
+    let historyFor: HistoryPolicyFor = nodeHistory;
+    this.node = new HeraldNode(broker, config, this.log, metrics, (channel) => historyFor(channel));
 
     const hub = this.node.hub;
     this.auth = new Authorization(config, (channel) => hub.memberCount(channel));
     const auth = this.auth;
+    historyFor = (channel) => auth.historyFor(channel, nodeHistory);
     const stream: StreamContext = { node: this.node, authorizer: auth.authorizer, config };
-    const historyFor = (channel: string): PublishOptions | undefined => {
-      const history = auth.historyFor(channel);
+    const publishOptions = (channel: string): PublishOptions | undefined => {
+      const history = historyFor(channel);
       return history ? { history } : undefined;
     };
-    const publish = new PublishApi(config, broker, metrics, historyFor, auth.namespaces);
+    const publish = new PublishApi(config, broker, metrics, publishOptions, auth.namespaces);
     const streamRoute = (transport: StreamTransport) => (req: IncomingMessage, res: ServerResponse, q: URLSearchParams) =>
       serveStream(stream, transport, streamRequestFromNode(req, q), () => res.detachSocket(req.socket));
     const streamTransports = new Map<string, StreamTransport>([
@@ -115,7 +121,7 @@ export class HeraldServer {
       mayPublish: (grant, channel, remoteAddress) =>
         auth.namespaces.mayClientPublish(channel, grant) || (config.dev && isLoopback(remoteAddress)),
       publish: async (channel, data) => {
-        const result = await broker.publish(channel, data, historyFor(channel));
+        const result = await broker.publish(channel, data, publishOptions(channel));
         metrics.published.inc({ source: 'ws' });
         return result;
       },

@@ -14,6 +14,9 @@ test('a /sub stream receives a published message in the seed format', async () =
   assert.equal(stream.headers['content-type'], 'application/x-ndjson');
   const res = await publish(node.url, { channel: 'abc', data: '123' });
   assert.equal(res.status, 200);
-  assert.deepEqual(await stream.waitLines(1), ['["message","abc","123"]']);
+  // History is on by default, so the message id is appended as the fourth element.
+  const { id } = res.body as { id: string };
+  assert.match(id, /^1-[0-9a-z]+$/);
+  assert.deepEqual(await stream.waitLines(1), [`["message","abc","123","${id}"]`]);
   stream.close();
 });

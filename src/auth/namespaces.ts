@@ -10,6 +10,8 @@ import { grantAllows, type Grant } from './grant.js';
 
 /** History kept when a namespace sets a size but no TTL. */
 const DEFAULT_HISTORY_TTL_SECONDS = 300;
+/** How long a namespace channel's position is kept when the node keeps no history itself. */
+const DEFAULT_META_TTL_MS = 3600_000;
 
 export class Namespaces {
   private readonly byName: ReadonlyMap<string, NamespaceRules>;
@@ -60,12 +62,17 @@ export class Namespaces {
    */
   historyFor(channel: string, nodeDefault?: (channel: string) => HistoryPolicy | undefined): HistoryPolicy | undefined {
     const r = this.rulesFor(channel);
+    const base = nodeDefault?.(channel);
     if (r.historySize === undefined) {
-      const base = nodeDefault?.(channel);
-      if (base && r.historyTtlSeconds !== undefined) return { size: base.size, ttlMs: r.historyTtlSeconds * 1000 };
+      if (base && r.historyTtlSeconds !== undefined) return withTtl(base.size, r.historyTtlSeconds * 1000, base);
       return base;
     }
     if (r.historySize === 0) return undefined;
-    return { size: r.historySize, ttlMs: (r.historyTtlSeconds ?? DEFAULT_HISTORY_TTL_SECONDS) * 1000 };
+    return withTtl(r.historySize, (r.historyTtlSeconds ?? DEFAULT_HISTORY_TTL_SECONDS) * 1000, base);
   }
+}
+
+/** Positions outlive messages by the node's historyMetaTtlSeconds (at least the namespace's TTL). */
+function withTtl(size: number, ttlMs: number, base: HistoryPolicy | undefined): HistoryPolicy {
+  return { size, ttlMs, metaTtlMs: Math.max(ttlMs, base?.metaTtlMs ?? DEFAULT_META_TTL_MS) };
 }

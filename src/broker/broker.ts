@@ -12,13 +12,32 @@
  * - `data` is delivered verbatim.
  * - Delivery is at most once; history (an optional capability) makes it resumable.
  * - `publish` rejects with HeraldError('unavailable') at once when the broker cannot take it; it never hangs.
+ *
+ * History (`HistoryBroker`, an optional capability; see docs/protocol.md "Message ids and resume"):
+ * - `publish(c, d, { history })` with `history.size > 0` keeps the message in c's history and resolves with its id,
+ *   `<offset>-<epoch>`; offsets grow by exactly 1 per message within an epoch, so a subscriber can tell a gap.
+ * - The id travels with the live publication to every node (`Publication.id`).
+ * - Keeping and delivering is atomic: a message is in history before (or at the same time as) any node receives it,
+ *   so a reader that subscribed first and read history second misses nothing.
+ * - `history(c, { since })` returns c's current position and, when `since` is in the current epoch, the kept messages
+ *   after it, oldest first. It never invents: a message trimmed or expired is absent, and the caller sees the hole.
+ * - A channel's position (epoch and offset) outlives its messages by `metaTtlMs`; reading it creates it when absent,
+ *   so a subscriber of a quiet channel still gets a position to resume from.
  */
+import type { StreamPosition } from '../protocol/message-id.js';
+
+export type { StreamPosition } from '../protocol/message-id.js';
 
 export interface Publication {
   readonly channel: string;
   readonly data: string;
   /** Position in the channel's history, where the broker keeps one: orders the message within its channel. */
   readonly id?: string;
+  /**
+   * `id` parsed. Brokers may leave it out: the Hub fills it in once per message (see `withPosition`), so sessions
+   * compare numbers and never parse per subscriber.
+   */
+  readonly position?: StreamPosition;
   /** Milliseconds since the epoch when the node received it. */
   readonly ts: number;
 }
@@ -29,10 +48,37 @@ export interface PublishOptions {
 }
 
 export interface HistoryPolicy {
-  /** Messages kept per channel. */
+  /** Messages kept per channel (at least 1: a channel without history has no policy). */
   readonly size: number;
-  /** Milliseconds a channel's history lives after its last publication. */
+  /** Milliseconds a channel's messages live after its last publication. */
   readonly ttlMs: number;
+  /** Milliseconds a channel's position (epoch and offset) lives after its last publication or read; >= ttlMs. */
+  readonly metaTtlMs: number;
+}
+
+export interface HistoryQuery {
+  /** Return the messages after this position (none when it is absent or of another epoch). */
+  readonly since?: StreamPosition;
+  /** At most this many messages (the oldest first). */
+  readonly limit: number;
+  /** The channel's policy: used to create its position when absent. */
+  readonly policy: HistoryPolicy;
+}
+
+export interface HistoryResult {
+  /** The channel's current position: the last message published in the current epoch (offset 0 before any). */
+  readonly position: StreamPosition;
+  /** Kept messages after `since`, oldest first, each with `id` and `position`. */
+  readonly publications: readonly Publication[];
+}
+
+/** The optional history capability. Brokers that keep history implement it; `hasHistory` tells them apart. */
+export interface HistoryBroker extends Broker {
+  history(channel: string, query: HistoryQuery): Promise<HistoryResult>;
+}
+
+export function hasHistory(broker: Broker): broker is HistoryBroker {
+  return typeof (broker as Partial<HistoryBroker>).history === 'function';
 }
 
 export interface PublishResult {

@@ -1,18 +1,35 @@
 /**
  * The embedded broker: one node, no network. Publications are delivered synchronously, in publish order, to the
- * node's handler for every subscribed channel.
+ * node's handler for every subscribed channel. It keeps history (see ./memory-history.ts): appending and delivering
+ * happen in one synchronous step, which is the atomicity the history contract asks for.
  */
 import { HeraldError } from '../errors.js';
-import type { Broker, BrokerHandler, Publication, PublishOptions, PublishResult } from './broker.js';
+import type {
+  BrokerHandler,
+  HistoryBroker,
+  HistoryQuery,
+  HistoryResult,
+  Publication,
+  PublishOptions,
+  PublishResult,
+} from './broker.js';
+import { MemoryHistory } from './memory-history.js';
 
-export class MemoryBroker implements Broker {
+/** How often expired history is freed. Expiry itself is exact: reads check the time. */
+const SWEEP_MS = 10_000;
+
+export class MemoryBroker implements HistoryBroker {
   readonly kind = 'memory';
   private handler: BrokerHandler | undefined;
   private readonly channels = new Set<string>();
+  private readonly store = new MemoryHistory();
+  private sweeper: NodeJS.Timeout | undefined;
   private closed = false;
 
   async start(handler: BrokerHandler): Promise<void> {
     this.handler = handler;
+    this.sweeper = setInterval(() => this.store.sweep(), SWEEP_MS);
+    this.sweeper.unref();
   }
 
   async subscribe(channels: readonly string[]): Promise<void> {
@@ -23,13 +40,18 @@ export class MemoryBroker implements Broker {
     for (const c of channels) this.channels.delete(c);
   }
 
-  async publish(channel: string, data: string, _options?: PublishOptions): Promise<PublishResult> {
+  async publish(channel: string, data: string, options?: PublishOptions): Promise<PublishResult> {
     if (this.closed || !this.handler) throw new HeraldError('unavailable', 'broker is not running');
-    if (this.channels.has(channel)) {
-      const publication: Publication = { channel, data, ts: Date.now() };
-      this.handler.onPublication(publication);
-    }
-    return {};
+    const policy = options?.history;
+    const publication: Publication =
+      policy && policy.size > 0 ? this.store.append(channel, data, policy) : { channel, data, ts: Date.now() };
+    if (this.channels.has(channel)) this.handler.onPublication(publication);
+    return publication.id === undefined ? {} : { id: publication.id };
+  }
+
+  async history(channel: string, query: HistoryQuery): Promise<HistoryResult> {
+    if (this.closed) throw new HeraldError('unavailable', 'broker is not running');
+    return this.store.read(channel, query);
   }
 
   isReady(): boolean {
@@ -43,5 +65,7 @@ export class MemoryBroker implements Broker {
   async close(): Promise<void> {
     this.closed = true;
     this.channels.clear();
+    this.store.clear();
+    if (this.sweeper) clearInterval(this.sweeper);
   }
 }

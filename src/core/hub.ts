@@ -9,11 +9,13 @@
 import type { Broker, BrokerHandler, Publication } from '../broker/broker.js';
 import { HeraldError } from '../errors.js';
 import type { FrameEncoder } from '../protocol/frames.js';
+import { parseMessageId } from '../protocol/message-id.js';
 import type { Logger } from '../util/log.js';
 
 /** Something that receives frames: a Session. */
 export interface HubMember {
-  send(frame: Buffer, publication: Publication): void;
+  /** `label` is the name the member joined the channel under (a session may hold one channel under two). */
+  send(frame: Buffer, publication: Publication, label: string): void;
 }
 
 interface Group {
@@ -91,9 +93,10 @@ export class Hub implements BrokerHandler {
   onPublication(publication: Publication): void {
     const entry = this.channels.get(publication.channel);
     if (!entry) return;
+    if (publication.id !== undefined && publication.position === undefined) publication = withPosition(publication);
     for (const group of entry.groups.values()) {
       const frame = group.encoder.encode(publication, group.label);
-      for (const member of group.members) member.send(frame, publication);
+      for (const member of group.members) member.send(frame, publication, group.label);
       this.deliveries += group.members.size;
     }
   }
@@ -124,4 +127,10 @@ export class Hub implements BrokerHandler {
     next.then(forget, forget);
     return next;
   }
+}
+
+/** The publication with its id parsed, once per message, so sessions compare numbers. Ids that are not Herald's stay opaque. */
+export function withPosition(publication: Publication): Publication {
+  const position = publication.id === undefined ? undefined : parseMessageId(publication.id);
+  return position ? { ...publication, position } : publication;
 }

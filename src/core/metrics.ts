@@ -80,6 +80,7 @@ export function createNodeMetrics(registry: MetricsRegistry) {
     disconnects: registry.counter('herald_disconnects_total', 'Client streams ended by the server, by reason.'),
     published: registry.counter('herald_published_total', 'Messages accepted for publishing, by source.'),
     rejected: registry.counter('herald_rejected_requests_total', 'Requests answered with an error, by code.'),
+    recoveries: registry.counter('herald_recoveries_total', 'Channel history re-reads after a loss, by cause (gap, broker).'),
   };
 }
 export type NodeMetrics = ReturnType<typeof createNodeMetrics>;

@@ -6,10 +6,28 @@ import type { Broker } from '../broker/broker.js';
 import type { HeraldConfig } from '../config.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
 import type { StreamCodec } from '../protocol/frames.js';
+import type { StreamPosition } from '../protocol/message-id.js';
 import type { Logger } from '../util/log.js';
+import type { HistoryPolicyFor } from './history-policy.js';
 import { Hub } from './hub.js';
 import type { NodeMetrics } from './metrics.js';
-import { Session, type SessionOptions, type SessionOwner, type SessionTarget } from './session.js';
+import { readMissed } from './recovery.js';
+import {
+  Session,
+  type RecoveryOutcome,
+  type SessionOptions,
+  type SessionOwner,
+  type SessionTarget,
+} from './session.js';
+
+/**
+ * A client resuming: per target (in the order given to openSession/subscribe) the position it resumes from,
+ * undefined where it has none. Any resume request puts the session in resume mode: every channel's position is
+ * read, so the client can resume next time even from a channel that stayed quiet.
+ */
+export interface ResumeRequest {
+  readonly since: readonly (StreamPosition | undefined)[];
+}
 
 const TICK_MS = 1000;
 
@@ -22,12 +40,15 @@ export class HeraldNode implements SessionOwner {
   /** Work that runs on the node's one ticker besides heartbeats and expiry (e.g. answering timed-out polls). */
   private readonly tickHooks: ((now: number) => void)[] = [];
   private draining = false;
+  private brokerLost = false;
 
   constructor(
     readonly broker: Broker,
     private readonly config: HeraldConfig,
     private readonly log: Logger,
     readonly metrics: NodeMetrics,
+    /** Which history each channel keeps (core/history-policy.ts); none by default. */
+    readonly historyFor: HistoryPolicyFor = () => undefined,
   ) {
     this.hub = new Hub(broker, log);
     metrics.registry.gauge('herald_sessions', 'Open client streams.', () => this.sessions.size);
@@ -44,7 +65,7 @@ export class HeraldNode implements SessionOwner {
   async start(): Promise<void> {
     await this.broker.start({
       onPublication: (p) => this.hub.onPublication(p),
-      onConnectionChange: (ready) => this.log.warn(ready ? 'broker connection restored' : 'broker connection lost'),
+      onConnectionChange: (ready) => this.brokerConnectionChanged(ready),
     });
     this.ticker = setInterval(() => this.tick(), TICK_MS);
     this.ticker.unref();
@@ -82,13 +103,18 @@ export class HeraldNode implements SessionOwner {
   /**
    * Open a session on its channels. Resolves once every subscription is live; on failure nothing is left subscribed.
    */
-  async openSession(codec: StreamCodec, targets: readonly SessionTarget[], options: SessionOptions): Promise<Session> {
+  async openSession(
+    codec: StreamCodec,
+    targets: readonly SessionTarget[],
+    options: SessionOptions,
+    resume?: ResumeRequest,
+  ): Promise<Session> {
     this.admit(options.remoteAddress);
     const session = new Session(this, codec, options);
     this.sessions.add(session);
     this.perIp.set(options.remoteAddress, (this.perIp.get(options.remoteAddress) ?? 0) + 1);
     try {
-      await this.subscribe(session, targets);
+      await this.subscribe(session, targets, resume);
     } catch (err) {
       session.clientGone();
       throw err;
@@ -97,24 +123,105 @@ export class HeraldNode implements SessionOwner {
     return session;
   }
 
-  /** Add channels to an open session (also used by transports that subscribe after connecting). */
-  async subscribe(session: Session, targets: readonly SessionTarget[]): Promise<void> {
+  /**
+   * Add channels to an open session (also used by transports that subscribe after connecting). With `resume`, each
+   * channel joins live first, then its history after the client's position is read and delivered, then the live
+   * messages held meanwhile are released without duplicates (Session.endRecovery). Rejects with `unavailable`
+   * when the broker cannot subscribe or be read.
+   */
+  async subscribe(session: Session, targets: readonly SessionTarget[], resume?: ResumeRequest): Promise<void> {
+    if (resume && resume.since.length !== targets.length) throw new Error('resume.since must match targets');
+    if (resume) session.announcePositions = true;
     const joins: Promise<void>[] = [];
-    for (const t of targets) {
-      if (session.targets.some((s) => s.channel === t.channel && s.label === t.label)) continue;
+    const recover: { target: SessionTarget; since: StreamPosition | undefined }[] = [];
+    targets.forEach((t, i) => {
+      if (session.targets.some((s) => s.channel === t.channel && s.label === t.label)) return;
       session.targets.push(t);
+      session.track(t.label, resume?.since[i]);
+      if (resume && session.beginRecovery(t.label)) recover.push({ target: t, since: resume.since[i] });
       joins.push(this.hub.join(t.channel, t.label, session.codec, session));
-    }
+    });
     const results = await Promise.allSettled(joins);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    if (failed) {
+      for (const { target } of recover) session.endRecovery(target.label, { publications: [] }, true);
+      throw failed.reason;
+    }
+    if (recover.length === 0) return;
+    // Every channel is live now: what is published from here on is held, so history read now leaves no gap.
+    const outcomes = await Promise.allSettled(
+      recover.map(({ target, since }) => readMissed(this.broker, this.historyFor(target.channel), target.channel, since)),
+    );
+    const unreadable = outcomes.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (unreadable) {
+      for (const { target } of recover) session.endRecovery(target.label, { publications: [] }, true);
+      throw new HeraldError('unavailable', 'history cannot be read', { cause: unreadable.reason });
+    }
+    outcomes.forEach((o, i) => {
+      const { target, since } = recover[i]!;
+      if (o.status === 'fulfilled') session.endRecovery(target.label, o.value, since === undefined);
+    });
   }
 
   unsubscribe(session: Session, target: SessionTarget): void {
     const i = session.targets.findIndex((s) => s.channel === target.channel && s.label === target.label);
     if (i < 0) return;
     session.targets.splice(i, 1);
+    session.untrack(target.label);
     this.hub.leave(target.channel, target.label, session.codec, session);
+  }
+
+  /** SessionOwner: a live message on `label` skipped offsets; the session holds its live messages meanwhile. */
+  recoverGap(session: Session, label: string): void {
+    const target = session.targets.find((t) => t.label === label);
+    if (!target) return;
+    this.metrics.recoveries.inc({ cause: 'gap' });
+    this.recoverOne(session, target, session.positionOf(label), new Map());
+  }
+
+  /**
+   * The broker lost its connection (messages may have been published meanwhile) and got it back with every
+   * subscription restored: every session re-reads each channel's history from its last delivered position, or is
+   * told to reload where that cannot be done. One read per (channel, position) serves every session there.
+   */
+  private brokerConnectionChanged(ready: boolean): void {
+    this.log.warn(ready ? 'broker connection restored' : 'broker connection lost');
+    if (!ready) {
+      this.brokerLost = true;
+      return;
+    }
+    if (!this.brokerLost) return;
+    this.brokerLost = false;
+    const reads = new Map<string, Promise<RecoveryOutcome>>();
+    for (const session of this.sessions) {
+      for (const target of session.targets) {
+        if (!session.beginRecovery(target.label)) continue;
+        this.metrics.recoveries.inc({ cause: 'broker' });
+        this.recoverOne(session, target, session.positionOf(target.label), reads);
+      }
+    }
+  }
+
+  /** Read and apply one channel's recovery for a session already holding its live messages. */
+  private recoverOne(
+    session: Session,
+    target: SessionTarget,
+    since: StreamPosition | undefined,
+    reads: Map<string, Promise<RecoveryOutcome>>,
+  ): void {
+    const key = target.channel + '\u0000' + (since ? `${since.offset}-${since.epoch}` : '');
+    let read = reads.get(key);
+    if (!read) {
+      read = readMissed(this.broker, this.historyFor(target.channel), target.channel, since, 'broker_lost');
+      reads.set(key, read);
+    }
+    read.then(
+      (outcome) => session.endRecovery(target.label, outcome, false),
+      (err: unknown) => {
+        this.log.warn('history read failed: telling the client to reload', { channel: target.channel, err: String(err) });
+        session.endRecovery(target.label, { publications: [], reload: 'broker_lost' }, false);
+      },
+    );
   }
 
   /** SessionOwner: a session ended; release its channels and forget it. */

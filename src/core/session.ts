@@ -5,10 +5,18 @@
  * Until the transport attaches its sink (after the response headers), frames are held in a bounded list, so nothing
  * published after the subscription went live is lost. Once attached, the socket's own write buffer is the outgoing
  * queue, bounded by `maxQueueBytes`: a client that stops reading is disconnected as "slow".
+ *
+ * Resume without gaps or duplicates (docs/protocol.md "Message ids and resume"): per channel the session remembers
+ * the position of the last message it delivered. To recover a channel it first holds that channel's live messages
+ * (`beginRecovery`, while already joined to the hub), then the node reads history, and `endRecovery` writes the
+ * history, then releases the held live messages whose offsets lie beyond what was delivered. A live message whose
+ * offset skips ahead reveals a loss (a broker reconnect) and starts the same recovery; a channel whose epoch changed
+ * gets a reload notice. Held messages count against `maxQueueBytes` like everything else.
  */
 import type { Publication } from '../broker/broker.js';
 import type { DisconnectReason } from '../errors.js';
-import type { StreamCodec } from '../protocol/frames.js';
+import type { ReloadReason, StreamCodec } from '../protocol/frames.js';
+import { formatMessageId, type StreamPosition } from '../protocol/message-id.js';
 import type { HubMember } from './hub.js';
 
 /** Where a session's bytes go: the transport's adapter over a socket. */
@@ -43,9 +51,32 @@ export interface SessionOptions {
   readonly expiresAt?: number;
 }
 
-/** What a session needs from its node: to leave the hub and be forgotten when it ends. */
+/** What a session needs from its node: to leave the hub and be forgotten when it ends, and to recover a channel. */
 export interface SessionOwner {
   sessionEnded(session: Session, reason: DisconnectReason | 'client_gone'): void;
+  /** A live message revealed a loss on `label`'s channel: read its history (the session already holds live ones). */
+  recoverGap?(session: Session, label: string): void;
+}
+
+/** What reading a channel's history gave, as `endRecovery` applies it. */
+export interface RecoveryOutcome {
+  /** Messages to deliver first, oldest first (the ones the client missed). */
+  readonly publications: readonly Publication[];
+  /** The channel's position after them; undefined when unknown. */
+  readonly position?: StreamPosition;
+  /** Set when the missed messages cannot be replayed: the client is told to reload the channel. */
+  readonly reload?: ReloadReason;
+}
+
+interface Held {
+  readonly frame: Buffer;
+  readonly publication: Publication;
+}
+
+/** Per channel label: where the client stands, and live messages held while history is read. */
+interface ChannelCursor {
+  position: StreamPosition | undefined;
+  pending: Held[] | undefined;
 }
 
 let nextId = 1;
@@ -58,6 +89,9 @@ export class Session implements HubMember {
   private held: Buffer[] | undefined = [];
   private heldBytes = 0;
   private ended = false;
+  private readonly cursors = new Map<string, ChannelCursor>();
+  /** Resume mode (SSE, or a client that sent a cursor): position changes without a message are announced. */
+  announcePositions = false;
 
   constructor(
     private readonly owner: SessionOwner,
@@ -72,8 +106,145 @@ export class Session implements HubMember {
   }
 
   /** Hub member: one frame for one of this session's channels. */
-  send(frame: Buffer, _publication: Publication): void {
-    this.write(frame);
+  send(frame: Buffer, publication: Publication, label: string): void {
+    const cursor = this.cursors.get(label);
+    if (!cursor) {
+      this.write(frame);
+      return;
+    }
+    if (cursor.pending) {
+      cursor.pending.push({ frame, publication });
+      this.heldBytes += frame.length;
+      if (this.heldBytes > this.options.maxQueueBytes) this.disconnect('slow');
+      return;
+    }
+    this.deliverLive(label, cursor, frame, publication);
+  }
+
+  /** Start tracking a channel label's position (called when the session joins it). */
+  track(label: string, position?: StreamPosition): void {
+    if (!this.cursors.has(label)) this.cursors.set(label, { position, pending: undefined });
+  }
+
+  untrack(label: string): void {
+    const cursor = this.cursors.get(label);
+    if (cursor?.pending) for (const h of cursor.pending) this.heldBytes -= h.frame.length;
+    this.cursors.delete(label);
+  }
+
+  /** The last position delivered on a label, if known. */
+  positionOf(label: string): StreamPosition | undefined {
+    return this.cursors.get(label)?.position;
+  }
+
+  isRecovering(label: string): boolean {
+    return this.cursors.get(label)?.pending !== undefined;
+  }
+
+  /** The connection's cursor: every channel's position in target order (docs/protocol.md). */
+  cursor(): string {
+    let out = '';
+    for (let i = 0; i < this.targets.length; i++) {
+      if (i > 0) out += ',';
+      const p = this.cursors.get(this.targets[i]!.label)?.position;
+      if (p) out += formatMessageId(p);
+    }
+    return out;
+  }
+
+  /** Hold `label`'s live messages from now until `endRecovery`. Returns false when it is already held. */
+  beginRecovery(label: string): boolean {
+    let cursor = this.cursors.get(label);
+    if (!cursor) this.cursors.set(label, (cursor = { position: undefined, pending: undefined }));
+    if (cursor.pending) return false;
+    cursor.pending = [];
+    return true;
+  }
+
+  /**
+   * Apply a history read: deliver what was missed (or tell the client to reload), then the live messages held
+   * meanwhile, skipping those already delivered. `fresh`: the client had no position (it gets none replayed, and
+   * keeps every live message held since it joined).
+   */
+  endRecovery(label: string, outcome: RecoveryOutcome, fresh: boolean): void {
+    const cursor = this.cursors.get(label);
+    if (!cursor?.pending || this.ended) return;
+    const pending = cursor.pending;
+    cursor.pending = undefined;
+    for (const h of pending) this.heldBytes -= h.frame.length;
+    const before = cursor.position;
+    let told = false;
+    if (outcome.reload) {
+      cursor.position = outcome.position;
+      this.write(this.codec.encodeReload(label, outcome.reload, idOf(outcome.position), this.cursor()));
+      told = true;
+    } else {
+      for (const p of outcome.publications) {
+        if (p.position) cursor.position = p.position;
+        this.emitMessage(this.codec.encode(p, label));
+        told = true;
+      }
+      let position = outcome.position;
+      const first = pending[0]?.publication.position;
+      // A fresh client keeps every live message held since it joined, even those the read also saw.
+      if (fresh && position && first && first.epoch === position.epoch && first.offset <= position.offset) {
+        position = { offset: first.offset - 1, epoch: first.epoch };
+      }
+      if (position && (!cursor.position || cursor.position.epoch !== position.epoch || cursor.position.offset < position.offset)) {
+        cursor.position = position;
+      }
+    }
+    if (!told && this.announcePositions && cursor.position && (!before || formatMessageId(before) !== formatMessageId(cursor.position))) {
+      this.write(this.codec.encodePosition(label, formatMessageId(cursor.position), this.cursor()));
+    }
+    for (let i = 0; i < pending.length; i++) {
+      if (cursor.pending) {
+        // A held message revealed another gap: the rest waits for that recovery.
+        for (let j = i; j < pending.length; j++) {
+          cursor.pending.push(pending[j]!);
+          this.heldBytes += pending[j]!.frame.length;
+        }
+        break;
+      }
+      const h = pending[i]!;
+      this.deliverLive(label, cursor, h.frame, h.publication);
+    }
+  }
+
+  /** Tell the client to reload a channel now (e.g. its broker connection was lost and nothing can be replayed). */
+  reload(label: string, reason: ReloadReason, position: StreamPosition | undefined): void {
+    const cursor = this.cursors.get(label);
+    if (cursor) cursor.position = position;
+    this.write(this.codec.encodeReload(label, reason, idOf(position), this.cursor()));
+  }
+
+  private deliverLive(label: string, cursor: ChannelCursor, frame: Buffer, publication: Publication): void {
+    const p = publication.position;
+    if (p) {
+      const last = cursor.position;
+      if (last && last.epoch === p.epoch) {
+        if (p.offset <= last.offset) return; // already delivered (from history, or twice by the broker)
+        if (p.offset > last.offset + 1 && this.owner.recoverGap) {
+          // Messages between were lost on the way: hold this one and read them from history.
+          cursor.pending = [{ frame, publication }];
+          this.heldBytes += frame.length;
+          this.owner.recoverGap(this, label);
+          return;
+        }
+      } else if (last) {
+        // A new history generation: whatever followed `last` in the old one cannot be replayed.
+        const before: StreamPosition = { offset: p.offset - 1, epoch: p.epoch };
+        cursor.position = before;
+        this.write(this.codec.encodeReload(label, 'epoch', idOf(before), this.cursor()));
+      }
+      cursor.position = p;
+    }
+    this.emitMessage(frame);
+  }
+
+  private emitMessage(frame: Buffer): void {
+    const wrap = this.codec.withCursor;
+    this.write(wrap ? wrap(frame, this.cursor()) : frame);
   }
 
   /** Start writing to the socket: flush what was held since the subscription went live. */
@@ -81,7 +252,7 @@ export class Session implements HubMember {
     this.sink = sink;
     const held = this.held ?? [];
     this.held = undefined;
-    this.heldBytes = 0;
+    for (const frame of held) this.heldBytes -= frame.length;
     for (const frame of held) this.write(frame);
   }
 
@@ -89,10 +260,11 @@ export class Session implements HubMember {
     if (this.ended) return;
     if (this.sink) {
       this.sink.write(frame);
-      if (this.sink.bufferedBytes() > this.options.maxQueueBytes) this.disconnect('slow');
+      if (this.sink.bufferedBytes() + this.heldBytes > this.options.maxQueueBytes) this.disconnect('slow');
       return;
     }
-    this.held?.push(frame);
+    if (!this.held) return;
+    this.held.push(frame);
     this.heldBytes += frame.length;
     if (this.heldBytes > this.options.maxQueueBytes) this.disconnect('slow');
   }
@@ -126,4 +298,8 @@ export class Session implements HubMember {
     this.held = undefined;
     this.owner.sessionEnded(this, 'client_gone');
   }
+}
+
+function idOf(position: StreamPosition | undefined): string {
+  return position ? formatMessageId(position) : '';
 }

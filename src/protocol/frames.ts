@@ -19,6 +19,33 @@ export interface StreamCodec extends FrameEncoder {
   encodeDisconnect(reason: DisconnectReason): Buffer;
   /** Extra frames sent right after the headers (SSE's `retry:`). */
   readonly preamble: Buffer;
+  /**
+   * The client must reload `label`'s state: messages were missed and cannot be replayed. `id` is the channel's
+   * position from now on (empty when unknown); `cursor` is the connection's whole cursor (SSE puts it in `id:`).
+   */
+  encodeReload(label: string, reason: ReloadReason, id: string, cursor: string): Buffer;
+  /** The channel's position changed without a message (resume mode): NDJSON says so in a line, SSE moves its id. */
+  encodePosition(label: string, id: string, cursor: string): Buffer;
+  /**
+   * Set when every message event must carry the connection's cursor (SSE with several channels): `encode` then gives
+   * an unframed event body that this wraps, per connection, with the cursor as the event's id.
+   */
+  readonly withCursor?: (body: Buffer, cursor: string) => Buffer;
+}
+
+/**
+ * Why a client must reload a channel (docs/protocol.md): `expired` the messages after its position are no longer
+ * kept; `epoch` the channel's history generation changed (or its position is unknown to this history); `no_history`
+ * the channel keeps no history; `broker_lost` the node lost its broker and cannot tell what the client missed.
+ */
+export type ReloadReason = 'expired' | 'epoch' | 'no_history' | 'broker_lost';
+
+export function reloadLine(label: string, reason: ReloadReason, id: string): string {
+  return JSON.stringify(['reload', label, reason, id]);
+}
+
+export function positionLine(label: string, id: string): string {
+  return JSON.stringify(['position', label, id]);
 }
 
 /** The seed's line: `["message","<channel>","<data>"]`, with the message id as a fourth element when it has one. */
@@ -56,6 +83,8 @@ function makeCodec(
     message: (p: Publication, label: string) => string;
     heartbeat: string;
     disconnect: (r: DisconnectReason) => string;
+    reload: (label: string, reason: ReloadReason, id: string, cursor: string) => string;
+    position: (label: string, id: string, cursor: string) => string;
     preamble: string;
   },
 ): StreamCodec {
@@ -67,6 +96,8 @@ function makeCodec(
     heartbeat: frame(parts.heartbeat),
     preamble: parts.preamble ? frame(parts.preamble) : Buffer.alloc(0),
     encode: (p, label) => frame(parts.message(p, label)),
+    encodeReload: (label, reason, id, cursor) => frame(parts.reload(label, reason, id, cursor)),
+    encodePosition: (label, id, cursor) => frame(parts.position(label, id, cursor)),
     encodeDisconnect(reason) {
       let buf = disconnects.get(reason);
       if (!buf) disconnects.set(reason, (buf = frame(parts.disconnect(reason))));
@@ -84,6 +115,8 @@ export function ndjsonCodec(chunked: boolean): StreamCodec {
     message: (p, label) => messageLine(label, p.data, p.id) + '\n',
     heartbeat: '\n',
     disconnect: (r) => disconnectLine(r) + '\n',
+    reload: (label, reason, id) => reloadLine(label, reason, id) + '\n',
+    position: (label, id) => positionLine(label, id) + '\n',
     preamble: '',
   });
 }
@@ -94,10 +127,34 @@ export function ndjsonCodec(chunked: boolean): StreamCodec {
  * The message id goes in `id:` so EventSource resends it as Last-Event-ID.
  */
 export function sseCodec(chunked: boolean, retryMs: number): StreamCodec {
-  return makeCodec('sse', 'text/event-stream; charset=utf-8', chunked, {
-    message: (p, label) => sseEvent(undefined, p.id, messageLine(label, p.data, p.id)),
+  return makeCodec('sse', 'text/event-stream; charset=utf-8', chunked, sseParts(retryMs, (p) => p.id));
+}
+
+/**
+ * SSE for a connection of several channels: Last-Event-ID is one string, so each event's `id:` is the connection's
+ * cursor (every channel's position, docs/protocol.md), written per connection around the shared event body.
+ */
+export function sseCursorCodec(chunked: boolean, retryMs: number): StreamCodec {
+  const base = makeCodec('sse-cursor', 'text/event-stream; charset=utf-8', chunked, sseParts(retryMs, () => undefined));
+  const frame = chunked ? (b: Buffer) => chunk(b) : (b: Buffer) => b;
+  return {
+    ...base,
+    // The shared body stays unframed; the framing goes around id + body.
+    encode: (p, label) => Buffer.from(sseEvent(undefined, undefined, messageLine(label, p.data, p.id)), 'utf8'),
+    withCursor: (body, cursor) => frame(Buffer.concat([Buffer.from(`id: ${cursor}\n`, 'latin1'), body])),
+  };
+}
+
+function sseParts(retryMs: number, idOf: (p: Publication) => string | undefined) {
+  return {
+    message: (p: Publication, label: string) => sseEvent(undefined, idOf(p), messageLine(label, p.data, p.id)),
     heartbeat: ':\n\n',
-    disconnect: (r) => sseEvent('disconnect', undefined, disconnectLine(r)),
+    disconnect: (r: DisconnectReason) => sseEvent('disconnect', undefined, disconnectLine(r)),
+    reload: (label: string, reason: ReloadReason, id: string, cursor: string) =>
+      sseEvent('reload', cursor, reloadLine(label, reason, id)),
+    // A named event, not an id-only one: some clients (the eventsource package) move lastEventId only for events
+    // with data, and a page that does not listen for "position" never sees it.
+    position: (label: string, id: string, cursor: string) => sseEvent('position', cursor, positionLine(label, id)),
     preamble: `retry: ${retryMs}\n\n`,
-  });
+  };
 }

@@ -143,7 +143,14 @@ export const wsCodec: StreamCodec = {
   preamble: Buffer.alloc(0),
   encode: (p, label) => wsFrame(OPCODE_TEXT, Buffer.from(messageJson(p, label), 'utf8')),
   encodeDisconnect: () => Buffer.alloc(0),
+  encodeReload: (label, reason, id) => reloadFrame(label, reason, id),
+  encodePosition: (label, id) => positionFrame(label, id),
 };
+
+/** After a resume: the channel's position moved without a message (docs/protocol.md). */
+export function positionFrame(label: string, id: string): Buffer {
+  return textFrame({ type: 'position', channel: label, id });
+}
 
 /** Close code and reason text for a disconnect reason. */
 export function closeFor(reason: DisconnectReason): { code: number; reason: string } {

@@ -1,4 +1,7 @@
-/** `GET /sub`: HTTP streaming, one NDJSON line per message, in the seed's format `["message","<channel>","<data>"]`. */
+/**
+ * `GET /sub`: HTTP streaming, one NDJSON line per message, in the seed's format `["message","<channel>","<data>"]`
+ * (a fourth element is the message id). `since=<cursor>` resumes (docs/protocol.md "Message ids and resume").
+ */
 import { ndjsonCodec } from '../protocol/frames.js';
 import type { StreamTransport } from './stream.js';
 
@@ -8,4 +11,6 @@ const PLAIN = ndjsonCodec(false);
 export const httpStreamTransport: StreamTransport = {
   name: 'sub',
   codec: (chunked) => (chunked ? CHUNKED : PLAIN),
+  cursorOf: (req) => req.query.get('since') ?? undefined,
+  alwaysResume: false,
 };

@@ -1,16 +1,25 @@
 /**
  * `GET /sse`: Server-Sent Events. Each message is one event whose `data:` is the same JSON array as a `/sub` line and
- * whose `id:` is the message id. A `retry:` line sets the client's reconnect delay; heartbeats are comment lines.
+ * whose `id:` is the connection's cursor: the message id when the connection has one channel, every channel's
+ * position when it has several (docs/protocol.md). EventSource sends it back as Last-Event-ID on reconnect, so a
+ * plain EventSource resumes without loss. A `retry:` line sets the client's reconnect delay; heartbeats are comments.
  */
-import { sseCodec } from '../protocol/frames.js';
+import { sseCodec, sseCursorCodec } from '../protocol/frames.js';
 import type { StreamTransport } from './stream.js';
 
 /** Reconnect delay suggested to EventSource clients. */
 const RETRY_MS = 2000;
 const CHUNKED = sseCodec(true, RETRY_MS);
 const PLAIN = sseCodec(false, RETRY_MS);
+const CURSOR_CHUNKED = sseCursorCodec(true, RETRY_MS);
+const CURSOR_PLAIN = sseCursorCodec(false, RETRY_MS);
 
 export const sseTransport: StreamTransport = {
   name: 'sse',
-  codec: (chunked) => (chunked ? CHUNKED : PLAIN),
+  codec: (chunked, channels) =>
+    channels > 1 ? (chunked ? CURSOR_CHUNKED : CURSOR_PLAIN) : chunked ? CHUNKED : PLAIN,
+  // The header is what EventSource sends; the query parameter serves the first connection of a page that stored
+  // its position, since EventSource cannot set headers.
+  cursorOf: (req) => req.header('last-event-id') ?? req.query.get('lastEventId') ?? undefined,
+  alwaysResume: true,
 };

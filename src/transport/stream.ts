@@ -9,10 +9,11 @@
 import type { Socket } from 'node:net';
 import type { SubscribeAuthorizer } from '../auth/grant.js';
 import type { HeraldConfig } from '../config.js';
-import type { HeraldNode } from '../core/node.js';
+import type { HeraldNode, ResumeRequest } from '../core/node.js';
 import type { Session, SessionSink } from '../core/session.js';
 import { HeraldError } from '../errors.js';
 import { LAST_CHUNK, type StreamCodec } from '../protocol/frames.js';
+import { parseCursor } from '../protocol/message-id.js';
 import { corsHeaders, subscribeCredentials, type StreamRequest } from './request.js';
 
 export interface StreamContext {
@@ -24,7 +25,12 @@ export interface StreamContext {
 /** A streaming transport: picks its codec (chunked or not) for a request. */
 export interface StreamTransport {
   readonly name: string;
-  codec(chunked: boolean): StreamCodec;
+  /** The codec for a connection of `channels` channels. */
+  codec(chunked: boolean, channels: number): StreamCodec;
+  /** The resume cursor the client sent (docs/protocol.md), or undefined. */
+  cursorOf(req: StreamRequest): string | undefined;
+  /** Resume mode even without a cursor (SSE: every event must carry a position to come back with). */
+  readonly alwaysResume: boolean;
 }
 
 /** Bytes a client may send on a held stream (it should send none) before it is cut off. */
@@ -44,13 +50,22 @@ export async function serveStream(
   ctx.node.admit(req.remoteAddress);
   const auth = await ctx.authorizer.authorize(subscribeCredentials(req, ctx.config.tokenCookie));
   const chunked = req.httpVersion !== '1.0';
-  const codec = transport.codec(chunked);
-  const session = await ctx.node.openSession(codec, auth.targets, {
-    transport: transport.name,
-    remoteAddress: req.remoteAddress,
-    maxQueueBytes: ctx.config.maxQueueBytes,
-    expiresAt: auth.expiresAt,
-  });
+  const codec = transport.codec(chunked, auth.targets.length);
+  const cursor = transport.cursorOf(req);
+  const since = cursor === undefined ? undefined : parseCursor(cursor, auth.targets.length);
+  const resume: ResumeRequest | undefined =
+    since || transport.alwaysResume ? { since: since ?? auth.targets.map(() => undefined) } : undefined;
+  const session = await ctx.node.openSession(
+    codec,
+    auth.targets,
+    {
+      transport: transport.name,
+      remoteAddress: req.remoteAddress,
+      maxQueueBytes: ctx.config.maxQueueBytes,
+      expiresAt: auth.expiresAt,
+    },
+    resume,
+  );
   const socket = req.socket;
   if (socket.destroyed || !socket.writable) {
     session.clientGone();
