@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { DEFAULTS } from '../src/config.js';
 import { openStream, publish, startServer, type TestServer } from './helpers/server.js';
 
 let node: TestServer;
 before(async () => {
-  node = await startServer();
+  node = await startServer({ historySize: DEFAULTS.historySize });
 });
 after(() => node.close());
 

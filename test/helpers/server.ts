@@ -22,6 +22,9 @@ export async function startServer(overrides: Partial<HeraldConfig> = {}, options
       dev: true,
       secret: TEST_SECRET,
       apiKeys: [TEST_API_KEY],
+      // Tests compare exact seed lines (`["message","c","d"]`), so they run without history unless they ask for it;
+      // ids and resume are tested with history on (resume.test.ts, smoke.test.ts with the defaults).
+      historySize: 0,
       ...overrides,
     },
   });
