@@ -11,7 +11,7 @@ import type { HeraldConfig } from '../config.js';
 import type { HeraldNode } from '../core/node.js';
 import type { Session, SessionSink } from '../core/session.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
-import { disconnectLine, messageLine, type StreamCodec } from '../protocol/frames.js';
+import { disconnectLine, messageLine, positionLine, reloadLine, type StreamCodec } from '../protocol/frames.js';
 import { corsHeaders, streamRequestFromNode, subscribeCredentials } from './request.js';
 
 export interface PollContext {
@@ -31,6 +31,8 @@ export const pollCodec: StreamCodec = {
   preamble: EMPTY,
   encode: (p, label) => Buffer.from(messageLine(label, p.data, p.id), 'utf8'),
   encodeDisconnect: (reason) => Buffer.from(disconnectLine(reason), 'utf8'),
+  encodeReload: (label, reason, id) => Buffer.from(reloadLine(label, reason, id), 'utf8'),
+  encodePosition: (label, id) => Buffer.from(positionLine(label, id), 'utf8'),
 };
 
 export class PollTransport {
