@@ -364,6 +364,14 @@ function parseRaw(name: string, spec: Spec, raw: string | string[]): unknown {
   }
 }
 
+const KIND_NAMES: Record<Kind, string> = {
+  int: 'an integer',
+  bool: 'a boolean',
+  string: 'a string',
+  list: 'a list of strings',
+  json: 'JSON',
+};
+
 function fromJson(name: string, spec: Spec, value: unknown): unknown {
   const ok =
     (spec.kind === 'int' && typeof value === 'number') ||
@@ -371,7 +379,7 @@ function fromJson(name: string, spec: Spec, value: unknown): unknown {
     (spec.kind === 'string' && typeof value === 'string') ||
     (spec.kind === 'list' && Array.isArray(value) && value.every((v) => typeof v === 'string')) ||
     spec.kind === 'json';
-  if (!ok) throw new ConfigError(name, `must be ${spec.kind === 'list' ? 'a list of strings' : `a ${spec.kind}`}`);
+  if (!ok) throw new ConfigError(name, `must be ${KIND_NAMES[spec.kind]}`);
   return value;
 }
 
