@@ -92,7 +92,7 @@ server:
 connections:
   -n, --connections N     streaming connections                               [100]
   --channels C            connection i subscribes channel i % C                [10]
-  --transport sub|sse     streaming endpoint                                   [sub]
+  --transport sub|sse|ws  streaming endpoint (ws: /ws with URL credentials)    [sub]
   --workers W             subscriber processes (at most 10,000 connections each) [ceil(N/7500)]
   --source-addresses K    spread connections over 127.0.0.1 .. 127.0.0.K       [1, or 4 above 1,000]
   --connect-concurrency   connection attempts in flight per worker             [256]
@@ -180,8 +180,9 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
   o.connections = num('connections', v.connections, 1, 1_000_000) ?? o.connections;
   o.channels = num('channels', v.channels, 1, 1_000_000) ?? o.channels;
   if (v.transport !== undefined) {
-    if (v.transport === 'ws') throw new BenchUsageError('--transport ws: WebSocket is not on main yet');
-    if (v.transport !== 'sub' && v.transport !== 'sse') throw new BenchUsageError('--transport must be sub or sse');
+    if (v.transport !== 'sub' && v.transport !== 'sse' && v.transport !== 'ws') {
+      throw new BenchUsageError('--transport must be sub, sse or ws');
+    }
     o.transport = v.transport;
   }
   o.workers = num('workers', v.workers, 1, 64) ?? o.workers;

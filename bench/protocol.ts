@@ -7,7 +7,7 @@
  */
 import type { SparseHistogram } from './histogram.js';
 
-export type Transport = 'sub' | 'sse';
+export type Transport = 'sub' | 'sse' | 'ws';
 
 /** What one worker process is asked to hold. Connection `i` subscribes channel `channelName(prefix, i % channels)`. */
 export interface PoolSpec {

@@ -16,10 +16,14 @@ const CH_M = 109;
 const CH_D = 100;
 const CH_COLON = 58;
 const CH_0 = 48;
+/** A client pong must be masked: FIN + pong, mask bit + length 0, a zero masking key. */
+const PONG = Buffer.from([0x8a, 0x80, 0, 0, 0, 0]);
 
 /** One subscriber connection. Plain fields only: thousands of these live in one process. */
 class Sub {
   rest = '';
+  /** WebSocket only: bytes of an incomplete frame. */
+  frameRest: Buffer | undefined = undefined;
   held = false;
   gone = false;
   /** Per-step window of seen sequence numbers: bit k set = (maxSeq - k) was seen. */
@@ -52,11 +56,16 @@ export class SubscriberPool {
   private readonly latency = new Histogram();
 
   constructor(private readonly spec: PoolSpec, private readonly onSettled: () => void = () => undefined) {
-    const path = spec.transport === 'sse' ? '/sse' : '/sub';
+    const path = spec.transport === 'sse' ? '/sse' : spec.transport === 'ws' ? '/ws' : '/sub';
     const accept = spec.transport === 'sse' ? 'text/event-stream' : 'application/x-ndjson';
     const host = `${spec.host}:${spec.port}`;
+    // A WebSocket upgrade with the channel in the URL: live once the 101 arrives, as a stream is at its 200.
+    const extra =
+      spec.transport === 'ws'
+        ? 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+        : `Accept: ${accept}\r\n`;
     this.request = (channel) =>
-      `GET ${path}?channel=${channelName(spec.channelPrefix, channel)} HTTP/1.1\r\nHost: ${host}\r\nAccept: ${accept}\r\n\r\n`;
+      `GET ${path}?channel=${channelName(spec.channelPrefix, channel)} HTTP/1.1\r\nHost: ${host}\r\n${extra}\r\n`;
     this.lineOffset = spec.transport === 'sse' ? 6 : 0;
   }
 
@@ -168,7 +177,7 @@ export class SubscriberPool {
         return;
       }
       const status = text.slice(9, 12);
-      if (status !== '200') {
+      if (status !== (this.spec.transport === 'ws' ? '101' : '200')) {
         this.fail(sub, `http_${status}`);
         return;
       }
@@ -177,6 +186,15 @@ export class SubscriberPool {
       sub.socket.setTimeout(0);
       text = text.slice(end + 4);
       this.attemptDone();
+      if (this.spec.transport === 'ws') {
+        sub.rest = '';
+        if (text.length > 0) this.onFrames(sub, Buffer.from(text, 'latin1'), now);
+        return;
+      }
+    }
+    if (this.spec.transport === 'ws') {
+      this.onFrames(sub, d, now);
+      return;
     }
     let start = 0;
     for (;;) {
@@ -193,11 +211,53 @@ export class SubscriberPool {
     sub.rest = start < text.length ? text.slice(start) : '';
   }
 
+  /**
+   * WebSocket frames from the server (unmasked). Text frames `{"type":"message",...,"data":"<step>:<seq>:<sentUs>"}`
+   * are counted; pings are answered (a masked pong with a zero mask), or the server would free this peer as dead.
+   */
+  private onFrames(sub: Sub, d: Buffer, now: number): void {
+    const b = sub.frameRest ? Buffer.concat([sub.frameRest, d]) : d;
+    let off = 0;
+    while (b.length - off >= 2) {
+      const opcode = b[off]! & 0x0f;
+      let len = b[off + 1]! & 0x7f;
+      let head = 2;
+      if (len === 126) {
+        if (b.length - off < 4) break;
+        len = b.readUInt16BE(off + 2);
+        head = 4;
+      } else if (len === 127) {
+        if (b.length - off < 10) break;
+        len = b.readUInt32BE(off + 6);
+        head = 10;
+      }
+      if (b.length - off < head + len) break;
+      const start = off + head;
+      if (opcode === 1) {
+        const text = b.toString('latin1', start, start + len);
+        if (text.startsWith('{"type":"message"')) {
+          const at = text.indexOf('"data":"');
+          if (at > 0) this.record(sub, text, at + 8, now);
+        }
+      } else if (opcode === 9) {
+        sub.socket.write(PONG);
+      } else if (opcode === 8) {
+        this.disconnectFrames++;
+      }
+      off = start + len;
+    }
+    sub.frameRest = off < b.length ? Buffer.from(b.subarray(off)) : undefined;
+  }
+
   /** `from` points just past `["message","`: skip the channel, read `<step>:<seq>:<sentUs>`. */
   private onMessage(sub: Sub, text: string, from: number, now: number): void {
-    let i = text.indexOf('","', from);
+    const i = text.indexOf('","', from);
     if (i < 0) return;
-    i += 3;
+    this.record(sub, text, i + 3, now);
+  }
+
+  /** `i` points at `<step>:<seq>:<sentUs>`. */
+  private record(sub: Sub, text: string, i: number, now: number): void {
     let step = 0;
     let c: number;
     while ((c = text.charCodeAt(i++)) !== CH_COLON) step = step * 10 + (c - CH_0);
