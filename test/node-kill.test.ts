@@ -5,15 +5,15 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { cleanEnv, killAll, startHerald } from './helpers/cli.js';
-import { startRedis, type RedisProcess } from './helpers/redis.js';
-import { openStream, startServer, type LineStream, type TestServer } from './helpers/server.js';
+import { startNodeOnRedis, startRedis, type RedisProcess } from './helpers/redis.js';
+import { openStream, type LineStream, type TestServer } from './helpers/server.js';
 
 let redis: RedisProcess;
 let survivor: TestServer;
 
 before(async () => {
   redis = await startRedis();
-  survivor = await startServer({ broker: redis.url });
+  survivor = await startNodeOnRedis(redis.url);
 });
 after(async () => {
   await killAll();

@@ -1,7 +1,7 @@
 /** Redis Cluster failures: a master killed and restarted; the broker recovers and every shard delivers again. */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Collector } from '../src/broker/conformance.js';
+import { startBroker } from '../src/broker/conformance.js';
 import { RedisBroker } from '../src/broker/redis.js';
 import { slotOf } from '../src/broker/redis-slot.js';
 import { createLogger } from '../src/util/log.js';
@@ -17,9 +17,11 @@ after(async () => {
 });
 
 test('a master killed and restarted: not ready meanwhile, then every channel on every shard delivers again', async () => {
-  const broker = new RedisBroker({ url: cluster.url, timeoutMs: 500, probeIntervalMs: 200, log: createLogger('silent') });
-  const seen = new Collector();
-  await broker.start(seen);
+  const { broker, seen } = await startBroker({
+    newBroker: () => new RedisBroker({ url: cluster.url, timeoutMs: 1000, probeIntervalMs: 200, log: createLogger('silent') }),
+    multiNode: true,
+    close: async () => undefined,
+  });
   try {
     // Channels spread over the slot space, so every master owns some.
     const channels = Array.from({ length: 30 }, (_, i) => `shard-${i}`);
@@ -32,7 +34,7 @@ test('a master killed and restarted: not ready meanwhile, then every channel on 
     await eventually(() => !broker.isReady(), 3000, 'not ready after a master died');
     const t0 = Date.now();
     await assert.rejects(broker.publish('shard-0', 'x'));
-    assert.ok(Date.now() - t0 < 600, 'publish while down answers within the timeout');
+    assert.ok(Date.now() - t0 < 1500, 'publish while down answers within the timeout');
     await victim.restart();
     await eventually(() => broker.isReady(), 15_000, 'ready after the master came back');
     assert.deepEqual(seen.changes, [false, true]);

@@ -7,11 +7,11 @@ import { after, before, test } from 'node:test';
 import { Collector } from '../src/broker/conformance.js';
 import { RedisBroker } from '../src/broker/redis.js';
 import { createLogger } from '../src/util/log.js';
-import { eventually, openStream, publish, startServer } from './helpers/server.js';
-import { startRedis, type RedisProcess } from './helpers/redis.js';
+import { eventually, openStream, publish } from './helpers/server.js';
+import { startNodeOnRedis, startRedis, type RedisProcess } from './helpers/redis.js';
 import { startTcpProxy } from './helpers/tcp-proxy.js';
 
-const TIMEOUT_MS = 500;
+const TIMEOUT_MS = 1000;
 const PROBE_MS = 200;
 let redis: RedisProcess;
 
@@ -27,7 +27,7 @@ async function readyz(url: string): Promise<number> {
 }
 
 test('redis-server killed and restarted under a publisher: nothing hangs, readiness flips and recovers, subscriptions come back', async () => {
-  const node = await startServer({ broker: redis.url, redisTimeoutMs: TIMEOUT_MS, redisProbeIntervalMs: PROBE_MS });
+  const node = await startNodeOnRedis(redis.url, { redisTimeoutMs: TIMEOUT_MS, redisProbeIntervalMs: PROBE_MS });
   try {
     const streams = await Promise.all(['a', 'a', 'b'].map((c) => openStream(`${node.url}/sub?channel=${c}`)));
     const changes: boolean[] = [];
@@ -66,7 +66,7 @@ test('redis-server killed and restarted under a publisher: nothing hangs, readin
     assert.deepEqual(changes.slice(0, 3), [true, false, true]);
     assert.ok((statuses.get(200) ?? 0) > 0 && (statuses.get(503) ?? 0) > 0, `statuses ${JSON.stringify([...statuses])}`);
     assert.deepEqual([...statuses.keys()].sort(), [200, 503], 'only 200 or 503');
-    assert.ok(slowest < TIMEOUT_MS + 500, `a publish took ${slowest} ms`);
+    assert.ok(slowest < TIMEOUT_MS + 1000, `a publish took ${slowest} ms`);
 
     // The streams never closed, and their channels were resubscribed: a plain PUBLISH reaches them now.
     const before = streams.map((s) => s.lines.length);
@@ -83,8 +83,7 @@ test('redis-server killed and restarted under a publisher: nothing hangs, readin
 
 test('a subscriber connection that silently stops delivering is found by the probe, reported, and repaired', async () => {
   const proxy = await startTcpProxy(redis.port);
-  const node = await startServer({
-    broker: `redis://127.0.0.1:${proxy.port}`,
+  const node = await startNodeOnRedis(`redis://127.0.0.1:${proxy.port}`, {
     redisTimeoutMs: TIMEOUT_MS,
     redisProbeIntervalMs: PROBE_MS,
   });
@@ -98,11 +97,11 @@ test('a subscriber connection that silently stops delivering is found by the pro
     const t0 = Date.now();
     await eventually(() => !node.server.node.isReady(), 4000, 'stall detected');
     const detectedMs = Date.now() - t0;
-    assert.ok(detectedMs <= PROBE_MS + TIMEOUT_MS + 1000, `detected after ${detectedMs} ms`);
+    assert.ok(detectedMs <= PROBE_MS + TIMEOUT_MS + 2000, `detected after ${detectedMs} ms`);
     assert.equal(await readyz(node.url), 503);
     const p0 = Date.now();
     assert.equal((await publish(node.url, { channel: 'stall', data: 'x' })).status, 503);
-    assert.ok(Date.now() - p0 < 200, 'publish while unready answers at once');
+    assert.ok(Date.now() - p0 < TIMEOUT_MS / 2, 'publish while unready answers at once, without waiting for a timeout');
 
     proxy.thaw();
     await eventually(() => node.server.node.isReady(), 5000, 'repaired by reconnecting');
@@ -124,6 +123,7 @@ test('the broker tells its handler when the connection is lost and when it is ba
   const broker = new RedisBroker({ url: redis.url, timeoutMs: TIMEOUT_MS, probeIntervalMs: PROBE_MS, log: createLogger('silent') });
   const seen = new Collector();
   await broker.start(seen);
+  await eventually(() => broker.isReady(), 10_000, 'ready');
   try {
     await broker.subscribe(['told']);
     await redis.restart();

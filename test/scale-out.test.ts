@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { RedisBroker } from '../src/broker/redis.js';
-import { countClients, startRedis, startRedisCluster, type RedisClusterProcesses, type RedisProcess } from './helpers/redis.js';
-import { openStream, publish, startServer, type LineStream, type TestServer } from './helpers/server.js';
+import { countClients, startNodeOnRedis, startRedis, startRedisCluster, type RedisClusterProcesses, type RedisProcess } from './helpers/redis.js';
+import { openStream, publish, type LineStream, type TestServer } from './helpers/server.js';
 
 const settings = { redisTimeoutMs: 2000, redisProbeIntervalMs: 1000 };
 const nameOf = (n: TestServer): string => (n.server.node.broker as RedisBroker).clientName;
@@ -47,7 +47,7 @@ describe('three nodes on standalone Redis', () => {
 
   before(async () => {
     redis = await startRedis();
-    for (let i = 0; i < 3; i++) nodes.push(await startServer({ broker: redis.url, ...settings }));
+    for (let i = 0; i < 3; i++) nodes.push(await startNodeOnRedis(redis.url, settings));
   });
   after(async () => {
     for (const s of streams) s.close();
@@ -85,7 +85,7 @@ describe('three nodes on a 3-master Redis Cluster', () => {
 
   before(async () => {
     cluster = await startRedisCluster(3);
-    for (let i = 0; i < 3; i++) nodes.push(await startServer({ broker: cluster.url, ...settings }));
+    for (let i = 0; i < 3; i++) nodes.push(await startNodeOnRedis(cluster.url, settings));
   });
   after(async () => {
     await Promise.all(nodes.map((n) => n.close()));

@@ -67,6 +67,9 @@ export async function startBroker(fixture: BrokerFixture): Promise<{ broker: Bro
   const broker = fixture.newBroker();
   const seen = new Collector();
   await broker.start(seen);
+  // start() waits for one connection attempt only; on a loaded machine the first may time out and a retry succeed.
+  const deadline = Date.now() + 10_000;
+  while (!broker.isReady() && Date.now() < deadline) await sleep(20);
   return { broker, seen };
 }
 

@@ -9,6 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { HeraldConfig } from '../../src/config.js';
+import { eventually, startServer, type TestServer } from './server.js';
 
 const live = new Set<ChildProcess>();
 const dirs = new Set<string>();
@@ -225,4 +227,19 @@ export function countClients(redis: RedisProcess, namePrefix: string): number {
       const m = / name=(\S*)/.exec(line);
       return m !== null && (m[1] ?? '').startsWith(namePrefix);
     }).length;
+}
+
+/**
+ * A Herald node (in this process, port 0) on the given Redis broker URL, resolved once it is ready: start-up waits
+ * for one connection attempt only, and on a loaded machine the first may time out and a retry succeed.
+ */
+export async function startNodeOnRedis(broker: string, overrides: Partial<HeraldConfig> = {}): Promise<TestServer> {
+  const node = await startServer({ broker, ...overrides });
+  try {
+    await eventually(() => node.server.node.isReady(), 10_000, `node ready on ${broker}`);
+  } catch (err) {
+    await node.close();
+    throw err;
+  }
+  return node;
 }
