@@ -56,6 +56,12 @@ export class HeraldServer {
     this.auth = new Authorization(config, (channel) => hub.memberCount(channel));
     const auth = this.auth;
     historyFor = (channel) => auth.historyFor(channel, nodeHistory);
+    metrics.registry.gauge(
+      'herald_token_verifications_total',
+      'Token signature checks run (verified tokens are cached per token string).',
+      () => auth.tokens?.verifications ?? 0,
+      'counter',
+    );
     const stream: StreamContext = { node: this.node, authorizer: auth.authorizer, config };
     const publishOptions = (channel: string): PublishOptions | undefined => {
       const history = historyFor(channel);

@@ -63,6 +63,7 @@ export class Namespaces {
   historyFor(channel: string, nodeDefault?: (channel: string) => HistoryPolicy | undefined): HistoryPolicy | undefined {
     const r = this.rulesFor(channel);
     const base = nodeDefault?.(channel);
+    if (r.historyTtlSeconds === 0) return undefined;
     if (r.historySize === undefined) {
       if (base && r.historyTtlSeconds !== undefined) return withTtl(base.size, r.historyTtlSeconds * 1000, base);
       return base;
