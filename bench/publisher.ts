@@ -105,8 +105,12 @@ export class Publisher {
     for (const conn of this.conns) {
       if (conn.pending > 0) this.count(r.errors, 'no_answer', conn.pending);
       r.failed += conn.pending;
+      // A fresh connection per step: answers still owed for this step must not be counted in the next one.
       conn.socket?.destroy();
       conn.socket = undefined;
+      conn.inFlight.length = 0;
+      conn.head = 0;
+      conn.rest = '';
     }
     r.endUs = nowUs();
     this.result = undefined;

@@ -1,4 +1,5 @@
 /** The human-readable report of a bench run. */
+import { formatProfile, newestProfile } from './profile.js';
 import { errorText, stepLine, type BenchResult } from './run.js';
 
 const KB = 1024;
@@ -19,6 +20,10 @@ export function formatReport(r: BenchResult): string {
   if (s.rssBeforeBytes !== undefined && s.rssHeldBytes !== undefined) {
     lines.push(`server RSS: ${(s.rssBeforeBytes / MB).toFixed(1)} MB before, ${(s.rssHeldBytes / MB).toFixed(1)} MB with the connections held` +
       (s.rssPerConnectionBytes !== undefined ? ` → ${(s.rssPerConnectionBytes / KB).toFixed(2)} KB per connection` : ''));
+    if (s.rssHeldAfterGcBytes !== undefined && s.rssPerConnectionAfterGcBytes !== undefined) {
+      lines.push(`server RSS after a full GC: ${(s.rssHeldAfterGcBytes / MB).toFixed(1)} MB → ` +
+        `${(s.rssPerConnectionAfterGcBytes / KB).toFixed(2)} KB per connection`);
+    }
   } else if (s.pid === undefined) {
     lines.push('server RSS: not measured (give --server-pid or --spawn)');
   }
@@ -26,7 +31,10 @@ export function formatReport(r: BenchResult): string {
   if (r.steps.length > 0) {
     lines.push(r.maxHeldRate !== undefined ? `highest rate held: ${r.maxHeldRate} msg/s` : 'no rate held');
   }
-  if (s.cpuProfDir) lines.push(`server CPU profile: ${s.cpuProfDir}`);
+  if (s.cpuProfDir) {
+    const file = newestProfile(s.cpuProfDir);
+    lines.push(file ? formatProfile(file).trimEnd() : `server CPU profile: none written in ${s.cpuProfDir}`);
+  }
   if (r.stoppedEarly) lines.push(`stopped early: ${r.stoppedEarly}`);
   return lines.join('\n') + '\n';
 }

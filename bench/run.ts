@@ -28,7 +28,9 @@ export interface BenchResult {
   startedAt: string;
   machine: { nproc: number; cpu: string; memoryBytes: number; node: string; loadAverage: number[] };
   options: BenchOptions;
-  server: { pid?: number; command?: string; rssBeforeBytes?: number; rssHeldBytes?: number; rssPerConnectionBytes?: number; cpuProfDir?: string };
+  server: { pid?: number; command?: string; rssBeforeBytes?: number; rssHeldBytes?: number; rssPerConnectionBytes?: number;
+    /** With --spawn: after a full GC in the server (before and after connecting), so uncollected garbage is not counted. */
+    rssHeldAfterGcBytes?: number; rssPerConnectionAfterGcBytes?: number; cpuProfDir?: string };
   connections: { requested: number; held: number; failed: number; dropped: number; errors: Record<string, number>; connectSeconds: number };
   steps: StepResult[];
   maxHeldRate?: number;
@@ -73,6 +75,7 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
     const port = Number(url.port || 80);
     if (pid !== undefined) {
       await sleep(500, signal);
+      await server?.collectGarbage();
       result.server.rssBeforeBytes = readRss(pid);
     }
 
@@ -103,6 +106,12 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
       if (rss !== undefined && result.server.rssBeforeBytes !== undefined && held > 0) {
         result.server.rssPerConnectionBytes = (rss - result.server.rssBeforeBytes) / held;
       }
+      if (server && rss !== undefined && result.server.rssBeforeBytes !== undefined && held > 0) {
+        await server.collectGarbage();
+        const gcRss = readRss(pid);
+        result.server.rssHeldAfterGcBytes = gcRss;
+        if (gcRss !== undefined) result.server.rssPerConnectionAfterGcBytes = (gcRss - result.server.rssBeforeBytes) / held;
+      }
     }
     if (o.rates.length === 0 || signal.aborted) {
       Object.assign(result.connections, pick(workers.totals()));
@@ -114,7 +123,7 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
       channels: o.channels, channelPrefix,
     });
     const runStep = async (rate: number): Promise<StepResult> => {
-      const step = await measureStep(o, workers!, publisher!, result.steps.length, rate, signal);
+      const step = await measureStep(o, workers!, publisher!, `http://${url.host}/healthz`, result.steps.length, rate, signal);
       result.steps.push(step);
       progress(stepLine(step));
       return step;
@@ -145,7 +154,9 @@ export interface CleanupHooks {
 }
 
 /** Publish at `rate` for the step's duration, wait for late deliveries, and judge whether the rate was held. */
-async function measureStep(o: BenchOptions, workers: WorkerSet, publisher: Publisher, step: number, rate: number, signal: AbortSignal): Promise<StepResult> {
+async function measureStep(
+  o: BenchOptions, workers: WorkerSet, publisher: Publisher, healthUrl: string, step: number, rate: number, signal: AbortSignal,
+): Promise<StepResult> {
   await workers.beginStep(step);
   const pub = await publisher.run(step, rate, o.durationMs, signal);
   workers.expect(step, pub.okPerChannel);
@@ -156,9 +167,29 @@ async function measureStep(o: BenchOptions, workers: WorkerSet, publisher: Publi
     s = await workers.stats();
   }
   const out = judge(o, pub, s);
-  // Let the server finish whatever backlog an overloaded step left before the next one starts.
-  await sleep(1000, signal);
+  await waitQuiet(workers, healthUrl, signal);
   return out;
+}
+
+/**
+ * Let the server finish whatever backlog an overloaded step left before the next step starts: wait until late
+ * deliveries stop arriving and /healthz answers quickly (bounded: 20 s).
+ */
+async function waitQuiet(workers: WorkerSet, healthUrl: string, signal: AbortSignal): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  let last = -1;
+  while (Date.now() < deadline && !signal.aborted) {
+    await sleep(500, signal);
+    const s = await workers.stats();
+    const seen = s.received + s.duplicates;
+    const t0 = Date.now();
+    const fast = await fetch(healthUrl, { signal: AbortSignal.timeout(2000) }).then(
+      async (r) => (await r.arrayBuffer(), Date.now() - t0 < 50),
+      () => false,
+    );
+    if (seen === last && fast) return;
+    last = seen;
+  }
 }
 
 function judge(o: BenchOptions, pub: PublishResult, s: MergedStats): StepResult {

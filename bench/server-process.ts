@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { sleep } from './clock.js';
 
 const HERALD_BIN = fileURLToPath(new URL('../../bin/herald.js', import.meta.url));
+const GC_HOOK = new URL('./gc-hook.js', import.meta.url).href;
 
 /** Resident set size of a process in bytes, or undefined when it cannot be read (gone, not Linux). */
 export function readRss(pid: number): number | undefined {
@@ -37,6 +38,8 @@ export interface SpawnedServer {
   readonly url: string;
   readonly command: string;
   stop(): Promise<void>;
+  /** Run a full GC in the server (see gc-hook.ts) and give it a moment to return memory. */
+  collectGarbage(): Promise<void>;
   /** Synchronous last resort for process 'exit' handlers. */
   killNow(): void;
 }
@@ -47,7 +50,7 @@ export interface SpawnedServer {
  */
 export async function spawnServer(extraArgs: string[], nodeArgs: string[], readyTimeoutMs = 15_000): Promise<SpawnedServer> {
   const port = await freePort();
-  const args = [...nodeArgs, HERALD_BIN, 'serve', '--dev', '--host', '127.0.0.1', '--port', String(port),
+  const args = [...nodeArgs, '--expose-gc', '--import', GC_HOOK, HERALD_BIN, 'serve', '--dev', '--host', '127.0.0.1', '--port', String(port),
     '--log-level', 'warn', '--drain-timeout-ms', '1000', ...extraArgs];
   // stdout carries --dev's help text, which the bench does not need; warnings and errors (stderr) are shown.
   const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -60,7 +63,7 @@ export async function spawnServer(extraArgs: string[], nodeArgs: string[], ready
   const server: SpawnedServer = {
     pid: child.pid ?? 0,
     url,
-    command: ['node', ...args.map((a) => (a === HERALD_BIN ? 'bin/herald.js' : a))].join(' '),
+    command: ['node', ...args.map((a) => (a === HERALD_BIN ? 'bin/herald.js' : a === GC_HOOK ? 'dist/bench/gc-hook.js' : a))].join(' '),
     async stop() {
       if (exited) return;
       // SIGTERM drains (and lets --cpu-prof write its profile); SIGKILL if that takes too long.
@@ -73,6 +76,11 @@ export async function spawnServer(extraArgs: string[], nodeArgs: string[], ready
     },
     killNow() {
       if (!exited) child.kill('SIGKILL');
+    },
+    async collectGarbage() {
+      if (exited) return;
+      child.kill('SIGUSR2');
+      await sleep(1000);
     },
   };
   const deadline = Date.now() + readyTimeoutMs;
