@@ -45,6 +45,7 @@ describe('subscribing', () => {
       { type: 'message', channel: 'u2', data: 'two' },
     ]);
     c.close();
+    await c.closed;
   });
 
   test('subscribe and unsubscribe frames, replies correlated by id, several channels on one socket', async () => {
@@ -60,6 +61,7 @@ describe('subscribing', () => {
     await c.waitFrames((f) => f.filter((x) => x.type === 'message').length >= 3);
     assert.deepEqual(c.messages().map((m) => m.data), ['{"n":1}', '{"n":1}', 'still']);
     c.close();
+    await c.closed;
   });
 
   test('ping answers; publish from a client where allowed (--dev from loopback)', async () => {
@@ -68,6 +70,7 @@ describe('subscribing', () => {
     assert.equal((await c.request('publish', { channel: 'p1', data: 'self' })).type, 'reply');
     await c.waitFrames((f) => f.some((x) => x.type === 'message' && x.data === 'self'));
     c.close();
+    await c.closed;
   });
 
   test('errors answer one request and keep the connection', async () => {
@@ -81,6 +84,7 @@ describe('subscribing', () => {
     assert.equal(unauthorized.error?.code, 'unauthorized');
     assert.equal((await c.request('ping')).type, 'reply');
     c.close();
+    await c.closed;
   });
 });
 
@@ -92,6 +96,7 @@ describe('limits and bad frames (SECURITY-TESTS row 14)', () => {
     assert.equal(over.error?.code, 'too_many_channels');
     assert.match(over.error?.message ?? '', /3/);
     c.close();
+    await c.closed;
     await assert.rejects(openWs(`${node.url}/ws?channel=a&channel=b&channel=c&channel=d`), { status: 400 });
   });
 
@@ -114,6 +119,7 @@ describe('limits and bad frames (SECURITY-TESTS row 14)', () => {
       await ctl.check();
       await eventually(() => counts(node).join() === baseline.join(), 2000, 'counts back to baseline');
       ctl.client.close();
+      await ctl.client.closed;
     });
   }
 
@@ -147,6 +153,7 @@ describe('origins (SECURITY-TESTS row 12)', () => {
     await ctl.check();
     await eventually(() => counts(strict).join() === baseline.join(), 2000, 'counts back to baseline');
     ctl.client.close();
+    await ctl.client.closed;
   });
 });
 
@@ -171,6 +178,7 @@ describe('heartbeats (SECURITY-TESTS row 17)', () => {
     assert.equal(ctl.client.ws.readyState, WebSocket.OPEN);
     dead.ws.terminate();
     ctl.client.close();
+    await ctl.client.closed;
   });
 });
 
