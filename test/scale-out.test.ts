@@ -104,6 +104,12 @@ describe('three nodes on a 3-master Redis Cluster', () => {
     const everyone = [...streams, ...more];
     assert.equal((await publish(nodes[2]?.url ?? '', { channel: 'all', data: 'api' })).status, 200);
     await allGet(everyone, '["message","all","api"]');
+    // Classic PUBLISH on a cluster is broadcast over the cluster bus; Herald listens with SSUBSCRIBE only, so it is
+    // not delivered (docs/architecture.md says why). SPUBLISH is the way in.
+    cluster.cli('PUBLISH', 'all', 'classic');
+    cluster.cli('SPUBLISH', 'all', 'sharded');
+    await allGet(everyone, '["message","all","sharded"]');
+    assert.ok(everyone.every((s) => !s.lines.includes('["message","all","classic"]')));
     for (const c of channels) cluster.cli('SPUBLISH', c, `s-${c}`);
     await Promise.all(everyone.map((s, i) => allGet([s], `["message","c${i % channels.length}","s-c${i % channels.length}"]`)));
     for (const s of everyone) s.close();
