@@ -32,6 +32,8 @@ export interface BenchOptions {
   publishers: number;
   pipeline: number;
   apiKey: string | undefined;
+  /** Publish with Redis PUBLISH on this server instead of the HTTP API; a spawned server gets it as --broker. */
+  redisUrl: string | undefined;
   maxP99Ms: number;
   json: boolean;
   quiet: boolean;
@@ -69,6 +71,7 @@ const BASE: BenchOptions = {
   publishers: 4,
   pipeline: 64,
   apiKey: undefined,
+  redisUrl: undefined,
   maxP99Ms: 1000,
   json: false,
   quiet: false,
@@ -107,6 +110,7 @@ publishing:
   --publishers P          keep-alive publishing connections                    [4]
   --pipeline D            requests in flight per publishing connection         [64]
   --api-key KEY           publish API key (not needed against --dev)
+  --redis redis://H:P     publish with Redis PUBLISH instead of the HTTP API (a spawned server gets --broker URL)
   --max-p99-ms MS         p99 latency above which a rate is not held           [1000]
 
 output:
@@ -155,6 +159,7 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
         publishers: { type: 'string' },
         pipeline: { type: 'string' },
         'api-key': { type: 'string' },
+        redis: { type: 'string' },
         'max-p99-ms': { type: 'string' },
         json: { type: 'boolean' },
         quiet: { type: 'boolean' },
@@ -199,6 +204,11 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
   o.publishers = num('publishers', v.publishers, 1, 256) ?? o.publishers;
   o.pipeline = num('pipeline', v.pipeline, 1, 100_000) ?? o.pipeline;
   o.apiKey = v['api-key'] ?? env['HERALD_API_KEY'] ?? o.apiKey;
+  if (v.redis !== undefined) {
+    if (!/^redis:\/\/[^/]+/.test(v.redis)) throw new BenchUsageError('--redis must be redis://HOST:PORT (standalone Redis)');
+    o.redisUrl = v.redis;
+    if (o.spawn) o.serverArgs = ['--broker', v.redis, ...o.serverArgs];
+  }
   o.maxP99Ms = num('max-p99-ms', v['max-p99-ms'], 1, 3_600_000) ?? o.maxP99Ms;
   if (v.json) o.json = true;
   if (v.quiet) o.quiet = true;

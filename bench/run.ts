@@ -7,6 +7,7 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { sleep } from './clock.js';
 import type { BenchOptions } from './options.js';
 import { Publisher, type PublishResult } from './publisher.js';
+import { RedisPublisher } from './redis-publisher.js';
 import { readRss, spawnServer, type SpawnedServer } from './server-process.js';
 import { WorkerSet, type MergedStats } from './workers.js';
 
@@ -53,7 +54,7 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
   };
   let server: SpawnedServer | undefined;
   let workers: WorkerSet | undefined;
-  let publisher: Publisher | undefined;
+  let publisher: Publisher | RedisPublisher | undefined;
   hooks.killNow = () => {
     workers?.killNow();
     server?.killNow();
@@ -118,10 +119,12 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
       return result;
     }
 
-    publisher = new Publisher({
-      host, port, apiKey: o.apiKey, connections: Math.min(o.publishers, o.channels), pipeline: o.pipeline,
-      channels: o.channels, channelPrefix,
-    });
+    publisher = o.redisUrl !== undefined
+      ? new RedisPublisher({ url: o.redisUrl, channels: o.channels, channelPrefix, maxInFlight: o.publishers * o.pipeline })
+      : new Publisher({
+        host, port, apiKey: o.apiKey, connections: Math.min(o.publishers, o.channels), pipeline: o.pipeline,
+        channels: o.channels, channelPrefix,
+      });
     const runStep = async (rate: number): Promise<StepResult> => {
       const step = await measureStep(o, workers!, publisher!, `http://${url.host}/healthz`, result.steps.length, rate, signal);
       result.steps.push(step);
@@ -155,7 +158,7 @@ export interface CleanupHooks {
 
 /** Publish at `rate` for the step's duration, wait for late deliveries, and judge whether the rate was held. */
 async function measureStep(
-  o: BenchOptions, workers: WorkerSet, publisher: Publisher, healthUrl: string, step: number, rate: number, signal: AbortSignal,
+  o: BenchOptions, workers: WorkerSet, publisher: Publisher | RedisPublisher, healthUrl: string, step: number, rate: number, signal: AbortSignal,
 ): Promise<StepResult> {
   await workers.beginStep(step);
   const pub = await publisher.run(step, rate, o.durationMs, signal);

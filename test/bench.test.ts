@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { Histogram } from '../bench/histogram.js';
 import { parseBenchArgs } from '../bench/options.js';
 import { runBench, type BenchResult } from '../bench/run.js';
+import { startNodeOnRedis, startRedis } from './helpers/redis.js';
 import { eventually, startServer, TEST_API_KEY } from './helpers/server.js';
 
 function run(argv: string[]): Promise<BenchResult> {
@@ -46,6 +47,23 @@ test('bench --spawn starts its own server, measures its RSS, and stops it', asyn
   assert.equal(r.steps[0]?.deliveries.received, 20 * 20);
   assert.equal(r.steps[0]?.deliveries.lost, 0);
   assert.throws(() => process.kill(r.server.pid!, 0), 'the spawned server was stopped');
+});
+
+test('bench --redis publishes with a plain Redis PUBLISH', async () => {
+  const redis = await startRedis();
+  const server = await startNodeOnRedis(redis.url);
+  try {
+    const r = await run(['--url', server.url, '-n', '20', '--channels', '4', '--rate', '40', '--duration', '1',
+      '--settle', '0', '--redis', redis.url]);
+    assert.equal(r.connections.held, 20);
+    const step = r.steps[0]!;
+    assert.equal(step.published.ok, 40);
+    assert.equal(step.deliveries.received, 40 * 5);
+    assert.equal(step.deliveries.lost, 0);
+  } finally {
+    await server.close();
+    await redis.stop();
+  }
 });
 
 test('bench options: scenarios, bounds, loopback only', () => {
