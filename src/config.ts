@@ -2,7 +2,8 @@
  * Configuration: every setting Herald reads, its default, and its validation, in one place.
  *
  * Sources, highest first: command-line flags, `HERALD_*` environment variables, a JSON config file
- * (`--config FILE` or `HERALD_CONFIG`), defaults. `REDIS_URL` is the broker when `HERALD_BROKER` is unset.
+ * (`--config FILE` or `HERALD_CONFIG`), defaults. `REDIS_URL` is the broker when `HERALD_BROKER` is unset, and
+ * `HERALD_API_KEY` the publish API key when `HERALD_API_KEYS` is.
  * No other module reads `process.env`.
  */
 import { readFileSync } from 'node:fs';
@@ -218,6 +219,12 @@ export const DEFAULTS: HeraldConfig = {
   historyMetaTtlSeconds: 3600,
 };
 
+/** Environment variables honoured when a setting's own `HERALD_*` variable is unset (INTERFACE.md names them). */
+const ENV_ALIASES: Partial<Record<keyof HeraldConfig, readonly string[]>> = {
+  broker: ['REDIS_URL'],
+  apiKeys: ['HERALD_API_KEY'],
+};
+
 export const SETTING_NAMES = Object.keys(SPECS) as (keyof HeraldConfig)[];
 
 /** `maxQueueBytes` → `--max-queue-bytes`. */
@@ -253,7 +260,7 @@ export function resolveConfig(sources: ConfigSources = {}): HeraldConfig {
       value = fromJson(key, spec, file[key]);
       origin = `${key} (config file)`;
     }
-    const envRaw = env[envName(key)] ?? (key === 'broker' ? env['REDIS_URL'] : undefined);
+    const envRaw = env[envName(key)] ?? ENV_ALIASES[key]?.map((name) => env[name]).find((v) => v !== undefined);
     if (envRaw !== undefined && envRaw !== '') {
       value = parseRaw(envName(key), spec, envRaw);
       origin = envName(key);
