@@ -99,6 +99,7 @@ test('a subscriber connection that silently stops delivering is found by the pro
     const detectedMs = Date.now() - t0;
     assert.ok(detectedMs <= PROBE_MS + TIMEOUT_MS + 2000, `detected after ${detectedMs} ms`);
     assert.equal(await readyz(node.url), 503);
+    assert.match(await (await fetch(`${node.url}/metrics`)).text(), /^herald_broker_ready 0$/m);
     const p0 = Date.now();
     assert.equal((await publish(node.url, { channel: 'stall', data: 'x' })).status, 503);
     assert.ok(Date.now() - p0 < TIMEOUT_MS / 2, 'publish while unready answers at once, without waiting for a timeout');
@@ -134,5 +135,21 @@ test('the broker tells its handler when the connection is lost and when it is ba
     assert.equal((await seen.waitFor('told', 1))[0]?.data, 'back');
   } finally {
     await broker.close();
+  }
+});
+
+test('close() during a connection attempt ends the attempt and leaves no connection open', async () => {
+  const proxy = await startTcpProxy(redis.port);
+  proxy.freeze(); // connects succeed at TCP level, then nothing answers: the attempt hangs until its timeout
+  const broker = new RedisBroker({ url: `redis://127.0.0.1:${proxy.port}`, timeoutMs: 5000, probeIntervalMs: PROBE_MS, log: createLogger('silent') });
+  try {
+    const started = broker.start(new Collector());
+    await eventually(() => proxy.open > 0, 3000, 'attempt under way');
+    await broker.close();
+    await eventually(() => proxy.open === 0, 3000, 'attempt connections closed');
+    await started;
+    assert.equal(broker.isReady(), false);
+  } finally {
+    await proxy.close();
   }
 });

@@ -67,6 +67,10 @@ export class RedisBroker implements Broker {
   /** The link is up, every channel is subscribed on it, and a probe came back: publish and subscribe may use it. */
   private ready = false;
   private connecting: Promise<void> | undefined;
+  /** The link an attempt is building, so close() can end it mid-attempt (its sockets would keep the process alive). */
+  private attempting: RedisLink | undefined;
+  /** Links lost since start (for /metrics). */
+  reconnects = 0;
   private probes: Probe[] = [];
   private probeTimer: NodeJS.Timeout | undefined;
   private probeSeq = 0;
@@ -145,6 +149,7 @@ export class RedisBroker implements Broker {
     this.closed = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
     this.link?.destroy();
+    this.attempting?.destroy();
     this.link = undefined;
     this.ready = false;
     this.channels.clear();
@@ -169,6 +174,7 @@ export class RedisBroker implements Broker {
         onMessage: (channel, data) => this.onMessage(link, channel, data),
         onBroken: (reason) => this.linkBroken(link, reason),
       });
+      this.attempting = link;
       try {
         await this.bounded(link.connect(), 'connect');
         const probes = link.probeChannels(this.probePrefix).map((channel): Probe => ({ channel, token: undefined, sentAt: 0 }));
@@ -176,7 +182,10 @@ export class RedisBroker implements Broker {
         this.probes = probes;
         this.link = link; // from here on, the probe's echo is accepted
         await this.probeOnce(link);
-        if (this.closed) break;
+        if (this.closed) {
+          link.destroy();
+          break;
+        }
         this.ready = true;
         this.tell(true);
         if (attempt > 0) this.options.log.info('redis broker connected', { channels: this.channels.size, attempts: attempt + 1 });
@@ -190,6 +199,8 @@ export class RedisBroker implements Broker {
           onFirstAttempt?.();
         }
         await new Promise((r) => setTimeout(r, backoffMs(attempt)).unref());
+      } finally {
+        if (this.attempting === link) this.attempting = undefined;
       }
     }
   }
@@ -198,6 +209,7 @@ export class RedisBroker implements Broker {
     if (this.closed) return;
     if (this.link !== link) return; // a link still connecting fails its own attempt
     this.options.log.warn('redis broker connection lost', { reason });
+    this.reconnects++;
     this.link = undefined;
     this.ready = false;
     link.destroy();

@@ -60,6 +60,9 @@ export class HeraldNode implements SessionOwner {
     metrics.registry.gauge('herald_broker_channels', 'Channels this node subscribes at the broker.', () =>
       broker.subscribedCount(),
     );
+    metrics.registry.gauge('herald_broker_ready', '1 when the broker can publish and deliver now, else 0.', () =>
+      broker.isReady() ? 1 : 0,
+    );
   }
 
   async start(): Promise<void> {
