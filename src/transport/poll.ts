@@ -11,7 +11,8 @@ import type { HeraldConfig } from '../config.js';
 import type { HeraldNode } from '../core/node.js';
 import type { Session, SessionSink } from '../core/session.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
-import { disconnectLine, messageLine, positionLine, reloadLine, type StreamCodec } from '../protocol/frames.js';
+import { disconnectLine, messageLine, reloadLine, type StreamCodec } from '../protocol/frames.js';
+import { parseCursor } from '../protocol/message-id.js';
 import { corsHeaders, streamRequestFromNode, subscribeCredentials } from './request.js';
 
 export interface PollContext {
@@ -32,7 +33,8 @@ export const pollCodec: StreamCodec = {
   encode: (p, label) => Buffer.from(messageLine(label, p.data, p.id), 'utf8'),
   encodeDisconnect: (reason) => Buffer.from(disconnectLine(reason), 'utf8'),
   encodeReload: (label, reason, id) => Buffer.from(reloadLine(label, reason, id), 'utf8'),
-  encodePosition: (label, id) => Buffer.from(positionLine(label, id), 'utf8'),
+  // The answer's cursor carries every position; a position element alone must not end the wait.
+  encodePosition: () => EMPTY,
 };
 
 export class PollTransport {
@@ -53,12 +55,21 @@ export class PollTransport {
     const sreq = streamRequestFromNode(req, query);
     node.admit(sreq.remoteAddress);
     const auth = await authorizer.authorize(subscribeCredentials(sreq, config.tokenCookie));
-    const session = await node.openSession(pollCodec, auth.targets, {
-      transport: 'poll',
-      remoteAddress: sreq.remoteAddress,
-      maxQueueBytes: config.maxQueueBytes,
-      expiresAt: auth.expiresAt,
-    });
+    const cursor = sreq.query.get('since');
+    // Always in resume mode: even a first poll learns every channel's position, so its answer's cursor lets the
+    // next poll pick up what is published in between.
+    const since = cursor === null ? auth.targets.map(() => undefined) : parseCursor(cursor, auth.targets.length);
+    const session = await node.openSession(
+      pollCodec,
+      auth.targets,
+      {
+        transport: 'poll',
+        remoteAddress: sreq.remoteAddress,
+        maxQueueBytes: config.maxQueueBytes,
+        expiresAt: auth.expiresAt,
+      },
+      { since },
+    );
     if (res.destroyed || req.socket.destroyed) {
       session.clientGone();
       return;
@@ -145,7 +156,7 @@ class PollSink implements SessionSink {
     this.transport.forget(this);
     let body = '{"messages":[' + this.frames.map((f) => f.toString('utf8')).join(',');
     if (reason !== undefined) body += (this.frames.length > 0 ? ',' : '') + disconnectLine(reason);
-    body += ']}';
+    body += '],"cursor":' + JSON.stringify(this.session.cursor()) + '}';
     this.res.writeHead(200, {
       'Content-Type': pollCodec.contentType,
       'Content-Length': Buffer.byteLength(body),

@@ -14,15 +14,15 @@ import type { Socket } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { grantAllows, type AuthorizedSubscription, type Grant, type SubscribeAuthorizer, type SubscribeCredentials } from '../auth/grant.js';
 import type { HeraldConfig } from '../config.js';
-import type { HeraldNode } from '../core/node.js';
+import type { HeraldNode, ResumeRequest } from '../core/node.js';
 import type { Session, SessionSink, SessionTarget } from '../core/session.js';
 import { HeraldError, toHeraldError, type DisconnectReason } from '../errors.js';
 import { channelProblem } from '../protocol/channel.js';
+import { parseCursor } from '../protocol/message-id.js';
 import {
   BadFrame,
   closeFor,
   errorFrame,
-  reloadFrame,
   parseRequest,
   replyFrame,
   unsubscribedFrame,
@@ -78,12 +78,18 @@ export class WebSocketTransport {
     node.admit(sreq.remoteAddress);
     const creds = subscribeCredentials(sreq, config.tokenCookie);
     const opened = await authorizeUrl(authorizer, creds, config.maxChannelsPerConnection);
-    const session = await node.openSession(wsCodec, opened.targets, {
-      transport: 'ws',
-      remoteAddress: sreq.remoteAddress,
-      maxQueueBytes: config.maxQueueBytes,
-      expiresAt: opened.expiresAt,
-    });
+    const cursor = sreq.query.get('since');
+    const session = await node.openSession(
+      wsCodec,
+      opened.targets,
+      {
+        transport: 'ws',
+        remoteAddress: sreq.remoteAddress,
+        maxQueueBytes: config.maxQueueBytes,
+        expiresAt: opened.expiresAt,
+      },
+      cursor === null ? undefined : { since: parseCursor(cursor, opened.targets.length) },
+    );
     if (socket.destroyed || !socket.writable) {
       session.clientGone();
       return;
@@ -237,10 +243,6 @@ class WsConnection implements SessionSink {
       if (this.session.isEnded) return;
       const result = await this.handle(request);
       this.session.write(replyFrame(request.id, result));
-      if (request.op === 'subscribe' && request.since !== undefined && !this.session.isEnded) {
-        // History and gap-free resume are not wired yet: say so rather than skip silently.
-        this.session.write(reloadFrame(request.channel ?? request.key ?? '', 'no_history', ''));
-      }
     } catch (err) {
       const e = toHeraldError(err);
       this.session.write(errorFrame(request.id, e.code, e.code === 'internal' ? 'internal error' : e.message));
@@ -260,7 +262,7 @@ class WsConnection implements SessionSink {
         if (this.token === undefined) throw new HeraldError('bad_request', 'no token to refresh: use connect');
         return this.useToken(request.token);
       case 'subscribe':
-        return this.subscribe(request.channel, request.key);
+        return this.subscribe(request.channel, request.key, request.since);
       case 'unsubscribe':
         return this.unsubscribe(request.channel ?? request.key ?? '');
       case 'publish':
@@ -289,8 +291,14 @@ class WsConnection implements SessionSink {
     return result;
   }
 
-  private async subscribe(channel: string | undefined, key: string | undefined): Promise<Record<string, unknown>> {
+  private async subscribe(
+    channel: string | undefined,
+    key: string | undefined,
+    since: string | undefined,
+  ): Promise<Record<string, unknown>> {
     const label = channel ?? key ?? '';
+    // `since` is one channel's last id ("" for none yet): a one-channel cursor.
+    const resume: ResumeRequest | undefined = since === undefined ? undefined : { since: parseCursor(since, 1) };
     if (this.session.targets.some((t) => t.label === label)) return { channel: label };
     const max = this.ctx.config.maxChannelsPerConnection;
     if (this.session.targets.length >= max) {
@@ -304,7 +312,7 @@ class WsConnection implements SessionSink {
       remoteAddress: this.session.options.remoteAddress,
     });
     if (this.session.isEnded) return { channel: label };
-    await this.ctx.node.subscribe(this.session, auth.targets);
+    await this.ctx.node.subscribe(this.session, auth.targets, resume);
     if (key !== undefined) {
       this.keysExpireAt = earliest(this.keysExpireAt, auth.expiresAt);
     } else if (this.token !== undefined && channel !== undefined) {
