@@ -16,6 +16,7 @@ import { createNodeMetrics, MetricsRegistry } from './core/metrics.js';
 import { historyPolicyFor, type HistoryPolicyFor } from './core/history-policy.js';
 import { HeraldNode } from './core/node.js';
 import { serveHealth, serveMetrics, serveReady } from './http/health.js';
+import { withPreflight } from './http/cors.js';
 import { PublishApi } from './http/publish.js';
 import { Router } from './http/router.js';
 import { httpStreamTransport } from './transport/http-stream.js';
@@ -75,10 +76,10 @@ export class HeraldServer {
       ['/sse', sseTransport],
     ]);
     const router = new Router(metrics, this.log, config.maxUrlBytes, config.maxHeaderBytes);
-    for (const [path, transport] of streamTransports) router.add(path, streamRoute(transport));
+    for (const [path, transport] of streamTransports) router.add(path, withPreflight(streamRoute(transport), config.allowedOrigins));
     router
       .add('/api/publish', (req, res) => publish.handle(req, res), 'POST')
-      .add('/poll', new PollTransport(stream).handle)
+      .add('/poll', withPreflight(new PollTransport(stream).handle, config.allowedOrigins))
       .add('/ws', () => {
         throw new HeraldError('bad_request', 'GET /ws is a WebSocket endpoint: send an Upgrade request');
       })

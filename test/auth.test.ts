@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -140,6 +142,33 @@ describe('JWT grants', () => {
       assert.equal((await answer(`${s.url}/sub?token=${hs}`)).status, 401, 'HS256 is not configured there');
     } finally {
       await s.close();
+    }
+  });
+  test('a JWKS URL is fetched once and cached; an unreachable one answers 503, not 401', async () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const jwk = { ...(await exportJWK(rsa.publicKey)), kid: 'r1', alg: 'RS256' };
+    let fetches = 0;
+    const idp = http.createServer((_req, res) => {
+      fetches++;
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((r) => idp.listen(0, '127.0.0.1', r));
+    const port = (idp.address() as AddressInfo).port;
+    const s = await startServer({ dev: false, jwtAlgorithms: ['RS256'], jwks: [`http://127.0.0.1:${port}/jwks.json`] });
+    const down = await startServer({ dev: false, jwtAlgorithms: ['RS256'], jwks: ['http://127.0.0.1:1/jwks.json'] });
+    try {
+      const sign = (sub: string): Promise<string> =>
+        signToken({ secret: rsa.privateKey, algorithm: 'RS256', channels: ['a'], subject: sub });
+      assert.equal((await answer(`${s.url}/sub?token=${await sign('1')}`)).status, 200);
+      assert.equal((await answer(`${s.url}/sub?token=${await sign('2')}`)).status, 200);
+      assert.equal(fetches, 1);
+      const refused = await answer(`${down.url}/sub?token=${await sign('3')}`);
+      assert.equal(refused.status, 503);
+      assert.equal(refused.body.error?.code, 'unavailable');
+    } finally {
+      await s.close();
+      await down.close();
+      idp.close();
     }
   });
 });

@@ -244,6 +244,20 @@ test('row 13: a stream from an origin not allowed gets no Access-Control-Allow-O
       assert.equal(ok.headers['access-control-allow-origin'], ORIGIN);
       assert.equal(ok.headers['access-control-allow-credentials'], 'true');
     }
+    // The preflight of a cross-origin fetch() with Authorization: only for allowed origins.
+    const preflight = (origin: string): Promise<Response> =>
+      fetch(`${node.url}/sub?channel=public:news`, {
+        method: 'OPTIONS',
+        headers: { Origin: origin, 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'authorization' },
+      });
+    const good = await preflight(ORIGIN);
+    assert.equal(good.status, 204);
+    assert.equal(good.headers.get('access-control-allow-origin'), ORIGIN);
+    assert.match(good.headers.get('access-control-allow-headers') ?? '', /Authorization/);
+    const bad = await preflight('https://evil.example');
+    assert.equal(bad.status, 204);
+    assert.equal(bad.headers.get('access-control-allow-origin'), null);
+    assert.equal(bad.headers.get('access-control-allow-headers'), null);
     const star = corsHeaders('https://any.example', ['*']);
     assert.equal(star['Access-Control-Allow-Origin'], '*');
     assert.equal(star['Access-Control-Allow-Credentials'], undefined);
