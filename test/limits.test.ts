@@ -113,7 +113,16 @@ test('header timeout: a client that connects and never sends is closed at header
   const ms = await c.waitClose(4000);
   assert.ok(ms >= 500, `closed too early, after ${ms} ms`);
   assert.ok(ms <= 600 + 1200, `closed after ${ms} ms`);
+  assertTimeoutAnswer(c.received);
 });
+
+/** A timed-out request is answered 408 request_timeout where the socket still takes it. */
+function assertTimeoutAnswer(received: string): void {
+  if (received === '') return;
+  const res = parseHead(received);
+  assert.equal(res.status, 408, received);
+  assert.equal((JSON.parse(res.body) as ErrorBody).error.code, 'request_timeout');
+}
 
 for (const [name, request] of [
   ['a stream request', 'GET /sub?channel=slowloris HTTP/1.1\r\nHost: x\r\nX-A: b\r\n\r\n'],
@@ -133,6 +142,7 @@ for (const [name, request] of [
     const ms = await c.waitClose(5000);
     assert.ok(i < request.length, 'the request was never completed');
     assert.ok(ms >= 500 && ms <= 600 + 1200, `closed after ${ms} ms`);
+    assertTimeoutAnswer(c.received);
     assert.equal(s.server.node.sessionCount(), 0);
   });
 }

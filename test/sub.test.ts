@@ -246,3 +246,20 @@ test('a stream on a keep-alive connection after another request works', async (t
   });
   assert.equal(lines, '["message","ka","kept"]\n');
 });
+
+test('idle /sub streams get a heartbeat: an empty line, which NDJSON readers skip', async (t) => {
+  const s = await fresh(t, { heartbeatSeconds: 1 });
+  const stream = await openStream(`${s.url}/sub?channel=idle`);
+  t.after(() => stream.close());
+  assert.deepEqual(await stream.waitLines(1, 3500), ['']);
+  await publish(s.url, { channel: 'idle', data: 'after' });
+  const lines = await stream.waitLines(2, 3500);
+  assert.ok(lines.includes('["message","idle","after"]'), JSON.stringify(lines));
+});
+
+test('HEAD /sub is 405: a stream has no HEAD', async (t) => {
+  const s = await fresh(t);
+  const res = await fetch(`${s.url}/sub?channel=a`, { method: 'HEAD' });
+  assert.equal(res.status, 405);
+  assert.equal(res.headers.get('allow'), 'GET');
+});
