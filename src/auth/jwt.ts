@@ -25,6 +25,8 @@ export const MAX_CLAIM_CHANNELS = 1000;
 /** How long a refused token is remembered, so a flood of one bad token is cheap too. */
 const NEGATIVE_TTL_MS = 10_000;
 const HMAC = new Set(['HS256', 'HS384', 'HS512']);
+/** Refusals that time may cure (a token not yet valid): never remembered. */
+const TRANSIENT = new WeakSet<HeraldError>();
 
 export interface TokenVerifierOptions {
   readonly ring: SecretRing;
@@ -65,7 +67,7 @@ export class TokenVerifier {
         },
         (err: unknown) => {
           this.inflight.delete(token);
-          if (err instanceof HeraldError && err.code !== 'unavailable' && err.code !== 'token_expired') {
+          if (err instanceof HeraldError && err.code === 'unauthorized' && !TRANSIENT.has(err)) {
             this.refused.set(token, err, Date.now() + NEGATIVE_TTL_MS);
           }
           throw err;
@@ -158,9 +160,12 @@ function toAuthError(err: unknown): HeraldError {
   if (err instanceof HeraldError) return err;
   if (err instanceof errors.JWTExpired) return new HeraldError('token_expired', 'token expired');
   if (err instanceof errors.JWTClaimValidationFailed) {
-    if (err.claim === 'nbf') return invalid('token not yet valid (nbf)');
+    if (err.claim === 'nbf' || err.claim === 'iat') {
+      const e = invalid(err.claim === 'nbf' ? 'token not yet valid (nbf)' : 'token issued in the future (iat)');
+      TRANSIENT.add(e);
+      return e;
+    }
     if (err.claim === 'exp') return invalid('token has no exp');
-    if (err.claim === 'iat') return invalid('token issued in the future (iat)');
     if (err.claim === 'aud') return invalid('token audience not accepted');
     if (err.claim === 'iss') return invalid('token issuer not accepted');
     return invalid(`invalid token claim: ${err.claim}`);

@@ -94,7 +94,8 @@ export function openSealedKey(key: string, ring: SecretRing, now = Date.now()): 
     const d = derive(s.secret);
     if (!d.id.equals(id)) continue;
     const plain = decrypt(raw, d.aes);
-    if (!plain) throw invalid();
+    // Key ids are 4 bytes: two secrets may share one, so a failed opening tries the next secret.
+    if (!plain) continue;
     const expiry = plain.readUInt32BE(0) * 1000;
     const length = plain.readUInt8(4);
     if (length === 0 || 5 + length > plain.length) throw invalid();
