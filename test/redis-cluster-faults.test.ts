@@ -46,3 +46,33 @@ test('a master killed and restarted: not ready meanwhile, then every channel on 
     await broker.close();
   }
 });
+
+test('failover: a master with a replica is killed for good; the replica takes over and every shard delivers again', async () => {
+  const withReplicas = await startRedisCluster(3, 1);
+  try {
+    const { broker, seen } = await startBroker({
+      newBroker: () => new RedisBroker({ url: withReplicas.url, timeoutMs: 1000, probeIntervalMs: 200, log: createLogger('silent') }),
+      multiNode: true,
+      close: async () => undefined,
+    });
+    try {
+      const channels = Array.from({ length: 30 }, (_, i) => `fo-${i}`);
+      await broker.subscribe(channels);
+      const victim = withReplicas.nodes.find((n) => n.cli('ROLE').startsWith('master'));
+      assert.ok(victim);
+      // Its replica must be attached and in sync, or no failover can happen.
+      await eventually(() => /slave0:.*state=online/.test(victim.cli('INFO', 'replication')), 10_000, 'replica online');
+      await victim.kill();
+      await eventually(() => !broker.isReady(), 3000, 'not ready after the master died');
+      await eventually(() => broker.isReady(), 20_000, 'ready after the replica was promoted');
+      const alive = withReplicas.nodes.find((n) => n.running);
+      assert.ok(alive);
+      for (const c of channels) alive.cli('-c', 'SPUBLISH', c, `after-${c}`);
+      for (const c of channels) assert.equal((await seen.waitFor(c, 1))[0]?.data, `after-${c}`);
+    } finally {
+      await broker.close();
+    }
+  } finally {
+    await withReplicas.stop();
+  }
+});

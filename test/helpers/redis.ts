@@ -172,11 +172,14 @@ export interface RedisClusterProcesses {
   stop(): Promise<void>;
 }
 
-/** Start `masters` redis-server processes in cluster mode and join them with `redis-cli --cluster create`. */
-export async function startRedisCluster(masters = 3): Promise<RedisClusterProcesses> {
+/**
+ * Start `masters * (1 + replicas)` redis-server processes in cluster mode and join them with
+ * `redis-cli --cluster create` (which makes the first `masters` of them masters).
+ */
+export async function startRedisCluster(masters = 3, replicas = 0): Promise<RedisClusterProcesses> {
   const nodes: RedisProcess[] = [];
   try {
-    for (let i = 0; i < masters; i++) {
+    for (let i = 0; i < masters * (1 + replicas); i++) {
       const port = await freeClusterPort();
       nodes.push(
         await startRedis({
@@ -186,7 +189,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterProces
       );
     }
     const addrs = nodes.map((n) => `127.0.0.1:${n.port}`);
-    const r = spawnSync('redis-cli', ['--cluster', 'create', ...addrs, '--cluster-replicas', '0', '--cluster-yes'], {
+    const r = spawnSync('redis-cli', ['--cluster', 'create', ...addrs, '--cluster-replicas', String(replicas), '--cluster-yes'], {
       encoding: 'utf8',
       timeout: 30_000,
     });
