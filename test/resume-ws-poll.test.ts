@@ -50,9 +50,11 @@ describe('/ws resume', () => {
     let lastId = '';
     const collect = (c: WsClient): void => {
       assert.ok(!c.frames.some((f) => f.type === 'reload'), `reload: ${JSON.stringify(c.frames)}`);
-      for (const m of c.messages()) {
-        seen.push(m.data ?? '');
-        lastId = m.id === undefined ? lastId : String(m.id);
+      // A position frame (sent after a subscribe with since) is a position too: a connection cut before its first
+      // message must resume from there, not from "now".
+      for (const f of c.frames) {
+        if (f.type === 'message') seen.push(f.data ?? '');
+        if ((f.type === 'message' || f.type === 'position') && f.id !== undefined) lastId = String(f.id);
       }
     };
     // The first connection is live before the publisher starts; every later one resumes from the last id seen.

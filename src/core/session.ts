@@ -31,6 +31,11 @@ export interface SessionSink {
   /** Called by the node's ticker once per heartbeat interval; the default writes the codec's heartbeat frame. */
   heartbeat?(): void;
   /**
+   * Bytes the socket has handed to the kernel so far. With it, the heartbeat also finds a peer that stopped draining
+   * (gone without FIN while data was in flight, or no longer reading): see `Session.heartbeat`.
+   */
+  sentBytes?(): number;
+  /**
    * End with a reason, for transports whose last word is not a frame of the codec (a WebSocket close code, a poll
    * answer). When absent, `end(codec.encodeDisconnect(reason))` is used.
    */
@@ -88,6 +93,8 @@ export class Session implements HubMember {
   private sink: SessionSink | undefined;
   private held: Buffer[] | undefined = [];
   private heldBytes = 0;
+  /** `sink.sentBytes()` at the previous heartbeat. */
+  private lastSent = -1;
   private ended = false;
   private readonly cursors = new Map<string, ChannelCursor>();
   /** Resume mode (SSE, or a client that sent a cursor): position changes without a message are announced. */
@@ -269,8 +276,22 @@ export class Session implements HubMember {
     if (this.heldBytes > this.options.maxQueueBytes) this.disconnect('slow');
   }
 
+  /**
+   * Once per heartbeat interval, from the node's ticker. A peer whose socket kept bytes waiting through a whole
+   * interval without handing a single one to the kernel has stopped draining: the kernel's send buffer stayed full, so
+   * it is gone or not reading. It is freed as a dead peer before its queue would reach `maxQueueBytes`.
+   */
   heartbeat(): void {
     if (this.ended || !this.sink) return;
+    const sent = this.sink.sentBytes?.();
+    if (sent !== undefined) {
+      const stalled = sent === this.lastSent && this.sink.bufferedBytes() > 0;
+      this.lastSent = sent;
+      if (stalled) {
+        this.disconnect('dead_peer');
+        return;
+      }
+    }
     if (this.sink.heartbeat) this.sink.heartbeat();
     else this.write(this.codec.heartbeat);
   }

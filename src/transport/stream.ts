@@ -139,6 +139,11 @@ class SocketSink implements SessionSink {
     return this.socket.writableLength;
   }
 
+  /** `bytesWritten` counts queued bytes too; what left the queue is what the kernel took. */
+  sentBytes(): number {
+    return this.socket.bytesWritten - this.socket.writableLength;
+  }
+
   end(last: Buffer | undefined): void {
     if (last && last.length > 0) this.socket.write(last);
     if (this.chunked) this.socket.write(LAST_CHUNK);

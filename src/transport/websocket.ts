@@ -181,6 +181,10 @@ class WsConnection implements SessionSink {
     return this.socket.writableLength;
   }
 
+  sentBytes(): number {
+    return this.socket.bytesWritten - this.socket.writableLength;
+  }
+
   end(): void {
     this.ws.close(1000);
   }
