@@ -135,17 +135,16 @@ test('a bad value names the setting as the user wrote it', () => {
 });
 
 test('the CLI: a bad setting exits with code 2 and one line naming it', async (t) => {
+  // One case per source (flag, environment, file, unknown flag, missing secret): each is a node process, so the
+  // rest of the validation is checked in-process above (and weak secrets in security.test.ts, row 20).
   const unknownKey = configFile({ port: 0, dev: true, maxQueueByte: 5 });
   const cases: [string[], Record<string, string>, RegExp][] = [
     [['serve', '--dev', '--port', 'abc'], {}, /--port/],
     [['serve', '--dev', '--port', '0'], { HERALD_MAX_QUEUE_BYTES: '12' }, /HERALD_MAX_QUEUE_BYTES/],
     [['serve', '--dev', '--config', unknownKey], {}, /maxQueueByte.*unknown setting/],
     [['serve', '--dev', '--prot', '1'], {}, /--prot/],
-    [['serve', '--dev', '--port', '0', '--broker', 'mysql://db'], {}, /--broker/],
     [['serve', '--port', '0', '--host', '127.0.0.1'], {}, /HERALD_SECRET/],
-    [['serve', '--port', '0', '--host', '127.0.0.1'], { HERALD_SECRET: 'secret' }, /HERALD_SECRET: too weak/],
     [['publish', 'abc'], {}, /usage: herald publish/],
-    [['nonsense'], {}, /unknown command/],
   ];
   await Promise.all(
     cases.map(([args, env, line]) =>
