@@ -255,6 +255,37 @@ describe('namespaces', () => {
   });
 });
 
+describe('authorization settings', () => {
+  const refusal = (overrides: Record<string, unknown>, env: Record<string, string> = {}): string => {
+    try {
+      resolveConfig({ overrides: { secret: TEST_SECRET, ...overrides }, env });
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      return err.message;
+    }
+    return 'accepted';
+  };
+
+  test('contradictory or unsafe authorization settings stop start-up naming the setting', () => {
+    assert.match(refusal({ previousSecret: OLD_SECRET }), /HERALD_PREVIOUS_SECRET_UNTIL: required/);
+    assert.match(refusal({ previousSecret: 'changeme', previousSecretUntil: '2030-01-01' }), /HERALD_PREVIOUS_SECRET: too weak/);
+    assert.match(refusal({ previousSecretUntil: 'next week' }), /previousSecretUntil: "next week" is not an ISO 8601 date/);
+    assert.match(refusal({ jwtAlgorithms: ['RS256'] }), /need jwtPublicKeys or jwks/);
+    assert.match(refusal({ jwtAlgorithms: ['none'] }), /"none" is not one of/);
+    assert.match(refusal({ jwtPublicKeys: ['/nonexistent.pem'], jwtAlgorithms: ['RS256'] }), /accepted/, 'files are read at start');
+    assert.match(refusal({}, { HERALD_SCOPED_API_KEYS: '[{"key":"short","namespaces":[]}]' }), /HERALD_SCOPED_API_KEYS\[0\]\.key: must be a string/);
+    assert.match(refusal({ tokenCookie: 'bad cookie' }), /not a cookie name/);
+    assert.equal(refusal({}, { HERALD_API_KEY: 'k-0123456789abcdef' }), 'accepted');
+    assert.deepEqual(resolveConfig({ overrides: { secret: TEST_SECRET }, env: { HERALD_API_KEY: 'k-0123456789abcdef' } }).apiKeys, [
+      'k-0123456789abcdef',
+    ]);
+  });
+
+  test('an unreadable public key file stops the node from starting', async () => {
+    await assert.rejects(startServer({ dev: false, jwtAlgorithms: ['RS256'], jwtPublicKeys: ['/nonexistent.pem'] }), /cannot read/);
+  });
+});
+
 describe('herald key and herald token', () => {
   const cli = (args: string[]): { status: number | null; out: string; err: string } => {
     const r = spawnSync(process.execPath, ['bin/herald.js', ...args], {
