@@ -41,6 +41,11 @@ export class HeraldServer {
   readonly auth: Authorization;
   private readonly sockets = new Set<Socket>();
   private readonly front: FrontReader;
+  /** One shared listener for every socket (a closure per socket would cost memory on every held stream). */
+  private readonly forgetSocket = ((sockets: Set<Socket>) =>
+    function (this: Socket): void {
+      sockets.delete(this);
+    })(this.sockets);
   private closing: Promise<void> | undefined;
 
   constructor(readonly config: HeraldConfig, options: HeraldServerOptions = {}) {
@@ -118,7 +123,7 @@ export class HeraldServer {
     });
     this.http.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
+      socket.on('close', this.forgetSocket);
       this.front.accept(socket);
     });
     const websocket = new WebSocketTransport({

@@ -18,17 +18,25 @@ export interface HubMember {
   send(frame: Buffer, publication: Publication, label: string): void;
 }
 
+/**
+ * Subscribers of one channel that receive identical bytes. Most channels have one subscriber (a user's own
+ * channel), so a lone member is held directly and a Set is made only for the second: an empty Set or Map costs
+ * more memory than the subscriber's own state.
+ */
 interface Group {
   readonly encoder: FrameEncoder;
   readonly label: string;
-  readonly members: Set<HubMember>;
+  one: HubMember | undefined;
+  many: Set<HubMember> | undefined;
+  count: number;
 }
 
 interface ChannelEntry {
-  readonly groups: Map<string, Group>;
+  /** Usually one group; an array, searched linearly, is leaner than a Map keyed by a built string. */
+  groups: Group[];
   size: number;
-  /** Settles when the broker subscription made for this entry is live (or failed). */
-  ready: Promise<void>;
+  /** Pending while the broker subscription made for this entry is being set up; cleared once live. */
+  ready: Promise<void> | undefined;
 }
 
 export class Hub implements BrokerHandler {
@@ -49,20 +57,26 @@ export class Hub implements BrokerHandler {
   async join(channel: string, label: string, encoder: FrameEncoder, member: HubMember): Promise<void> {
     let entry = this.channels.get(channel);
     if (!entry) {
-      entry = { groups: new Map(), size: 0, ready: Promise.resolve() };
-      entry.ready = this.brokerOp(channel, () => this.broker.subscribe([channel]));
-      this.channels.set(channel, entry);
+      const created: ChannelEntry = { groups: [], size: 0, ready: undefined };
+      const ready = this.brokerOp(channel, () => this.broker.subscribe([channel]));
+      created.ready = ready;
+      ready.then(
+        () => {
+          if (created.ready === ready) created.ready = undefined;
+        },
+        () => undefined,
+      );
+      this.channels.set(channel, (entry = created));
     }
-    const key = encoder.name + '\u0000' + label;
-    let group = entry.groups.get(key);
+    let group = findGroup(entry, encoder, label);
     if (!group) {
-      group = { encoder, label, members: new Set() };
-      entry.groups.set(key, group);
+      group = { encoder, label, one: undefined, many: undefined, count: 0 };
+      entry.groups = entry.groups.concat([group]);
     }
-    if (group.members.has(member)) return entry.ready;
-    group.members.add(member);
+    if (!addMember(group, member)) return entry.ready;
     entry.size++;
     this.members++;
+    if (!entry.ready) return;
     try {
       await entry.ready;
     } catch (err) {
@@ -75,12 +89,11 @@ export class Hub implements BrokerHandler {
   leave(channel: string, label: string, encoder: FrameEncoder, member: HubMember): void {
     const entry = this.channels.get(channel);
     if (!entry) return;
-    const key = encoder.name + '\u0000' + label;
-    const group = entry.groups.get(key);
-    if (!group || !group.members.delete(member)) return;
+    const group = findGroup(entry, encoder, label);
+    if (!group || !removeMember(group, member)) return;
     entry.size--;
     this.members--;
-    if (group.members.size === 0) entry.groups.delete(key);
+    if (group.count === 0) entry.groups.splice(entry.groups.indexOf(group), 1);
     if (entry.size === 0) {
       this.channels.delete(channel);
       this.brokerOp(channel, () => this.broker.unsubscribe([channel])).catch((err: unknown) => {
@@ -94,10 +107,11 @@ export class Hub implements BrokerHandler {
     const entry = this.channels.get(publication.channel);
     if (!entry) return;
     if (publication.id !== undefined && publication.position === undefined) publication = withPosition(publication);
-    for (const group of entry.groups.values()) {
+    for (const group of entry.groups) {
       const frame = group.encoder.encode(publication, group.label);
-      for (const member of group.members) member.send(frame, publication, group.label);
-      this.deliveries += group.members.size;
+      if (group.one) group.one.send(frame, publication, group.label);
+      else if (group.many) for (const member of group.many) member.send(frame, publication, group.label);
+      this.deliveries += group.count;
     }
   }
 
@@ -127,6 +141,31 @@ export class Hub implements BrokerHandler {
     next.then(forget, forget);
     return next;
   }
+}
+
+function findGroup(entry: ChannelEntry, encoder: FrameEncoder, label: string): Group | undefined {
+  for (const g of entry.groups) if (g.label === label && g.encoder.name === encoder.name) return g;
+  return undefined;
+}
+
+/** Returns false when the member was already there. */
+function addMember(group: Group, member: HubMember): boolean {
+  if (group.one === member || group.many?.has(member)) return false;
+  if (group.many) group.many.add(member);
+  else if (group.one) {
+    group.many = new Set([group.one, member]);
+    group.one = undefined;
+  } else group.one = member;
+  group.count++;
+  return true;
+}
+
+/** Returns false when the member was not there. */
+function removeMember(group: Group, member: HubMember): boolean {
+  if (group.one === member) group.one = undefined;
+  else if (!group.many?.delete(member)) return false;
+  group.count--;
+  return true;
 }
 
 /** The publication with its id parsed, once per message, so sessions compare numbers. Ids that are not Herald's stay opaque. */

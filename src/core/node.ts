@@ -139,7 +139,8 @@ export class HeraldNode implements SessionOwner {
     const recover: { target: SessionTarget; since: StreamPosition | undefined }[] = [];
     targets.forEach((t, i) => {
       if (session.targets.some((s) => s.channel === t.channel && s.label === t.label)) return;
-      session.targets.push(t);
+      // A fresh exact-size array: push() or spread would reserve room for 16 more on every held connection.
+      session.targets = session.targets.concat([t]);
       session.track(t.label, resume?.since[i]);
       if (resume && session.beginRecovery(t.label)) recover.push({ target: t, since: resume.since[i] });
       joins.push(this.hub.join(t.channel, t.label, session.codec, session));

@@ -80,6 +80,7 @@ interface Held {
 
 /** Per channel label: where the client stands, and live messages held while history is read. */
 interface ChannelCursor {
+  readonly label: string;
   position: StreamPosition | undefined;
   pending: Held[] | undefined;
 }
@@ -88,7 +89,8 @@ let nextId = 1;
 
 export class Session implements HubMember {
   readonly id = nextId++;
-  readonly targets: SessionTarget[] = [];
+  /** Replaced, not pushed to, when it grows (see HeraldNode.subscribe). */
+  targets: SessionTarget[] = [];
   expiresAt: number | undefined;
   private sink: SessionSink | undefined;
   private held: Buffer[] | undefined = [];
@@ -96,7 +98,8 @@ export class Session implements HubMember {
   /** `sink.sentBytes()` at the previous heartbeat. */
   private lastSent = -1;
   private ended = false;
-  private readonly cursors = new Map<string, ChannelCursor>();
+  /** An array, not a Map: most sessions hold one channel, and an empty Map costs more than the cursor itself. */
+  private cursors: ChannelCursor[] = [];
   /** Resume mode (SSE, or a client that sent a cursor): position changes without a message are announced. */
   announcePositions = false;
 
@@ -114,7 +117,7 @@ export class Session implements HubMember {
 
   /** Hub member: one frame for one of this session's channels. */
   send(frame: Buffer, publication: Publication, label: string): void {
-    const cursor = this.cursors.get(label);
+    const cursor = this.cursorOf(label);
     if (!cursor) {
       this.write(frame);
       return;
@@ -128,24 +131,30 @@ export class Session implements HubMember {
     this.deliverLive(label, cursor, frame, publication);
   }
 
+  private cursorOf(label: string): ChannelCursor | undefined {
+    for (const c of this.cursors) if (c.label === label) return c;
+    return undefined;
+  }
+
   /** Start tracking a channel label's position (called when the session joins it). */
   track(label: string, position?: StreamPosition): void {
-    if (!this.cursors.has(label)) this.cursors.set(label, { position, pending: undefined });
+    if (!this.cursorOf(label)) this.cursors = this.cursors.concat([{ label, position, pending: undefined }]);
   }
 
   untrack(label: string): void {
-    const cursor = this.cursors.get(label);
-    if (cursor?.pending) for (const h of cursor.pending) this.heldBytes -= h.frame.length;
-    this.cursors.delete(label);
+    const cursor = this.cursorOf(label);
+    if (!cursor) return;
+    if (cursor.pending) for (const h of cursor.pending) this.heldBytes -= h.frame.length;
+    this.cursors.splice(this.cursors.indexOf(cursor), 1);
   }
 
   /** The last position delivered on a label, if known. */
   positionOf(label: string): StreamPosition | undefined {
-    return this.cursors.get(label)?.position;
+    return this.cursorOf(label)?.position;
   }
 
   isRecovering(label: string): boolean {
-    return this.cursors.get(label)?.pending !== undefined;
+    return this.cursorOf(label)?.pending !== undefined;
   }
 
   /** The connection's cursor: every channel's position in target order (docs/protocol.md). */
@@ -153,7 +162,7 @@ export class Session implements HubMember {
     let out = '';
     for (let i = 0; i < this.targets.length; i++) {
       if (i > 0) out += ',';
-      const p = this.cursors.get(this.targets[i]!.label)?.position;
+      const p = this.cursorOf(this.targets[i]!.label)?.position;
       if (p) out += formatMessageId(p);
     }
     return out;
@@ -161,8 +170,8 @@ export class Session implements HubMember {
 
   /** Hold `label`'s live messages from now until `endRecovery`. Returns false when it is already held. */
   beginRecovery(label: string): boolean {
-    let cursor = this.cursors.get(label);
-    if (!cursor) this.cursors.set(label, (cursor = { position: undefined, pending: undefined }));
+    let cursor = this.cursorOf(label);
+    if (!cursor) this.cursors = this.cursors.concat([(cursor = { label, position: undefined, pending: undefined })]);
     if (cursor.pending) return false;
     cursor.pending = [];
     return true;
@@ -174,7 +183,7 @@ export class Session implements HubMember {
    * keeps every live message held since it joined).
    */
   endRecovery(label: string, outcome: RecoveryOutcome, fresh: boolean): void {
-    const cursor = this.cursors.get(label);
+    const cursor = this.cursorOf(label);
     if (!cursor?.pending || this.ended) return;
     const pending = cursor.pending;
     cursor.pending = undefined;
@@ -220,7 +229,7 @@ export class Session implements HubMember {
 
   /** Tell the client to reload a channel now (e.g. its broker connection was lost and nothing can be replayed). */
   reload(label: string, reason: ReloadReason, position: StreamPosition | undefined): void {
-    const cursor = this.cursors.get(label);
+    const cursor = this.cursorOf(label);
     if (cursor) cursor.position = position;
     this.write(this.codec.encodeReload(label, reason, idOf(position), this.cursor()));
   }

@@ -13,6 +13,7 @@
 import type { Socket } from 'node:net';
 import { HeraldError, toHeraldError } from '../errors.js';
 import type { StreamRequest } from '../transport/request.js';
+import { releaseSocket, setOwner, type SocketOwner } from '../transport/socket-owner.js';
 
 export interface FrontOptions {
   /** Paths served by the front reader itself, e.g. `/sub`. */
@@ -45,9 +46,7 @@ export class FrontReader {
   accept(socket: Socket): void {
     const conn = new PendingConnection(this, socket);
     this.pending.add(conn);
-    socket.on('data', conn.onData);
-    socket.on('error', conn.onError);
-    socket.once('close', conn.onClose);
+    setOwner(socket, conn);
   }
 
   /** Sweep connections that have not finished their request head in time: one timer for all of them. */
@@ -73,10 +72,7 @@ export class FrontReader {
 
   /** @internal Called by a pending connection once its fate is known. */
   forget(conn: PendingConnection): void {
-    if (!this.pending.delete(conn)) return;
-    conn.socket.off('data', conn.onData);
-    conn.socket.off('error', conn.onError);
-    conn.socket.off('close', conn.onClose);
+    this.pending.delete(conn);
   }
 
   /** @internal */
@@ -99,6 +95,7 @@ export class FrontReader {
       return;
     }
     this.forget(conn);
+    conn.done = true;
     let req: StreamRequest;
     try {
       req = parseHead(conn.socket, conn.take().toString('latin1', 0, end), o);
@@ -118,6 +115,7 @@ export class FrontReader {
   private giveToNode(conn: PendingConnection): void {
     this.forget(conn);
     const socket = conn.socket;
+    releaseSocket(socket);
     socket.pause();
     socket.unshift(conn.take());
     this.options.handOff(socket);
@@ -133,9 +131,11 @@ export class FrontReader {
 }
 
 /** A connection whose first request is still being read. */
-class PendingConnection {
+class PendingConnection implements SocketOwner {
   readonly since = Date.now();
   isStream = false;
+  /** The head was read: what follows is not the front reader's to parse. */
+  done = false;
   bytes = 0;
   private chunks: Buffer[] = [];
   /** Seen so far: a line feed (the request line is complete), the blank line ending the head. */
@@ -146,7 +146,9 @@ class PendingConnection {
 
   constructor(private readonly front: FrontReader, readonly socket: Socket) {}
 
-  readonly onData = (chunk: Buffer): void => {
+  onData(chunk: Buffer): void {
+    // Bytes after the head of a stream request (the stream is starting): the session's owner takes over soon.
+    if (this.done) return;
     this.chunks.push(chunk);
     this.bytes += chunk.length;
     if (!this.sawLineEnd && chunk.includes(10)) this.sawLineEnd = true;
@@ -156,14 +158,18 @@ class PendingConnection {
       this.tail = probe.subarray(Math.max(0, probe.length - 3));
     }
     this.front.received(this);
-  };
-  readonly onError = (): void => {
+  }
+  onEnd(): void {
     this.front.forget(this);
     this.socket.destroy();
-  };
-  readonly onClose = (): void => {
+  }
+  onError(): void {
     this.front.forget(this);
-  };
+    this.socket.destroy();
+  }
+  onClose(): void {
+    this.front.forget(this);
+  }
 
   /** The request line once a line end arrived (latin1), else undefined. */
   firstLine(): string | undefined {

@@ -14,6 +14,7 @@ import type { Session, SessionSink } from '../core/session.js';
 import { HeraldError } from '../errors.js';
 import { LAST_CHUNK, type StreamCodec } from '../protocol/frames.js';
 import { parseCursor } from '../protocol/message-id.js';
+import { isOwned, setOwner, type SocketOwner } from './socket-owner.js';
 import { corsHeaders, subscribeCredentials, type StreamRequest } from './request.js';
 
 export interface StreamContext {
@@ -101,35 +102,40 @@ function responseHead(codec: StreamCodec, chunked: boolean, extra: Record<string
 
 /**
  * A held stream's socket. Whoever read the request has stopped reading; what the client still sends is discarded up
- * to a small bound, and a close releases the session. Methods live on the prototype: a held connection costs one
- * small object here, not a set of closures.
+ * to a small bound, and a close releases the session. The socket's listeners are the shared ones of
+ * socket-owner.ts: a held connection costs this one small object, not a set of closures.
  */
-class SocketSink implements SessionSink {
+class SocketSink implements SessionSink, SocketOwner {
   private inbound = 0;
 
   constructor(private readonly socket: Socket, private readonly session: Session, private readonly chunked: boolean) {
-    socket.removeAllListeners('data');
-    socket.removeAllListeners('timeout');
-    socket.removeAllListeners('end');
-    socket.setTimeout(0);
+    if (!isOwned(socket)) {
+      // Taken over from node:http (a stream on a kept-alive connection): its reader and timers come off.
+      socket.removeAllListeners('data');
+      socket.removeAllListeners('timeout');
+      socket.removeAllListeners('end');
+      socket.setTimeout(0);
+    }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
-    socket.on('data', this.onData);
-    socket.once('close', this.onClose);
-    // A client that half-closes its side has gone (node:http sockets allow half-open connections).
-    socket.once('end', this.onError);
-    socket.on('error', this.onError);
+    setOwner(socket, this);
     socket.resume();
   }
 
-  private readonly onData = (d: Buffer): void => {
+  onData(d: Buffer): void {
     this.inbound += d.length;
     if (this.inbound > MAX_INBOUND_AFTER_HEADERS) this.socket.destroy();
-  };
-  private readonly onClose = (): void => this.session.clientGone();
-  private readonly onError = (): void => {
+  }
+  /** A client that half-closes its side has gone (node:http sockets allow half-open connections). */
+  onEnd(): void {
     this.socket.destroy();
-  };
+  }
+  onError(): void {
+    this.socket.destroy();
+  }
+  onClose(): void {
+    this.session.clientGone();
+  }
 
   write(bytes: Buffer): void {
     this.socket.write(bytes);
