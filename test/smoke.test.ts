@@ -10,14 +10,17 @@ before(async () => {
 after(() => node.close());
 
 test('a /sub stream receives a published message in the seed format', async () => {
-  const stream = await openStream(`${node.url}/sub?channel=abc`);
-  assert.equal(stream.status, 200);
-  assert.equal(stream.headers['content-type'], 'application/x-ndjson');
+  const seed = await openStream(`${node.url}/sub?channel=abc`);
+  const withIds = await openStream(`${node.url}/sub?channel=abc&since=`);
+  assert.equal(seed.status, 200);
+  assert.equal(seed.headers['content-type'], 'application/x-ndjson');
   const res = await publish(node.url, { channel: 'abc', data: '123' });
   assert.equal(res.status, 200);
-  // History is on by default, so the message id is appended as the fourth element.
+  // History is on by default: the message has an id, sent as a fourth element only to a stream that asked (since=).
   const { id } = res.body as { id: string };
   assert.match(id, /^1-[0-9a-z]+$/);
-  assert.deepEqual(await stream.waitLines(1), [`["message","abc","123","${id}"]`]);
-  stream.close();
+  assert.deepEqual(await seed.waitLines(1), ['["message","abc","123"]']);
+  assert.deepEqual(await withIds.waitLines(1), [`["message","abc","123","${id}"]`]);
+  seed.close();
+  withIds.close();
 });

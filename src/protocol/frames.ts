@@ -110,9 +110,9 @@ function makeCodec(
  * NDJSON (`GET /sub`): one JSON array per line. The heartbeat is an empty line, which line-oriented JSON readers
  * skip; it keeps proxies from closing an idle stream.
  */
-export function ndjsonCodec(chunked: boolean): StreamCodec {
-  return makeCodec('ndjson', 'application/x-ndjson', chunked, {
-    message: (p, label) => messageLine(label, p.data, p.id) + '\n',
+export function ndjsonCodec(chunked: boolean, withIds = true): StreamCodec {
+  return makeCodec(withIds ? 'ndjson+ids' : 'ndjson', 'application/x-ndjson', chunked, {
+    message: (p, label) => messageLine(label, p.data, withIds ? p.id : undefined) + '\n',
     heartbeat: '\n',
     disconnect: (r) => disconnectLine(r) + '\n',
     reload: (label, reason, id) => reloadLine(label, reason, id) + '\n',

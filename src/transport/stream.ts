@@ -27,7 +27,7 @@ export interface StreamContext {
 export interface StreamTransport {
   readonly name: string;
   /** The codec for a connection of `channels` channels. */
-  codec(chunked: boolean, channels: number): StreamCodec;
+  codec(chunked: boolean, channels: number, req: StreamRequest): StreamCodec;
   /** The resume cursor the client sent (docs/protocol.md), or undefined. */
   cursorOf(req: StreamRequest): string | undefined;
   /** Resume mode even without a cursor (SSE: every event must carry a position to come back with). */
@@ -51,7 +51,7 @@ export async function serveStream(
   ctx.node.admit(req.remoteAddress);
   const auth = await ctx.authorizer.authorize(subscribeCredentials(req, ctx.config.tokenCookie));
   const chunked = req.httpVersion !== '1.0';
-  const codec = transport.codec(chunked, auth.targets.length);
+  const codec = transport.codec(chunked, auth.targets.length, req);
   const cursor = transport.cursorOf(req);
   const since = cursor === undefined ? undefined : parseCursor(cursor, auth.targets.length);
   const resume: ResumeRequest | undefined =
