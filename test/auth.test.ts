@@ -113,6 +113,20 @@ describe('JWT grants', () => {
     assert.equal(verifier.verifications, 2, 'a refused token is remembered too');
   });
 
+  test('200 clients connecting at once with one token cost the node one signature check', async () => {
+    const verifier = node.server.auth.tokens;
+    assert.ok(verifier);
+    const token = await signToken({ secret: TEST_SECRET, channels: ['crowd.*'], subject: 'crowd' });
+    const before = verifier.verifications;
+    const streams = await Promise.all(Array.from({ length: 200 }, (_, i) => openStream(`${node.url}/sub?token=${token}&channel=crowd.${i % 10}`)));
+    assert.ok(streams.every((s) => s.status === 200));
+    assert.equal(verifier.verifications - before, 1);
+    const metrics = await (await fetch(`${node.url}/metrics`)).text();
+    assert.match(metrics, /^herald_token_verifications_total \d+/m);
+    for (const s of streams) s.close();
+    await eventually(() => node.server.node.sessionCount() === 0);
+  });
+
   test('a token signed with the previous secret is accepted until its end date', async () => {
     const token = await signToken({ secret: OLD_SECRET, channels: ['rotated'] });
     assert.equal((await answer(`${node.url}/sub?token=${token}`)).status, 200);
