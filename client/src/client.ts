@@ -1,0 +1,281 @@
+/**
+ * HeraldClient: one logical subscription that survives its connections. It opens the first transport that works
+ * (WebSocket, then SSE, then long-polling by default), reconnects with full-jitter backoff when a connection drops,
+ * and resumes every time from the last id it delivered, so the application sees each message once and in order.
+ */
+import { fullJitterDelay } from './backoff.js';
+import { SeenIds } from './dedupe.js';
+import { Emitter } from './emitter.js';
+import { normalizeBaseUrl, resolveOptions, type ResolvedOptions } from './options.js';
+import { resolvePlatform, type ResolvedPlatform } from './platform.js';
+import { tokenExpiry, TOKEN_REFRESH_MARGIN_MS } from './token.js';
+import { pollTransport } from './transports/poll.js';
+import { sseTransport } from './transports/sse.js';
+import type { ConnectRequest, ServerDisconnect, Transport, TransportConnection } from './transports/transport.js';
+import { websocketTransport } from './transports/websocket.js';
+import type { ClientEvents, ClientOptions, ClientState, TransportName } from './types.js';
+
+const TRANSPORTS: Record<TransportName, Transport> = {
+  websocket: websocketTransport,
+  sse: sseTransport,
+  poll: pollTransport,
+};
+
+/** HTTP statuses after which trying again cannot help (401 can, when a fresh token can be had). */
+const FATAL_STATUS = new Set([400, 403]);
+
+export class HeraldClient extends Emitter<ClientEvents> {
+  private readonly options: ResolvedOptions;
+  private readonly platform: ResolvedPlatform;
+  private readonly baseUrl: string;
+  private readonly transports: readonly Transport[];
+  private currentState: ClientState = 'disconnected';
+  private token: string | undefined;
+  private tokenStale = false;
+  /** Channel label → last delivered id: where the next connection resumes. */
+  private readonly since: Map<string, string>;
+  private readonly seen: SeenIds;
+  private connection: TransportConnection | undefined;
+  private connectedTransport: TransportName | undefined;
+  private retryTimer: unknown;
+  private connectTimer: unknown;
+  /** Failed rounds (every transport tried) since the last successful connection. */
+  private attempt = 0;
+  /** Index of the transport that connected last: each round starts there. */
+  private preferred = 0;
+  /** Index being tried, and how many transports this round has tried. */
+  private current = 0;
+  private tried = 0;
+  /** Bumped by connect() and disconnect(): late callbacks of an older run see a different number and do nothing. */
+  private generation = 0;
+
+  /**
+   * @param url Herald's base URL, e.g. `https://push.example.com` (a `ws(s)://` URL is accepted too); a path is kept
+   *   as a prefix of every endpoint.
+   */
+  constructor(url: string, options: ClientOptions) {
+    super();
+    this.options = resolveOptions(options);
+    this.platform = resolvePlatform(options.platform);
+    this.baseUrl = normalizeBaseUrl(url);
+    this.transports = this.options.transports.map((name) => TRANSPORTS[name]);
+    this.token = this.options.token;
+    this.since = new Map(this.options.since);
+    this.seen = new SeenIds(this.options.dedupeWindow);
+  }
+
+  get state(): ClientState {
+    return this.currentState;
+  }
+
+  /** The transport of the live connection, when connected. */
+  get transport(): TransportName | undefined {
+    return this.currentState === 'connected' ? this.connectedTransport : undefined;
+  }
+
+  /** Where the next connection resumes: channel → last delivered id. Store it to resume across page loads. */
+  positions(): Record<string, string> {
+    return Object.fromEntries(this.since);
+  }
+
+  /** Start connecting; does nothing unless disconnected. */
+  connect(): void {
+    if (this.currentState !== 'disconnected') return;
+    this.generation++;
+    this.attempt = 0;
+    this.beginRound();
+    this.setState('connecting');
+    this.emit('connecting', { attempt: 0, delayMs: 0, reason: 'connect' });
+    void this.tryTransport(this.generation);
+  }
+
+  /** Close the connection and stop reconnecting. Resume positions are kept for a later connect(). */
+  disconnect(): void {
+    this.stop('client', undefined);
+  }
+
+  private stop(reason: string, code: number | undefined): void {
+    this.generation++;
+    this.clearTimers();
+    this.connection?.close();
+    this.connection = undefined;
+    if (this.currentState === 'disconnected') return;
+    this.setState('disconnected');
+    this.emit('disconnected', code === undefined ? { reason, reconnect: false } : { reason, code, reconnect: false });
+  }
+
+  private setState(state: ClientState): void {
+    const previous = this.currentState;
+    if (previous === state) return;
+    this.currentState = state;
+    this.emit('state', { state, previous });
+  }
+
+  private beginRound(): void {
+    this.current = this.preferred;
+    this.tried = 0;
+  }
+
+  private clearTimers(): void {
+    if (this.retryTimer !== undefined) this.platform.clock.clearTimeout(this.retryTimer);
+    if (this.connectTimer !== undefined) this.platform.clock.clearTimeout(this.connectTimer);
+    this.retryTimer = this.connectTimer = undefined;
+  }
+
+  private needsToken(): boolean {
+    if (!this.options.getToken) return false;
+    if (this.tokenStale || this.token === undefined) return true;
+    const exp = tokenExpiry(this.token);
+    return exp !== undefined && exp - TOKEN_REFRESH_MARGIN_MS <= this.platform.clock.now();
+  }
+
+  private async tryTransport(generation: number): Promise<void> {
+    if (generation !== this.generation) return;
+    if (this.needsToken() && this.options.getToken) {
+      try {
+        const token = await this.options.getToken();
+        if (generation !== this.generation) return;
+        this.token = token;
+        this.tokenStale = false;
+      } catch (err) {
+        if (generation !== this.generation) return;
+        this.emit('error', { type: 'token', error: asError(err) });
+        this.roundFailed('token refresh failed');
+        return;
+      }
+    }
+    const n = this.transports.length;
+    while (this.tried < n && !this.transports[this.current]?.available(this.platform)) this.next();
+    const transport = this.transports[this.current];
+    if (this.tried >= n || !transport) {
+      this.roundFailed('no transport connected');
+      return;
+    }
+    this.open(transport, generation);
+  }
+
+  private next(): void {
+    this.tried++;
+    this.current = (this.current + 1) % this.transports.length;
+  }
+
+  private request(): ConnectRequest {
+    return {
+      baseUrl: this.baseUrl,
+      channels: this.options.channels,
+      keys: this.options.keys,
+      token: this.token,
+      since: new Map(this.since),
+      withCredentials: this.options.withCredentials,
+      pollAbortMs: this.options.pollAbortMs,
+    };
+  }
+
+  private open(transport: Transport, generation: number): void {
+    const index = this.current;
+    let opened = false;
+    let last: ServerDisconnect | undefined;
+    const live = (): boolean => generation === this.generation && this.connection === connection;
+    const connection: TransportConnection = transport.open(
+      this.request(),
+      {
+        open: () => {
+          if (!live()) return;
+          opened = true;
+          this.clearTimers();
+          const resumed = this.since.size > 0;
+          this.attempt = 0;
+          this.preferred = index;
+          this.connectedTransport = transport.name;
+          this.setState('connected');
+          this.emit('connected', { transport: transport.name, resumed });
+        },
+        message: (channel, data, id) => {
+          if (!live()) return;
+          if (id !== undefined) {
+            if (!this.seen.add(channel, id)) return;
+            this.since.set(channel, id);
+          }
+          this.emit('message', id === undefined ? { channel, data } : { channel, data, id });
+        },
+        missed: (channels, reason) => {
+          if (!live()) return;
+          // The gap cannot be filled: resume from "now" on those channels rather than asking for it again.
+          const all = channels.length === 0 ? [...this.options.channels, ...this.options.keys] : channels;
+          for (const c of all) this.since.delete(c);
+          this.emit('missed', { channels, reason });
+        },
+        disconnect: (info) => {
+          if (!live()) return;
+          last = info;
+          if (info.reason === 'expired') this.tokenStale = true;
+        },
+        closed: (error, status) => {
+          if (!live()) return;
+          this.connection = undefined;
+          this.clearTimers();
+          this.onClosed(transport, opened, last, error, status);
+        },
+      },
+      this.platform,
+    );
+    this.connection = connection;
+    if (!transport.handshakeTimeout) return;
+    this.connectTimer = this.platform.clock.setTimeout(() => {
+      if (!live() || opened) return;
+      this.connectTimer = undefined;
+      connection.close();
+      this.connection = undefined;
+      this.onClosed(transport, false, undefined, new Error(`${transport.name}: no answer in ${this.options.connectTimeoutMs} ms`), undefined);
+    }, this.options.connectTimeoutMs);
+  }
+
+  private onClosed(
+    transport: Transport,
+    opened: boolean,
+    last: ServerDisconnect | undefined,
+    error: Error | undefined,
+    status: number | undefined,
+  ): void {
+    if (last && !last.reconnect) return this.stop(last.reason, last.code);
+    if (status === 401) {
+      if (!this.options.getToken) return this.stop('unauthorized', undefined);
+      this.tokenStale = true;
+    }
+    if (status !== undefined && FATAL_STATUS.has(status)) return this.stop(status === 403 ? 'forbidden' : 'bad_request', undefined);
+    if (opened) {
+      const reason = last?.reason ?? 'connection lost';
+      this.emit('disconnected', last ? { reason, code: last.code, reconnect: true } : { reason, reconnect: true });
+      this.setState('connecting');
+      this.beginRound();
+      this.schedule(0, reason);
+      return;
+    }
+    if (error) this.emit('error', { type: 'transport', transport: transport.name, error });
+    this.next();
+    if (this.tried < this.transports.length) void this.tryTransport(this.generation);
+    else this.roundFailed(error?.message ?? 'connection failed');
+  }
+
+  /** Every transport failed this round: wait a growing, jittered delay, then start a new round. */
+  private roundFailed(reason: string): void {
+    this.attempt++;
+    this.beginRound();
+    this.schedule(this.attempt, reason);
+  }
+
+  private schedule(attempt: number, reason: string): void {
+    const { minReconnectDelayMs, maxReconnectDelayMs } = this.options;
+    const delayMs = fullJitterDelay(attempt, minReconnectDelayMs, maxReconnectDelayMs, this.platform.random);
+    this.emit('connecting', { attempt, delayMs, reason });
+    const generation = this.generation;
+    this.retryTimer = this.platform.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.tryTransport(generation);
+    }, delayMs);
+  }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

@@ -1,0 +1,81 @@
+/**
+ * The seam between the client and a wire: each transport opens one connection for every channel of the client,
+ * reports what arrives in the same few callbacks, and knows nothing about reconnecting, resuming or deduplicating.
+ */
+import type { ResolvedPlatform } from '../platform.js';
+import type { TransportName } from '../types.js';
+
+/** What one connection attempt asks for. */
+export interface ConnectRequest {
+  /** `http(s)://host[:port]` plus the path prefix, without a trailing slash. */
+  readonly baseUrl: string;
+  readonly channels: readonly string[];
+  readonly keys: readonly string[];
+  readonly token: string | undefined;
+  /** Resume positions: channel label → the last id the application saw on it. */
+  readonly since: ReadonlyMap<string, string>;
+  readonly withCredentials: boolean;
+  /** Abort a long-poll that has not answered after this many ms (the server answers within its own poll timeout). */
+  readonly pollAbortMs: number;
+}
+
+/** How the server ended a stream: its last frame. */
+export interface ServerDisconnect {
+  readonly reason: string;
+  readonly code: number;
+  readonly reconnect: boolean;
+}
+
+export interface TransportHandlers {
+  /** The subscriptions are live. */
+  open(): void;
+  message(channel: string, data: string, id: string | undefined): void;
+  /** The server said messages were missed (history no longer covers the gap). */
+  missed(channels: readonly string[], reason: string): void;
+  /** The server's last frame, before `closed`. */
+  disconnect(info: ServerDisconnect): void;
+  /**
+   * The connection is gone, whether it ever opened or not. Called at most once, and never after the client's own
+   * `close()`. `status` is the HTTP status of a refused request, when the transport can see it.
+   */
+  closed(error: Error | undefined, status?: number): void;
+}
+
+export interface TransportConnection {
+  /** Close without calling any handler again. */
+  close(): void;
+}
+
+export interface Transport {
+  readonly name: TransportName;
+  /**
+   * Whether the client should give up on an attempt that has not opened within `connectTimeoutMs`. Long-polling
+   * opens with its first answer, which may legitimately take the server's whole poll timeout.
+   */
+  readonly handshakeTimeout: boolean;
+  /** Does the platform have what this transport needs? */
+  available(platform: ResolvedPlatform): boolean;
+  open(request: ConnectRequest, handlers: TransportHandlers, platform: ResolvedPlatform): TransportConnection;
+}
+
+/** A handler set that forwards only until the connection is closed by either side, so each ends exactly once. */
+export function guardHandlers(handlers: TransportHandlers): { handlers: TransportHandlers; stop(): void; stopped(): boolean } {
+  let live = true;
+  return {
+    stop: () => {
+      live = false;
+    },
+    stopped: () => !live,
+    handlers: {
+      open: () => live && handlers.open(),
+      message: (c, d, id) => live && handlers.message(c, d, id),
+      missed: (c, r) => live && handlers.missed(c, r),
+      disconnect: (info) => live && handlers.disconnect(info),
+      closed: (err, status) => {
+        if (!live) return;
+        live = false;
+        handlers.closed(err, status);
+      },
+    },
+  };
+}

@@ -1,0 +1,155 @@
+/**
+ * Fakes for the SDK's tests, where a real part cannot fail on cue: a manual clock, a fixed "random", and a scripted
+ * HTTP server that speaks just enough SSE and long-polling to accept, refuse, hang or drop a client when told to.
+ */
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Clock } from '@herald/client';
+
+/** Timers that fire only when the test advances time. */
+export class FakeClock implements Clock {
+  private time = 1_000_000;
+  private seq = 0;
+  private readonly timers = new Map<number, { at: number; fn: () => void }>();
+
+  now(): number {
+    return this.time;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.seq;
+    this.timers.set(id, { at: this.time + ms, fn });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.timers.delete(handle as number);
+  }
+  /** Delays of the pending timers, soonest first. */
+  pending(): number[] {
+    return [...this.timers.values()].map((t) => t.at - this.time).sort((a, b) => a - b);
+  }
+  /** Move time forward, firing every timer that falls due, in order. */
+  advance(ms: number): void {
+    const end = this.time + ms;
+    for (;;) {
+      let next: [number, { at: number; fn: () => void }] | undefined;
+      for (const e of this.timers) if (e[1].at <= end && (!next || e[1].at < next[1].at)) next = e;
+      if (!next) break;
+      this.timers.delete(next[0]);
+      this.time = next[1].at;
+      next[1].fn();
+    }
+    this.time = end;
+  }
+}
+
+export type Mode = 'accept' | 'refuse' | 'hang';
+
+export interface SeenRequest {
+  readonly path: string;
+  readonly query: URLSearchParams;
+  readonly headers: http.IncomingHttpHeaders;
+}
+
+/**
+ * A real HTTP server on 127.0.0.1 whose behaviour the test scripts: `mode` decides how the next requests are
+ * answered; `send` writes an SSE event to every open stream; `drop` cuts every connection.
+ */
+export class ScriptedServer {
+  mode: Mode = 'accept';
+  /** Status of a refused request. */
+  refuseStatus = 503;
+  readonly requests: SeenRequest[] = [];
+  private readonly streams = new Set<http.ServerResponse>();
+  private readonly sockets = new Set<Socket>();
+  private readonly waiters: (() => void)[] = [];
+  private readonly server = http.createServer((req, res) => this.handle(req, res));
+
+  private constructor() {
+    this.server.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.once('close', () => this.sockets.delete(s));
+    });
+  }
+
+  static async start(): Promise<ScriptedServer> {
+    const s = new ScriptedServer();
+    await new Promise<void>((r) => s.server.listen(0, '127.0.0.1', r));
+    return s;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    this.requests.push({ path: url.pathname, query: url.searchParams, headers: req.headers });
+    for (const w of this.waiters.splice(0)) w();
+    if (this.mode === 'hang') return;
+    if (this.mode === 'refuse' || url.pathname !== '/sse') {
+      res.writeHead(this.mode === 'refuse' ? this.refuseStatus : 404, { 'Content-Type': 'application/json' });
+      res.end('{"error":{"code":"unavailable","message":"scripted"}}');
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
+    res.write('retry: 2000\n\n');
+    this.streams.add(res);
+    res.once('close', () => this.streams.delete(res));
+  }
+
+  /** Wait until `n` requests have arrived in all. */
+  async waitRequests(n: number, timeoutMs = 5000): Promise<SeenRequest> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.requests.length < n) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for request #${n}; got ${this.requests.length}`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+    return this.requests[n - 1] as SeenRequest;
+  }
+
+  /** One SSE message event on every open stream, in Herald's format. */
+  message(channel: string, data: string, id?: string): void {
+    const body = JSON.stringify(id === undefined ? ['message', channel, data] : ['message', channel, data, id]);
+    this.raw(`${id === undefined ? '' : `id: ${id}\n`}data: ${body}\n\n`);
+  }
+
+  /** Herald's last event, then the end of the stream. */
+  disconnect(reason: string, code: number, reconnect: boolean): void {
+    this.raw(`event: disconnect\ndata: ${JSON.stringify(['disconnect', reason, code, reconnect])}\n\n`);
+    for (const s of this.streams) s.end();
+  }
+
+  missed(channel: string): void {
+    this.raw(`event: missed\ndata: ${JSON.stringify(['missed', channel])}\n\n`);
+  }
+
+  raw(text: string): void {
+    for (const s of this.streams) s.write(text);
+  }
+
+  /** Cut every connection without a word, as a crash or a network loss would. */
+  drop(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.drop();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+/** Resolve when `check` holds, polling real time (network events are real even when the SDK's clock is fake). */
+export async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
