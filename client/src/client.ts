@@ -198,12 +198,18 @@ export class HeraldClient extends Emitter<ClientEvents> {
           }
           this.emit('message', id === undefined ? { channel, data } : { channel, data, id });
         },
-        missed: (channels, reason) => {
+        missed: (channels, reason, id) => {
           if (!live()) return;
-          // The gap cannot be filled: resume from "now" on those channels rather than asking for it again.
+          // The gap cannot be filled: continue from the position the server gives (or from "now"), not ask again.
           const all = channels.length === 0 ? [...this.options.channels, ...this.options.keys] : channels;
-          for (const c of all) this.since.delete(c);
+          for (const c of all) {
+            if (id !== undefined) this.since.set(c, id);
+            else this.since.delete(c);
+          }
           this.emit('missed', { channels, reason });
+        },
+        position: (channel, id) => {
+          if (live()) this.since.set(channel, id);
         },
         disconnect: (info) => {
           if (!live()) return;

@@ -59,8 +59,12 @@ export interface DisconnectedEvent {
  * the application should reload its state from its backend. Messages after this event are complete again.
  */
 export interface MissedEvent {
-  /** The channels concerned; empty when the server did not say which. */
+  /** The channels concerned; empty when the server did not say which (then: all of them). */
   readonly channels: readonly string[];
+  /**
+   * The server's reason: `expired` (no longer in history), `epoch` (history was reset), `no_history`,
+   * `broker_lost`, or `insufficient_state` (a disconnect saying so).
+   */
   readonly reason: string;
 }
 
@@ -110,7 +114,7 @@ export interface EventSourceLike {
   readonly readyState: number;
   close(): void;
   addEventListener(type: 'open' | 'error', listener: () => void): void;
-  addEventListener(type: 'message' | 'missed' | 'disconnect', listener: (ev: { data: string; lastEventId: string }) => void): void;
+  addEventListener(type: 'message' | 'reload' | 'disconnect', listener: (ev: { data: string; lastEventId: string }) => void): void;
 }
 export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
 

@@ -2,14 +2,17 @@
  * Herald's frames, as JSON arrays (docs/protocol.md): the same array is an NDJSON line of `/sub`, the data of an SSE
  * event, and an item of a long-poll batch.
  *   ["message", channel, data, id?]
- *   ["missed", channel]                       messages of the channel were lost: the application must reload
+ *   ["reload", channel, why, id]              messages of the channel were lost: the application must reload;
+ *                                             `id` (may be empty) is the channel's position from now on
+ *   ["position", channel, id]                 the channel's position moved without a message
  *   ["disconnect", reason, code, reconnect]   the last frame of a stream
  */
-import type { ServerDisconnect } from './transports/transport.js';
+import type { ServerDisconnect, TransportHandlers } from './transports/transport.js';
 
 export type Frame =
   | { readonly kind: 'message'; readonly channel: string; readonly data: string; readonly id: string | undefined }
-  | { readonly kind: 'missed'; readonly channel: string }
+  | { readonly kind: 'reload'; readonly channel: string; readonly why: string; readonly id: string | undefined }
+  | { readonly kind: 'position'; readonly channel: string; readonly id: string }
   | { readonly kind: 'disconnect'; readonly info: ServerDisconnect };
 
 /** Parse one frame; undefined when it is not one the SDK understands (newer servers may add kinds). */
@@ -29,7 +32,10 @@ export function frameOf(v: unknown): Frame | undefined {
   if (kind === 'message' && typeof a === 'string' && typeof b === 'string') {
     return { kind, channel: a, data: b, id: typeof c === 'string' ? c : undefined };
   }
-  if (kind === 'missed' && typeof a === 'string') return { kind, channel: a };
+  if (kind === 'reload' && typeof a === 'string') {
+    return { kind, channel: a, why: typeof b === 'string' ? b : 'missed', id: typeof c === 'string' && c !== '' ? c : undefined };
+  }
+  if (kind === 'position' && typeof a === 'string' && typeof b === 'string' && b !== '') return { kind, channel: a, id: b };
   if (kind === 'disconnect' && typeof a === 'string') {
     return {
       kind,
@@ -60,12 +66,48 @@ export function credentialParams(req: {
 }
 
 /**
- * A resume cursor for a connection listing `labels` in this order: each channel's last id, comma-separated, empty
- * where none is known (docs/protocol.md, "Resume rules"). Undefined when no position is known at all.
+ * The labels of a connection in the order its cursor lists them: `key=` parameters first, then `channel=`
+ * (docs/protocol.md, "Message ids and resume").
  */
+export function cursorLabels(req: { keys: readonly string[]; channels: readonly string[] }): string[] {
+  return [...req.keys, ...req.channels];
+}
+
+/** A connection's cursor: each label's last id, comma-separated, empty where none is known; undefined if none is. */
 export function cursorOf(labels: readonly string[], since: ReadonlyMap<string, string>): string | undefined {
   if (!labels.some((l) => since.has(l))) return undefined;
   return labels.map((l) => since.get(l) ?? '').join(',');
+}
+
+/** A cursor split back into label → id, for the labels it names; undefined when it does not fit them. */
+export function positionsOf(labels: readonly string[], cursor: string): [string, string][] | undefined {
+  const parts = cursor.split(',');
+  if (parts.length !== labels.length) return undefined;
+  const out: [string, string][] = [];
+  parts.forEach((id, i) => {
+    const label = labels[i];
+    if (label !== undefined && id !== '') out.push([label, id]);
+  });
+  return out;
+}
+
+/** Deliver one array frame to a transport's handlers; true when it was the last (a disconnect). */
+export function dispatchFrame(frame: Frame, h: TransportHandlers): boolean {
+  switch (frame.kind) {
+    case 'message':
+      h.message(frame.channel, frame.data, frame.id);
+      return false;
+    case 'reload':
+      h.missed([frame.channel], frame.why, frame.id);
+      return false;
+    case 'position':
+      h.position(frame.channel, frame.id);
+      return false;
+    case 'disconnect':
+      if (frame.info.reason === MISSED_REASON) h.missed([], frame.info.reason, undefined);
+      h.disconnect(frame.info);
+      return true;
+  }
 }
 
 /** Disconnect reasons whose name says "your history position is gone". */

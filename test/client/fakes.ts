@@ -114,10 +114,13 @@ export class ScriptedServer {
     return this.requests[n - 1] as SeenRequest;
   }
 
-  /** One SSE message event on every open stream, in Herald's format. */
-  message(channel: string, data: string, id?: string): void {
+  /**
+   * One SSE message event on every open stream, in Herald's format. `eventId` is the `id:` line: the message id,
+   * or with several channels the connection's whole cursor.
+   */
+  message(channel: string, data: string, id?: string, eventId = id): void {
     const body = JSON.stringify(id === undefined ? ['message', channel, data] : ['message', channel, data, id]);
-    this.raw(`${id === undefined ? '' : `id: ${id}\n`}data: ${body}\n\n`);
+    this.raw(`${eventId === undefined ? '' : `id: ${eventId}\n`}data: ${body}\n\n`);
   }
 
   /** Herald's last event, then the end of the stream. */
@@ -126,8 +129,8 @@ export class ScriptedServer {
     for (const s of this.streams) s.end();
   }
 
-  missed(channel: string): void {
-    this.raw(`event: missed\ndata: ${JSON.stringify(['missed', channel])}\n\n`);
+  reload(channel: string, why: string, id: string): void {
+    this.raw(`event: reload\ndata: ${JSON.stringify(['reload', channel, why, id])}\n\n`);
   }
 
   raw(text: string): void {

@@ -37,11 +37,11 @@ async function hasHistory(node: TestServer, channel: string): Promise<boolean> {
   return typeof (res.body as { id?: unknown }).id === 'string';
 }
 
-test('SSE: several channels, in order, and the node restarted on the same port', async () => {
+for (const transport of ['sse', 'websocket'] as const) test(`${transport}: several channels, in order, and the node restarted on the same port`, async () => {
   let node = await startServer();
   cleanup.push(() => node.close());
   const port = Number(new URL(node.url).port);
-  const { client, got } = sdk(node.url, ['sdk.a', 'sdk.b'], ['sse']);
+  const { client, got } = sdk(node.url, ['sdk.a', 'sdk.b'], [transport]);
   await eventually(() => client.state === 'connected', 5000, 'connected');
   for (let i = 0; i < 20; i++) await publish(node.url, { channel: i % 2 ? 'sdk.b' : 'sdk.a', data: `m${i}` });
   await eventually(() => got.length === 20, 5000, '20 messages');
@@ -57,6 +57,7 @@ test('SSE: several channels, in order, and the node restarted on the same port',
   await eventually(() => got.length === 21, 5000, 'message after restart');
   assert.equal(got.at(-1)?.data, 'after restart');
   assert.deepEqual(states, ['connecting', 'connected']);
+  assert.equal(client.transport, transport);
 });
 
 for (const transport of ['sse', 'websocket', 'poll'] as const) {

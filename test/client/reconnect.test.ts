@@ -94,17 +94,17 @@ test('every reconnect resumes from the last delivered id; duplicates are dropped
   assert.deepEqual(c.positions(), { news: '3-e' });
 });
 
-test('several channels resume with one cursor: their last ids in the order they were listed', async () => {
-  const c = start({ channels: ['a', 'b', 'c'], since: { c: '9-x' } });
+test('several channels resume with one cursor: keys first, then channels, in the order given', async () => {
+  const c = start({ channels: ['a', 'b', 'c'], keys: ['K'], since: { c: '9-x' } });
   await until(() => c.state === 'connected', 'connected');
-  assert.equal(server.requests[0]?.query.get('lastEventId'), ',,9-x');
-  server.message('a', 'x', '4-e');
+  assert.equal(server.requests[0]?.query.get('lastEventId'), ',,,9-x');
+  server.message('a', 'x', '4-e', ',4-e,,9-x');
   await until(() => log.message.length === 1, 'message');
   server.drop();
   await until(() => log.connecting.length === 2, 'retry');
   clock.advance(1000);
   await server.waitRequests(2);
-  assert.equal(server.requests[1]?.query.get('lastEventId'), '4-e,,9-x');
+  assert.equal(server.requests[1]?.query.get('lastEventId'), ',4-e,,9-x');
   assert.deepEqual(server.requests[1]?.query.getAll('channel'), ['a', 'b', 'c']);
 });
 
@@ -117,17 +117,26 @@ test('a disconnect with reconnect=false stops the client and says why', async ()
   assert.deepEqual(clock.pending(), [], 'no retry is scheduled');
 });
 
-test('shutdown reconnects; missed and insufficient_state tell the application to reload and drop stale positions', async () => {
-  const c = start({ channels: ['a', 'b'] });
+test('reload and insufficient_state tell the application to reload; positions follow the server', async () => {
+  const c = start({ channels: ['a', 'b', 'c'] });
   await until(() => c.state === 'connected', 'connected');
-  server.message('a', '1', '1-e');
-  server.message('b', '1', '1-f');
-  server.missed('a');
-  await until(() => log.missed.length === 1, 'missed');
-  assert.deepEqual(log.missed[0], { channels: ['a'], reason: 'missed' });
-  assert.deepEqual(c.positions(), { b: '1-f' });
+  server.message('a', '1', '1-e', '1-e,,');
+  server.message('b', '1', '1-f', '1-e,1-f,');
+  server.reload('a', 'epoch', '0-g');
+  server.reload('c', 'expired', '');
+  await until(() => log.missed.length === 2, 'missed');
+  assert.deepEqual(log.missed, [
+    { channels: ['a'], reason: 'epoch' },
+    { channels: ['c'], reason: 'expired' },
+  ]);
+  assert.deepEqual(c.positions(), { a: '0-g', b: '1-f' });
+  // Positions that moved without a message reach the client in the next event's cursor.
+  server.message('b', '2', '2-f', '0-g,2-f,5-h');
+  await until(() => log.message.length === 3, 'third message');
+  assert.deepEqual(c.positions(), { a: '0-g', b: '2-f', c: '5-h' });
   server.disconnect('insufficient_state', 3010, true);
-  await until(() => log.missed.length === 2 && c.state === 'connecting', 'missed, reconnecting');
+  await until(() => log.missed.length === 3 && c.state === 'connecting', 'missed, reconnecting');
+  assert.deepEqual(log.missed[2], { channels: [], reason: 'insufficient_state' });
   assert.deepEqual(log.disconnected.at(-1), { reason: 'insufficient_state', code: 3010, reconnect: true });
   assert.deepEqual(c.positions(), {});
   clock.advance(1000);

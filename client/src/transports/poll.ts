@@ -3,7 +3,7 @@
  * stream carries plus a cursor; the next request sends the cursor back at once. The connection counts as open
  * with its first answer: before that nothing proves the server took the request.
  */
-import { credentialParams, cursorOf, frameOf, MISSED_REASON, query } from '../wire.js';
+import { credentialParams, cursorLabels, cursorOf, dispatchFrame, frameOf, query } from '../wire.js';
 import { guardHandlers, type Transport } from './transport.js';
 
 interface PollAnswer {
@@ -34,7 +34,7 @@ export const pollTransport: Transport = {
     const h = guard.handlers;
     const base = `${req.baseUrl}/poll`;
     const creds = credentialParams(req);
-    let cursor = cursorOf([...req.channels, ...req.keys], req.since);
+    let cursor = cursorOf(cursorLabels(req), req.since);
     let controller = platform.AbortController ? new platform.AbortController() : undefined;
     let opened = false;
 
@@ -71,12 +71,7 @@ export const pollTransport: Transport = {
         }
         for (const item of answer.messages) {
           const frame = frameOf(item);
-          if (!frame) continue;
-          if (frame.kind === 'message') h.message(frame.channel, frame.data, frame.id);
-          else if (frame.kind === 'missed') h.missed([frame.channel], 'missed');
-          else {
-            if (frame.info.reason === MISSED_REASON) h.missed([], frame.info.reason);
-            h.disconnect(frame.info);
+          if (frame && dispatchFrame(frame, h)) {
             h.closed(undefined);
             return;
           }

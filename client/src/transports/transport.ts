@@ -30,8 +30,13 @@ export interface TransportHandlers {
   /** The subscriptions are live. */
   open(): void;
   message(channel: string, data: string, id: string | undefined): void;
-  /** The server said messages were missed (history no longer covers the gap). */
-  missed(channels: readonly string[], reason: string): void;
+  /**
+   * The server said messages were missed (history no longer covers the gap); `id`, when given, is the channel's
+   * position from now on. `channels` empty: every channel.
+   */
+  missed(channels: readonly string[], reason: string, id: string | undefined): void;
+  /** A channel's position moved without a message. */
+  position(channel: string, id: string): void;
   /** The server's last frame, before `closed`. */
   disconnect(info: ServerDisconnect): void;
   /**
@@ -69,7 +74,8 @@ export function guardHandlers(handlers: TransportHandlers): { handlers: Transpor
     handlers: {
       open: () => live && handlers.open(),
       message: (c, d, id) => live && handlers.message(c, d, id),
-      missed: (c, r) => live && handlers.missed(c, r),
+      missed: (c, r, id) => live && handlers.missed(c, r, id),
+      position: (c, id) => live && handlers.position(c, id),
       disconnect: (info) => live && handlers.disconnect(info),
       closed: (err, status) => {
         if (!live) return;

@@ -36,6 +36,7 @@ interface ServerFrame {
   channel?: unknown;
   data?: unknown;
   error?: unknown;
+  reason?: unknown;
 }
 
 export const websocketTransport: Transport = {
@@ -83,8 +84,11 @@ export const websocketTransport: Transport = {
       }
       if (f.type === 'message' && typeof f.channel === 'string' && typeof f.data === 'string') {
         h.message(f.channel, f.data, typeof f.id === 'string' ? f.id : undefined);
-      } else if (f.type === 'missed' && typeof f.channel === 'string') {
-        h.missed([f.channel], 'missed');
+      } else if (f.type === 'reload' && typeof f.channel === 'string') {
+        const id = typeof f.id === 'string' && f.id !== '' ? f.id : undefined;
+        h.missed([f.channel], typeof f.reason === 'string' ? f.reason : 'missed', id);
+      } else if (f.type === 'position' && typeof f.channel === 'string' && typeof f.id === 'string' && f.id !== '') {
+        h.position(f.channel, f.id);
       } else if (f.type === 'reply' && typeof f.id === 'number' && pending.delete(f.id) && pending.size === 0 && !opened) {
         opened = true;
         h.open();
@@ -98,7 +102,7 @@ export const websocketTransport: Transport = {
       // 1005/1006: no close frame (network loss, refused handshake): nothing the server said.
       if (ev.code !== 1005 && ev.code !== 1006 && ev.code !== 1000) {
         const info = closeInfo(ev.code, ev.reason);
-        if (info.reason === 'insufficient_state') h.missed([], info.reason);
+        if (info.reason === 'insufficient_state') h.missed([], info.reason, undefined);
         h.disconnect(info);
       }
       h.closed(opened ? undefined : new Error(`WebSocket closed before subscribing (${ev.code})`));
