@@ -175,6 +175,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
     const index = this.current;
     let opened = false;
     let last: ServerDisconnect | undefined;
+    const attemptBefore = this.attempt;
+    const preferredBefore = this.preferred;
     const live = (): boolean => generation === this.generation && this.connection === connection;
     const connection: TransportConnection = transport.open(
       this.request(),
@@ -216,10 +218,17 @@ export class HeraldClient extends Emitter<ClientEvents> {
           last = info;
           if (info.reason === 'expired') this.tokenStale = true;
         },
-        closed: (error, status) => {
+        closed: (error, status, unconfirmed) => {
           if (!live()) return;
           this.connection = undefined;
           this.clearTimers();
+          if (opened && unconfirmed) {
+            // It never really worked: undo the success so backoff keeps growing and the next transport is tried.
+            opened = false;
+            this.attempt = attemptBefore;
+            this.preferred = preferredBefore;
+            this.setState('connecting');
+          }
           this.onClosed(transport, opened, last, error, status);
         },
       },

@@ -1,7 +1,11 @@
 /**
  * `GET /poll`: long-polling, for networks whose proxies break streams. Each answer is a batch of the same arrays a
- * stream carries plus a cursor; the next request sends the cursor back at once. The connection counts as open
- * with its first answer: before that nothing proves the server took the request.
+ * stream carries plus a cursor; the next request sends the cursor back at once.
+ *
+ * The server says nothing until it has messages or its poll timeout passes, so this transport reports `open` as soon
+ * as the first request is on its way (the client would otherwise sit in "connecting" for a quiet channel's whole
+ * poll timeout); if that request fails before any answer, it reports the connection unconfirmed, and the client
+ * counts it as a failed attempt (backoff grows, the next transport is tried).
  */
 import { credentialParams, cursorLabels, cursorOf, dispatchFrame, frameOf, query } from '../wire.js';
 import { guardHandlers, type Transport } from './transport.js';
@@ -36,7 +40,7 @@ export const pollTransport: Transport = {
     const creds = credentialParams(req);
     let cursor = cursorOf(cursorLabels(req), req.since);
     let controller = platform.AbortController ? new platform.AbortController() : undefined;
-    let opened = false;
+    let answered = false;
 
     const loop = async (): Promise<void> => {
       while (!guard.stopped()) {
@@ -54,7 +58,7 @@ export const pollTransport: Transport = {
           status = res.status;
           text = await res.text();
         } catch (err) {
-          h.closed(err instanceof Error ? err : new Error(String(err)));
+          h.closed(err instanceof Error ? err : new Error(String(err)), undefined, !answered);
           return;
         } finally {
           platform.clock.clearTimeout(timer);
@@ -62,13 +66,10 @@ export const pollTransport: Transport = {
         if (guard.stopped()) return;
         const answer = status === 200 ? parseAnswer(text) : undefined;
         if (!answer) {
-          h.closed(new Error(`poll answered ${status}`), status === 200 ? undefined : status);
+          h.closed(new Error(`poll answered ${status}`), status === 200 ? undefined : status, !answered);
           return;
         }
-        if (!opened) {
-          opened = true;
-          h.open();
-        }
+        answered = true;
         for (const item of answer.messages) {
           const frame = frameOf(item);
           if (frame && dispatchFrame(frame, h)) {
@@ -80,7 +81,11 @@ export const pollTransport: Transport = {
         if (answer.cursor !== undefined) cursor = answer.cursor;
       }
     };
-    void loop();
+    // Handlers are called only after open() has returned, as on every other transport.
+    void Promise.resolve().then(() => {
+      h.open();
+      return loop();
+    });
     return {
       close: () => {
         guard.stop();

@@ -41,9 +41,11 @@ export interface TransportHandlers {
   disconnect(info: ServerDisconnect): void;
   /**
    * The connection is gone, whether it ever opened or not. Called at most once, and never after the client's own
-   * `close()`. `status` is the HTTP status of a refused request, when the transport can see it.
+   * `close()`. `status` is the HTTP status of a refused request, when the transport can see it. `unconfirmed`: the
+   * transport had reported `open` before the server proved it was there (long-polling), and it never did; the
+   * client treats the attempt as one that failed to connect.
    */
-  closed(error: Error | undefined, status?: number): void;
+  closed(error: Error | undefined, status?: number, unconfirmed?: boolean): void;
 }
 
 export interface TransportConnection {
@@ -77,10 +79,10 @@ export function guardHandlers(handlers: TransportHandlers): { handlers: Transpor
       missed: (c, r, id) => live && handlers.missed(c, r, id),
       position: (c, id) => live && handlers.position(c, id),
       disconnect: (info) => live && handlers.disconnect(info),
-      closed: (err, status) => {
+      closed: (err, status, unconfirmed) => {
         if (!live) return;
         live = false;
-        handlers.closed(err, status);
+        handlers.closed(err, status, unconfirmed);
       },
     },
   };
