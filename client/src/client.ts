@@ -175,10 +175,12 @@ export class HeraldClient extends Emitter<ClientEvents> {
     const index = this.current;
     let opened = false;
     let last: ServerDisconnect | undefined;
-    const attemptBefore = this.attempt;
-    const preferredBefore = this.preferred;
-    const live = (): boolean => generation === this.generation && this.connection === connection;
-    const connection: TransportConnection = transport.open(
+    // Until open() returns, `connection` is unset: a transport that reported synchronously is still this attempt.
+    const ref: { connection?: TransportConnection } = {};
+    let ended = false;
+    const live = (): boolean =>
+      generation === this.generation && !ended && (ref.connection === undefined || this.connection === ref.connection);
+    const connection = transport.open(
       this.request(),
       {
         open: () => {
@@ -218,27 +220,23 @@ export class HeraldClient extends Emitter<ClientEvents> {
           last = info;
           if (info.reason === 'expired') this.tokenStale = true;
         },
-        closed: (error, status, unconfirmed) => {
+        closed: (error, status) => {
           if (!live()) return;
+          ended = true;
           this.connection = undefined;
           this.clearTimers();
-          if (opened && unconfirmed) {
-            // It never really worked: undo the success so backoff keeps growing and the next transport is tried.
-            opened = false;
-            this.attempt = attemptBefore;
-            this.preferred = preferredBefore;
-            this.setState('connecting');
-          }
           this.onClosed(transport, opened, last, error, status);
         },
       },
       this.platform,
     );
+    if (ended) return;
+    ref.connection = connection;
     this.connection = connection;
-    if (!transport.handshakeTimeout) return;
     this.connectTimer = this.platform.clock.setTimeout(() => {
       if (!live() || opened) return;
       this.connectTimer = undefined;
+      ended = true;
       connection.close();
       this.connection = undefined;
       this.onClosed(transport, false, undefined, new Error(`${transport.name}: no answer in ${this.options.connectTimeoutMs} ms`), undefined);

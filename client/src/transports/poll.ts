@@ -2,10 +2,10 @@
  * `GET /poll`: long-polling, for networks whose proxies break streams. Each answer is a batch of the same arrays a
  * stream carries plus a cursor; the next request sends the cursor back at once.
  *
- * The server says nothing until it has messages or its poll timeout passes, so this transport reports `open` as soon
- * as the first request is on its way (the client would otherwise sit in "connecting" for a quiet channel's whole
- * poll timeout); if that request fails before any answer, it reports the connection unconfirmed, and the client
- * counts it as a failed attempt (backoff grows, the next transport is tried).
+ * The server says nothing until it has messages or its poll timeout passes, so this transport reports `open` at the
+ * first answer or once the first request has been waiting OPEN_GRACE_MS without failing: a refused or broken request
+ * fails well within that, while a parked poll would otherwise leave the client "connecting" for a quiet channel's
+ * whole poll timeout.
  */
 import { credentialParams, cursorLabels, cursorOf, dispatchFrame, frameOf, query } from '../wire.js';
 import { guardHandlers, type Transport } from './transport.js';
@@ -27,9 +27,11 @@ function parseAnswer(text: string): PollAnswer | undefined {
   return { messages: v.messages as unknown[], cursor };
 }
 
+/** A first poll still pending after this long was taken by the server: the connection counts as open. */
+export const OPEN_GRACE_MS = 1000;
+
 export const pollTransport: Transport = {
   name: 'poll',
-  handshakeTimeout: false,
   available: (platform) => platform.fetch !== undefined,
   open(req, outer, platform) {
     const fetch = platform.fetch;
@@ -40,9 +42,18 @@ export const pollTransport: Transport = {
     const creds = credentialParams(req);
     let cursor = cursorOf(cursorLabels(req), req.since);
     let controller = platform.AbortController ? new platform.AbortController() : undefined;
-    let answered = false;
+    let opened = false;
+    const open = (): void => {
+      if (opened || guard.stopped()) return;
+      opened = true;
+      platform.clock.clearTimeout(grace);
+      h.open();
+    };
+    const grace = platform.clock.setTimeout(open, OPEN_GRACE_MS);
 
     const loop = async (): Promise<void> => {
+      // Report nothing before open() has returned, as the other transports do.
+      await Promise.resolve();
       while (!guard.stopped()) {
         controller = platform.AbortController ? new platform.AbortController() : undefined;
         const abort = controller;
@@ -58,7 +69,8 @@ export const pollTransport: Transport = {
           status = res.status;
           text = await res.text();
         } catch (err) {
-          h.closed(err instanceof Error ? err : new Error(String(err)), undefined, !answered);
+          platform.clock.clearTimeout(grace);
+          h.closed(err instanceof Error ? err : new Error(String(err)));
           return;
         } finally {
           platform.clock.clearTimeout(timer);
@@ -66,10 +78,11 @@ export const pollTransport: Transport = {
         if (guard.stopped()) return;
         const answer = status === 200 ? parseAnswer(text) : undefined;
         if (!answer) {
-          h.closed(new Error(`poll answered ${status}`), status === 200 ? undefined : status, !answered);
+          platform.clock.clearTimeout(grace);
+          h.closed(new Error(`poll answered ${status}`), status === 200 ? undefined : status);
           return;
         }
-        answered = true;
+        open();
         for (const item of answer.messages) {
           const frame = frameOf(item);
           if (frame && dispatchFrame(frame, h)) {
@@ -81,14 +94,11 @@ export const pollTransport: Transport = {
         if (answer.cursor !== undefined) cursor = answer.cursor;
       }
     };
-    // Handlers are called only after open() has returned, as on every other transport.
-    void Promise.resolve().then(() => {
-      h.open();
-      return loop();
-    });
+    void loop();
     return {
       close: () => {
         guard.stop();
+        platform.clock.clearTimeout(grace);
         controller?.abort();
       },
     };

@@ -14,7 +14,6 @@ import { guardHandlers } from './transport.js';
 
 export const sseTransport: Transport = {
   name: 'sse',
-  handshakeTimeout: true,
   available: (platform) => platform.EventSource !== undefined,
   open(req, outer, platform) {
     const Ctor = platform.EventSource;

@@ -41,11 +41,9 @@ export interface TransportHandlers {
   disconnect(info: ServerDisconnect): void;
   /**
    * The connection is gone, whether it ever opened or not. Called at most once, and never after the client's own
-   * `close()`. `status` is the HTTP status of a refused request, when the transport can see it. `unconfirmed`: the
-   * transport had reported `open` before the server proved it was there (long-polling), and it never did; the
-   * client treats the attempt as one that failed to connect.
+   * `close()`. `status` is the HTTP status of a refused request, when the transport can see it.
    */
-  closed(error: Error | undefined, status?: number, unconfirmed?: boolean): void;
+  closed(error: Error | undefined, status?: number): void;
 }
 
 export interface TransportConnection {
@@ -55,11 +53,6 @@ export interface TransportConnection {
 
 export interface Transport {
   readonly name: TransportName;
-  /**
-   * Whether the client should give up on an attempt that has not opened within `connectTimeoutMs`. Long-polling
-   * opens with its first answer, which may legitimately take the server's whole poll timeout.
-   */
-  readonly handshakeTimeout: boolean;
   /** Does the platform have what this transport needs? */
   available(platform: ResolvedPlatform): boolean;
   open(request: ConnectRequest, handlers: TransportHandlers, platform: ResolvedPlatform): TransportConnection;
@@ -79,10 +72,10 @@ export function guardHandlers(handlers: TransportHandlers): { handlers: Transpor
       missed: (c, r, id) => live && handlers.missed(c, r, id),
       position: (c, id) => live && handlers.position(c, id),
       disconnect: (info) => live && handlers.disconnect(info),
-      closed: (err, status, unconfirmed) => {
+      closed: (err, status) => {
         if (!live) return;
         live = false;
-        handlers.closed(err, status, unconfirmed);
+        handlers.closed(err, status);
       },
     },
   };

@@ -41,7 +41,6 @@ interface ServerFrame {
 
 export const websocketTransport: Transport = {
   name: 'websocket',
-  handshakeTimeout: true,
   available: (platform) => platform.WebSocket !== undefined,
   open(req, outer, platform) {
     const Ctor = platform.WebSocket;
