@@ -42,7 +42,8 @@ async function untilSessions(base: string, n: number): Promise<void> {
  * The seed's test: two curl streams, `npx herald publish abc 123`, the exact lines. `env` picks the node's settings.
  */
 async function seedTest(env: Record<string, string>): Promise<void> {
-  const node = await startHerald(['--dev', '--port', '0'], cleanEnv(env));
+  // No heartbeat (an empty line every 25 s) within the test: on a loaded machine it can outlast 25 s.
+  const node = await startHerald(['--dev', '--port', '0', '--heartbeat-seconds', '3600'], cleanEnv(env));
   const port = new URL(node.url).port;
   const base = `http://localhost:${port}`;
 
