@@ -8,7 +8,7 @@ import { sleep } from './clock.js';
 import type { BenchOptions } from './options.js';
 import { Publisher, type PublishResult } from './publisher.js';
 import { RedisPublisher } from './redis-publisher.js';
-import { readRss, spawnServer, type SpawnedServer } from './server-process.js';
+import { readCpuSeconds, readRss, spawnServer, type SpawnedServer } from './server-process.js';
 import { WorkerSet, type MergedStats } from './workers.js';
 
 export interface StepResult {
@@ -20,6 +20,16 @@ export interface StepResult {
   connectionsHeld: number;
   droppedDuringStep: number;
   disconnectFrames: number;
+  /**
+   * CPU used while publishing and draining, in % of one core: the server (when its pid is known), the subscriber
+   * workers together, and this process (the publisher). Tells whether the generator could be the bottleneck.
+   */
+  cpuPercent: { server?: number; workers: number; publisher: number };
+  /**
+   * Server CPU time per delivery (µs): on a busy machine the server waits for a core, so rates understate what it
+   * can do, but its CPU cost per delivery holds; 1e6 / this is the deliveries/s one free core would allow.
+   */
+  serverCpuUsPerDelivery?: number;
   held: boolean;
   /** Why the rate was not held. */
   why: string[];
@@ -126,7 +136,7 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
         channels: o.channels, channelPrefix,
       });
     const runStep = async (rate: number): Promise<StepResult> => {
-      const step = await measureStep(o, workers!, publisher!, `http://${url.host}/healthz`, result.steps.length, rate, signal);
+      const step = await measureStep(o, workers!, publisher!, `http://${url.host}/healthz`, pid, result.steps.length, rate, signal);
       result.steps.push(step);
       progress(stepLine(step));
       return step;
@@ -158,9 +168,10 @@ export interface CleanupHooks {
 
 /** Publish at `rate` for the step's duration, wait for late deliveries, and judge whether the rate was held. */
 async function measureStep(
-  o: BenchOptions, workers: WorkerSet, publisher: Publisher | RedisPublisher, healthUrl: string, step: number, rate: number, signal: AbortSignal,
+  o: BenchOptions, workers: WorkerSet, publisher: Publisher | RedisPublisher, healthUrl: string, serverPid: number | undefined, step: number, rate: number, signal: AbortSignal,
 ): Promise<StepResult> {
   await workers.beginStep(step);
+  const cpu = new CpuMeter(serverPid, workers.pids());
   const pub = await publisher.run(step, rate, o.durationMs, signal);
   workers.expect(step, pub.okPerChannel);
   const deadline = Date.now() + o.drainMs;
@@ -169,7 +180,11 @@ async function measureStep(
     await sleep(100, signal);
     s = await workers.stats();
   }
-  const out = judge(o, pub, s);
+  const out = judge(o, pub, s, cpu.percent());
+  if (out.cpuPercent.server !== undefined && s.received > 0) {
+    const serverCpuS = (out.cpuPercent.server / 100) * cpu.elapsedS;
+    out.serverCpuUsPerDelivery = Math.round((serverCpuS / s.received) * 1e7) / 10;
+  }
   await waitQuiet(workers, healthUrl, signal);
   return out;
 }
@@ -195,7 +210,38 @@ async function waitQuiet(workers: WorkerSet, healthUrl: string, signal: AbortSig
   }
 }
 
-function judge(o: BenchOptions, pub: PublishResult, s: MergedStats): StepResult {
+/** CPU seconds of the server, the workers and this process between its creation and percent(). */
+class CpuMeter {
+  private readonly t0 = Date.now();
+  /** Seconds measured by the last percent(). */
+  elapsedS = 0;
+  private readonly server0: number | undefined;
+  private readonly workers0: number;
+  private readonly self0 = process.cpuUsage();
+
+  constructor(private readonly serverPid: number | undefined, private readonly workerPids: number[]) {
+    this.server0 = serverPid === undefined ? undefined : readCpuSeconds(serverPid);
+    this.workers0 = this.workersNow();
+  }
+
+  percent(): StepResult['cpuPercent'] {
+    const s = (this.elapsedS = (Date.now() - this.t0) / 1000);
+    const pct = (cpuS: number): number => Math.round((cpuS / s) * 100);
+    const self = process.cpuUsage(this.self0);
+    const server1 = this.serverPid === undefined ? undefined : readCpuSeconds(this.serverPid);
+    return {
+      server: server1 !== undefined && this.server0 !== undefined ? pct(server1 - this.server0) : undefined,
+      workers: pct(this.workersNow() - this.workers0),
+      publisher: pct((self.user + self.system) / 1e6),
+    };
+  }
+
+  private workersNow(): number {
+    return this.workerPids.reduce((sum, pid) => sum + (readCpuSeconds(pid) ?? 0), 0);
+  }
+}
+
+function judge(o: BenchOptions, pub: PublishResult, s: MergedStats, cpuPercent: StepResult['cpuPercent']): StepResult {
   const durationS = pub.durationMs / 1000;
   const lost = Math.max(0, s.expected - s.received);
   const spanS = s.lastReceiveUs > 0 ? Math.max(durationS, (s.lastReceiveUs - pub.startUs) / 1e6) : durationS;
@@ -226,6 +272,7 @@ function judge(o: BenchOptions, pub: PublishResult, s: MergedStats): StepResult 
     connectionsHeld: s.held,
     droppedDuringStep: s.dropped,
     disconnectFrames: s.disconnectFrames,
+    cpuPercent,
     held: why.length === 0,
     why,
   };
@@ -278,7 +325,9 @@ export function stepLine(s: StepResult): string {
     `rate ${s.rate} msg/s for ${s.durationS} s: ${s.published.ok}/${s.published.scheduled} published, ` +
     `${s.deliveries.received}/${s.deliveries.expected} delivered (${s.deliveries.perSecond}/s), ` +
     `lost ${s.deliveries.lost}, dup ${s.deliveries.duplicates}, ` +
-    `latency p50 ${s.latencyMs.p50} ms p99 ${s.latencyMs.p99} ms max ${s.latencyMs.max} ms: ` +
+    `latency p50 ${s.latencyMs.p50} ms p99 ${s.latencyMs.p99} ms max ${s.latencyMs.max} ms, ` +
+    `CPU server ${s.cpuPercent.server ?? '?'} % workers ${s.cpuPercent.workers} % publisher ${s.cpuPercent.publisher} %` +
+    (s.serverCpuUsPerDelivery !== undefined ? ` (server ${s.serverCpuUsPerDelivery} µs/delivery)` : '') + ': ' +
     (s.held ? 'HELD' : `NOT HELD (${s.why.join('; ')})`)
   );
 }

@@ -21,6 +21,21 @@ export function readRss(pid: number): number | undefined {
   }
 }
 
+/**
+ * CPU time (user + system) a process has used, in seconds, from /proc/PID/stat; undefined when unreadable.
+ * Clock ticks are 100 per second on Linux (USER_HZ).
+ */
+export function readCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A free TCP port on 127.0.0.1 (there is a small window before the server binds it; good enough for a bench). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -144,6 +144,10 @@ export class WorkerSet {
     for (const w of this.workers) if (!w.exited) w.child.kill('SIGKILL');
   }
 
+  pids(): number[] {
+    return this.workers.flatMap((w) => (w.child.pid !== undefined && !w.exited ? [w.child.pid] : []));
+  }
+
   /** Kill every worker now (exit handler: no waiting possible). */
   killNow(): void {
     for (const w of this.workers) if (!w.exited) w.child.kill('SIGKILL');
