@@ -102,7 +102,7 @@ connections:
   --settle S              seconds to wait once connected, before measuring RSS [2]
 
 publishing:
-  --rate R[,R2,...]       messages/s over all channels; several rates run one after another [100]
+  --rate R[,R2,...]       messages/s over all channels; a list runs each rate in turn (no search) [100]
   --find-max              step the rate (doubling, then bisecting) to find the highest rate held
   --max-steps N           rate steps at most with --find-max                   [6]
   --duration S            seconds per rate                                     [5]
@@ -197,6 +197,8 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
   if (v.rate) {
     o.rates = v.rate.flatMap((r) => r.split(',')).filter((r) => r.trim() !== '').map((r) => num('rate', r.trim(), 0.1, 10_000_000)!);
   }
+  // A list of rates is run as given, even in a scenario that searches by default.
+  if (o.rates.length > 1 && v.rate) o.findMax = false;
   if (v['find-max']) o.findMax = true;
   o.maxSteps = num('max-steps', v['max-steps'], 1, 50) ?? o.maxSteps;
   o.durationMs = (num('duration', v.duration, 0.1, 3600) ?? o.durationMs / 1000) * 1000;
