@@ -3,7 +3,7 @@
  * already running one named by `--server-pid`. RSS is read from /proc/PID/status.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { sleep } from './clock.js';
@@ -36,16 +36,49 @@ export function readCpuSeconds(pid: number): number | undefined {
   }
 }
 
-/** A free TCP port on 127.0.0.1 (there is a small window before the server binds it; good enough for a bench). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
+/**
+ * A port that is free now on 127.0.0.1, picked at random below the kernel's ephemeral range (32768+), so that the
+ * many tests on this machine that listen on port 0 are unlikely to take it before the server binds it.
+ */
+export async function freePort(): Promise<number> {
+  for (let i = 0; ; i++) {
+    const port = i < 20 ? 20_000 + Math.floor(Math.random() * 12_000) : 0;
+    const got = await new Promise<number | undefined>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(undefined));
+      s.listen(port, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
     });
-  });
+    if (got !== undefined) return got;
+  }
+}
+
+/** Does process `pid` hold the listening socket of 127.0.0.1:port? (/proc/net/tcp inode → /proc/PID/fd.) */
+export function listensOn(pid: number, port: number): boolean {
+  try {
+    const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+    const inodes = new Set<string>();
+    for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n')) {
+      const f = line.trim().split(/\s+/);
+      if (f[1] === local && f[3] === '0A') inodes.add(f[9] ?? '');
+    }
+    if (inodes.size === 0) return false;
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      let target = '';
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const m = /^socket:\[(\d+)\]$/.exec(target);
+      if (m && inodes.has(m[1]!)) return true;
+    }
+    return false;
+  } catch {
+    return false;
+  }
 }
 
 export interface SpawnedServer {
@@ -64,6 +97,20 @@ export interface SpawnedServer {
  * /healthz answers. `nodeArgs` go to node itself (e.g. --cpu-prof).
  */
 export async function spawnServer(extraArgs: string[], nodeArgs: string[], readyTimeoutMs = 15_000): Promise<SpawnedServer> {
+  // Another process may take the port between the check and the server's bind: then the server exits, and the
+  // bench tries another port rather than load somebody else's server.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await spawnOnce(extraArgs, nodeArgs, readyTimeoutMs);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt >= 5) throw err;
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function spawnOnce(extraArgs: string[], nodeArgs: string[], readyTimeoutMs: number): Promise<SpawnedServer> {
   const port = await freePort();
   const args = [...nodeArgs, '--expose-gc', '--import', GC_HOOK, HERALD_BIN, 'serve', '--dev', '--host', '127.0.0.1', '--port', String(port),
     '--log-level', 'warn', '--drain-timeout-ms', '1000', ...extraArgs];
@@ -100,8 +147,13 @@ export async function spawnServer(extraArgs: string[], nodeArgs: string[], ready
   };
   const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
-    if (exited) throw new Error(`the server exited during start-up: ${server.command}`);
-    if (await healthy(url)) return server;
+    if (exited) throw new PortTaken(`the server exited during start-up: ${server.command}`);
+    if (await healthy(url)) {
+      if (listensOn(server.pid, port)) return server;
+      // Something answers on the port, but not our server: it lost the port race.
+      await server.stop();
+      throw new PortTaken(`port ${port} was taken by another process`);
+    }
     if (Date.now() > deadline) {
       server.killNow();
       throw new Error(`the server did not answer /healthz within ${readyTimeoutMs} ms: ${server.command}`);
