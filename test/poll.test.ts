@@ -94,3 +94,28 @@ describe('/poll', () => {
     await closing;
   });
 });
+
+describe('/poll with credentials', () => {
+  let strict: TestServer;
+  before(async () => {
+    strict = await startServer({ dev: false, pollTimeoutSeconds: 30 });
+  });
+  after(() => strict.close());
+
+  test('tokens and sealed keys work as on /sub; a poll whose token expires while waiting ends with "expired"', async () => {
+    const { signToken } = await import('../src/auth/jwt.js');
+    const { sealChannel } = await import('../src/auth/sealed-key.js');
+    const { TEST_SECRET } = await import('./helpers/server.js');
+    assert.equal((await fetch(`${strict.url}/poll?channel=open`)).status, 401);
+    const key = sealChannel('hidden', { secret: TEST_SECRET });
+    const { answer } = await startPoll(strict, `key=${key}`);
+    await publish(strict.url, { channel: 'hidden', data: 'k' });
+    assert.deepEqual((await answer).body.messages.map((m) => m.slice(0, 3)), [['message', key, 'k']]);
+    const token = await signToken({ secret: TEST_SECRET, channels: ['t'], ttlSeconds: 1 });
+    const t0 = Date.now();
+    const expiring = await startPoll(strict, `channel=t&token=${token}`);
+    const { body } = await expiring.answer;
+    assert.deepEqual(body.messages, [['disconnect', 'expired', 3003, true]]);
+    assert.ok(Date.now() - t0 < 4000);
+  });
+});
