@@ -75,7 +75,12 @@ export class HeraldServer {
     };
     const publish = new PublishApi(config, broker, metrics, publishOptions, auth.namespaces);
     const streamRoute = (transport: StreamTransport) => (req: IncomingMessage, res: ServerResponse, q: URLSearchParams) =>
-      serveStream(stream, transport, streamRequestFromNode(req, q), () => res.detachSocket(req.socket));
+      serveStream(stream, transport, streamRequestFromNode(req, q), () => {
+        // A request pipelined behind another gets its socket only once the earlier answer is done, and never behind
+        // a held stream: refuse it cleanly instead of letting detachSocket assert.
+        if (res.socket !== req.socket) throw new HeraldError('bad_request', 'a stream request cannot be pipelined');
+        res.detachSocket(req.socket);
+      });
     const streamTransports = new Map<string, StreamTransport>([
       ['/sub', httpStreamTransport],
       ['/sse', sseTransport],
