@@ -181,9 +181,8 @@ async function measureStep(
     s = await workers.stats();
   }
   const out = judge(o, pub, s, cpu.percent());
-  if (out.cpuPercent.server !== undefined && s.received > 0) {
-    const serverCpuS = (out.cpuPercent.server / 100) * cpu.elapsedS;
-    out.serverCpuUsPerDelivery = Math.round((serverCpuS / s.received) * 1e7) / 10;
+  if (cpu.serverCpuS !== undefined && s.received > 0) {
+    out.serverCpuUsPerDelivery = Math.round((cpu.serverCpuS / s.received) * 1e7) / 10;
   }
   await waitQuiet(workers, healthUrl, signal);
   return out;
@@ -213,8 +212,8 @@ async function waitQuiet(workers: WorkerSet, healthUrl: string, signal: AbortSig
 /** CPU seconds of the server, the workers and this process between its creation and percent(). */
 class CpuMeter {
   private readonly t0 = Date.now();
-  /** Seconds measured by the last percent(). */
-  elapsedS = 0;
+  /** Server CPU seconds measured by the last percent(). */
+  serverCpuS: number | undefined;
   private readonly server0: number | undefined;
   private readonly workers0: number;
   private readonly self0 = process.cpuUsage();
@@ -225,12 +224,13 @@ class CpuMeter {
   }
 
   percent(): StepResult['cpuPercent'] {
-    const s = (this.elapsedS = (Date.now() - this.t0) / 1000);
+    const s = (Date.now() - this.t0) / 1000;
     const pct = (cpuS: number): number => Math.round((cpuS / s) * 100);
     const self = process.cpuUsage(this.self0);
     const server1 = this.serverPid === undefined ? undefined : readCpuSeconds(this.serverPid);
+    this.serverCpuS = server1 !== undefined && this.server0 !== undefined ? server1 - this.server0 : undefined;
     return {
-      server: server1 !== undefined && this.server0 !== undefined ? pct(server1 - this.server0) : undefined,
+      server: this.serverCpuS !== undefined ? pct(this.serverCpuS) : undefined,
       workers: pct(this.workersNow() - this.workers0),
       publisher: pct((self.user + self.system) / 1e6),
     };
