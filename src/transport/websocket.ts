@@ -139,18 +139,21 @@ function earliest(a: number | undefined, b: number | undefined): number | undefi
 
 function noop(): void {}
 
+/** The start of every connection's request chain (a settled promise can be shared). */
+const SETTLED: Promise<void> = Promise.resolve();
+
 /** One open WebSocket: the session's sink, and the handler of the client's requests. */
 class WsConnection implements SessionSink {
   private token: string | undefined;
   private grant: Grant | undefined;
   /** Earliest expiry of the sealed keys ever subscribed (a key's expiry does not move). */
   private keysExpireAt: number | undefined;
-  /** Channels subscribed by name under the token: a refreshed token must still grant them. */
-  private readonly tokenChannels = new Set<string>();
+  /** Channels subscribed by name under the token: a refreshed token must still grant them. Made when first needed. */
+  private tokenChannels: Set<string> | undefined;
   private alive = true;
   private pending = 0;
   /** Requests run one after another, so a client's unsubscribe never overtakes its subscribe. */
-  private queue: Promise<void> = Promise.resolve();
+  private queue: Promise<void> = SETTLED;
 
   constructor(
     private readonly ctx: WebSocketContext,
@@ -162,7 +165,7 @@ class WsConnection implements SessionSink {
     this.token = opened.token;
     this.grant = opened.grant;
     this.keysExpireAt = opened.keysExpireAt;
-    if (opened.grant) for (const t of opened.targets) if (t.label === t.channel) this.tokenChannels.add(t.channel);
+    if (opened.grant) for (const t of opened.targets) if (t.label === t.channel) this.grantedByToken(t.channel);
     ws.on('message', this.onMessage);
     ws.on('pong', this.onPong);
     ws.on('error', this.onError);
@@ -283,9 +286,9 @@ class WsConnection implements SessionSink {
     this.token = token;
     this.grant = grant;
     // Channels the new token no longer grants are dropped, and the client is told which.
-    for (const channel of [...this.tokenChannels]) {
+    for (const channel of [...(this.tokenChannels ?? [])]) {
       if (grantAllows(grant, channel)) continue;
-      this.tokenChannels.delete(channel);
+      this.tokenChannels?.delete(channel);
       this.ctx.node.unsubscribe(this.session, { channel, label: channel });
       this.session.write(unsubscribedFrame(channel, 'forbidden'));
     }
@@ -320,7 +323,7 @@ class WsConnection implements SessionSink {
     if (key !== undefined) {
       this.keysExpireAt = earliest(this.keysExpireAt, auth.expiresAt);
     } else if (this.token !== undefined && channel !== undefined) {
-      this.tokenChannels.add(channel);
+      this.grantedByToken(channel);
     }
     this.session.expiresAt = earliest(this.grant?.expiresAt, this.keysExpireAt);
     return { channel: label };
@@ -330,9 +333,13 @@ class WsConnection implements SessionSink {
     const target = this.session.targets.find((t) => t.label === label);
     if (target) {
       this.ctx.node.unsubscribe(this.session, target);
-      this.tokenChannels.delete(target.channel);
+      this.tokenChannels?.delete(target.channel);
     }
     return {};
+  }
+
+  private grantedByToken(channel: string): void {
+    (this.tokenChannels ??= new Set()).add(channel);
   }
 
   private async publish(channel: string, data: string): Promise<Record<string, unknown>> {
