@@ -1,9 +1,12 @@
 /**
  * `herald publish CHANNEL DATA [--server URL] [--api-key KEY] [--json]`: publish through a node's HTTP API.
  * `herald publish CHANNEL DATA --broker redis://HOST:PORT`: publish straight to Redis (or Redis Cluster), as any
- * backend can; every node subscribed to the channel delivers it.
+ * backend can; every node subscribed to the channel delivers it. It keeps the message in the channel's history with
+ * the node-wide history settings (HERALD_HISTORY_* or the config file; namespaces' own policies are not applied), so
+ * it gets an id and resuming clients can recover it.
  */
-import { checkBrokerUrl, ConfigError, DEFAULTS } from '../config.js';
+import { checkBrokerUrl, ConfigError, resolveConfig } from '../config.js';
+import { historyPolicyFor } from '../core/history-policy.js';
 import { createBroker } from '../server.js';
 import { createLogger } from '../util/log.js';
 import { parseCommand } from './args.js';
@@ -31,7 +34,7 @@ export async function publishCommand(argv: string[], env: Record<string, string 
   const broker = parsed.values['broker'] as string | undefined;
   if (broker !== undefined) {
     if (parsed.values['server'] !== undefined) throw new ConfigError('--broker', 'give --server or --broker, not both');
-    return publishToBroker(broker, channel, typeof payload === 'string' ? payload : JSON.stringify(payload));
+    return publishToBroker(broker, channel, typeof payload === 'string' ? payload : JSON.stringify(payload), env);
   }
   const server = (parsed.values['server'] as string | undefined) ?? env['HERALD_SERVER'] ?? 'http://localhost:8080';
   const apiKey = (parsed.values['api-key'] as string | undefined) ?? env['HERALD_API_KEY'];
@@ -59,20 +62,25 @@ export async function publishCommand(argv: string[], env: Record<string, string 
   return 0;
 }
 
-async function publishToBroker(url: string, channel: string, data: string): Promise<number> {
+async function publishToBroker(
+  url: string,
+  channel: string,
+  data: string,
+  env: Record<string, string | undefined>,
+): Promise<number> {
   const problem = url === 'memory' ? 'the memory broker lives inside one node: use --server' : checkBrokerUrl(url);
   if (problem) throw new ConfigError('--broker', problem);
-  const broker = createBroker(
-    { broker: url, redisTimeoutMs: DEFAULTS.redisTimeoutMs, redisProbeIntervalMs: DEFAULTS.redisProbeIntervalMs },
-    createLogger('silent'),
-  );
+  // The node settings this command uses (Redis timeouts, history); dev only spares it the serve-time secret check.
+  const config = resolveConfig({ env, overrides: { broker: url, dev: true } });
+  const broker = createBroker(config, createLogger('silent'));
   try {
     await broker.start({ onPublication: () => undefined });
     if (!broker.isReady()) {
       process.stderr.write(`herald publish: cannot reach ${url}\n`);
       return 1;
     }
-    const result = await broker.publish(channel, data);
+    const history = historyPolicyFor(config)(channel);
+    const result = await broker.publish(channel, data, history ? { history } : undefined);
     process.stdout.write(JSON.stringify({ id: result.id ?? null }) + '\n');
     return 0;
   } catch (err) {
