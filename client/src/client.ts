@@ -154,6 +154,19 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.open(transport, generation);
   }
 
+  /** A token for a live connection's in-place refresh; failures are reported and the old token stays. */
+  private async refreshToken(): Promise<string> {
+    const getToken = this.options.getToken;
+    if (!getToken) throw new Error('no getToken');
+    try {
+      this.token = await getToken();
+      return this.token;
+    } catch (err) {
+      this.emit('error', { type: 'token', error: asError(err) });
+      throw err;
+    }
+  }
+
   private next(): void {
     this.tried++;
     this.current = (this.current + 1) % this.transports.length;
@@ -168,6 +181,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
       since: new Map(this.since),
       withCredentials: this.options.withCredentials,
       pollAbortMs: this.options.pollAbortMs,
+      pingIntervalMs: this.options.pingIntervalMs,
+      refreshToken: this.options.getToken && this.token !== undefined ? () => this.refreshToken() : undefined,
     };
   }
 

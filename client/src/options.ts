@@ -12,6 +12,7 @@ export interface ResolvedOptions {
   readonly maxReconnectDelayMs: number;
   readonly connectTimeoutMs: number;
   readonly pollAbortMs: number;
+  readonly pingIntervalMs: number;
   readonly dedupeWindow: number;
   readonly withCredentials: boolean;
 }
@@ -30,6 +31,7 @@ export function resolveOptions(o: ClientOptions): ResolvedOptions {
     maxReconnectDelayMs: o.maxReconnectDelayMs ?? 20_000,
     connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
     pollAbortMs: o.pollAbortMs ?? 35_000,
+    pingIntervalMs: o.pingIntervalMs ?? 25_000,
     dedupeWindow: o.dedupeWindow ?? 1000,
     withCredentials: o.withCredentials ?? false,
   };
@@ -44,6 +46,7 @@ export function resolveOptions(o: ClientOptions): ResolvedOptions {
     throw new TypeError('HeraldClient: need 0 <= minReconnectDelayMs <= maxReconnectDelayMs');
   }
   if (!(r.connectTimeoutMs > 0)) throw new TypeError('HeraldClient: connectTimeoutMs must be positive');
+  if (!(r.pingIntervalMs >= 0)) throw new TypeError('HeraldClient: pingIntervalMs must be 0 or more');
   if (!(r.pollAbortMs > 0)) throw new TypeError('HeraldClient: pollAbortMs must be positive');
   return r;
 }

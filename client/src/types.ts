@@ -175,6 +175,11 @@ export interface ClientOptions {
    * `pollTimeoutSeconds` (default 25 s). @default 35000
    */
   pollAbortMs?: number;
+  /**
+   * WebSocket: send the protocol's `ping` op this often; when the next one is due and nothing arrived since the
+   * last, the connection counts as dead and the client reconnects. 0 turns it off. @default 25000
+   */
+  pingIntervalMs?: number;
   /** Ids remembered per channel to drop duplicates (a safety net: resume itself sends none). @default 1000 */
   dedupeWindow?: number;
   /** Send cookies cross-origin (EventSource `withCredentials`, fetch `credentials: "include"`). @default false */

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Clock } from '@herald/client';
+import { WebSocketServer, type WebSocket } from 'ws';
 
 /** Timers that fire only when the test advances time. */
 export class FakeClock implements Clock {
@@ -63,12 +64,60 @@ export class ScriptedServer {
   private readonly sockets = new Set<Socket>();
   private readonly waiters: (() => void)[] = [];
   private readonly server = http.createServer((req, res) => this.handle(req, res));
+  /** WebSocket side: off unless a test turns it on; then `/ws` speaks a scripted part of the JSON protocol. */
+  ws: { enabled: boolean; reply: boolean; answerPings: boolean; tokenResult: Record<string, unknown> } = {
+    enabled: false,
+    reply: true,
+    answerPings: true,
+    tokenResult: {},
+  };
+  /** Every frame the WebSocket clients sent, parsed. */
+  readonly wsFrames: Record<string, unknown>[] = [];
+  private readonly wss = new WebSocketServer({ noServer: true });
+  private readonly sockets2 = new Set<WebSocket>();
 
   private constructor() {
     this.server.on('connection', (s: Socket) => {
       this.sockets.add(s);
       s.once('close', () => this.sockets.delete(s));
     });
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      this.requests.push({ path: url.pathname, query: url.searchParams, headers: req.headers });
+      if (!this.ws.enabled || this.mode !== 'accept') {
+        socket.destroy();
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws));
+    });
+  }
+
+  private onSocket(ws: WebSocket): void {
+    this.sockets2.add(ws);
+    ws.on('close', () => this.sockets2.delete(ws));
+    ws.on('message', (raw) => {
+      const f = JSON.parse(String(raw)) as Record<string, unknown>;
+      this.wsFrames.push(f);
+      if (f['op'] === 'ping' && !this.ws.answerPings) return;
+      if (f['op'] !== 'ping' && !this.ws.reply) return;
+      const op = f['op'];
+      const result = op === 'subscribe' ? { channel: f['channel'] ?? f['key'] } : op === 'connect' || op === 'refresh' ? this.ws.tokenResult : {};
+      ws.send(JSON.stringify({ type: 'reply', id: f['id'], result }));
+    });
+  }
+
+  /** Send a frame to every WebSocket client. */
+  wsSend(frame: Record<string, unknown>): void {
+    for (const ws of this.sockets2) ws.send(JSON.stringify(frame));
+  }
+
+  /** Close every WebSocket with a code and reason, as Herald does. */
+  wsClose(code: number, reason: string): void {
+    for (const ws of this.sockets2) ws.close(code, reason);
+  }
+
+  get openSockets(): number {
+    return this.sockets2.size;
   }
 
   static async start(): Promise<ScriptedServer> {
@@ -144,6 +193,7 @@ export class ScriptedServer {
 
   async close(): Promise<void> {
     this.drop();
+    this.wss.close();
     await new Promise<void>((r) => this.server.close(() => r()));
   }
 }

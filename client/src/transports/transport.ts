@@ -17,6 +17,10 @@ export interface ConnectRequest {
   readonly withCredentials: boolean;
   /** Abort a long-poll that has not answered after this many ms (the server answers within its own poll timeout). */
   readonly pollAbortMs: number;
+  /** A fresh token from the application's callback (also kept by the client for later connections). */
+  readonly refreshToken: (() => Promise<string>) | undefined;
+  /** WebSocket: send a `ping` op this often and give up when nothing arrives for a whole interval (0: never). */
+  readonly pingIntervalMs: number;
 }
 
 /** How the server ended a stream: its last frame. */

@@ -2,7 +2,15 @@
  * `GET /ws`: the JSON protocol of docs/protocol.md. The SDK opens a bare socket and subscribes with frames rather
  * than URL credentials, because only a `subscribe` frame can carry a per-channel `since`, and a token sent in a
  * `connect` frame stays out of URLs and logs. The connection counts as open once every subscribe is answered.
+ *
+ * Browsers answer the server's WebSocket pings without showing them, so a dead connection (a laptop waking up, a
+ * proxy that dropped the flow) is found with the protocol's own `ping` op: one every `pingIntervalMs`; when the next
+ * is due and nothing at all arrived since the last, the connection is given up and the client reconnects.
+ *
+ * With a token and a refresh callback, the token is replaced in place (`refresh` op) shortly before the
+ * `expiresAt` the server announced, so a long-lived connection never has to be dropped for a new token.
  */
+import { TOKEN_REFRESH_MARGIN_MS } from '../token.js';
 import type { ServerDisconnect } from './transport.js';
 import { guardHandlers, type Transport } from './transport.js';
 
@@ -37,6 +45,7 @@ interface ServerFrame {
   data?: unknown;
   error?: unknown;
   reason?: unknown;
+  result?: unknown;
 }
 
 export const websocketTransport: Transport = {
@@ -49,8 +58,54 @@ export const websocketTransport: Transport = {
     const h = guard.handlers;
     const ws = new Ctor(wsUrl(req.baseUrl));
     const pending = new Set<number>();
+    /** Ids of `connect`/`refresh` requests, whose replies carry the token's expiry. */
+    const tokenRequests = new Set<number>();
+    let refreshTimer: unknown;
+    const scheduleRefresh = (result: unknown): void => {
+      const expiresAt = typeof result === 'object' && result !== null && 'expiresAt' in result ? result.expiresAt : undefined;
+      const refreshToken = req.refreshToken;
+      if (typeof expiresAt !== 'number' || !refreshToken) return;
+      const delay = Math.max(0, expiresAt - TOKEN_REFRESH_MARGIN_MS - platform.clock.now());
+      refreshTimer = platform.clock.setTimeout(() => {
+        refreshTimer = undefined;
+        refreshToken().then(
+          (token) => {
+            if (guard.stopped()) return;
+            const id = nextId++;
+            tokenRequests.add(id);
+            ws.send(JSON.stringify({ op: 'refresh', id, token }));
+          },
+          // The callback failed: the server will end the connection as expired, and the client gets a token then.
+          () => undefined,
+        );
+      }, delay);
+    };
     let opened = false;
     let nextId = 1;
+    let heard = true;
+    let pingTimer: unknown;
+    const clock = platform.clock;
+    const ping = (): void => {
+      pingTimer = undefined;
+      if (guard.stopped()) return;
+      if (!heard) {
+        fail(new Error(`no answer from the server for ${req.pingIntervalMs} ms`));
+        return;
+      }
+      heard = false;
+      ws.send(JSON.stringify({ op: 'ping', id: nextId++ }));
+      pingTimer = clock.setTimeout(ping, req.pingIntervalMs);
+    };
+    const stopPing = (): void => {
+      if (pingTimer !== undefined) clock.clearTimeout(pingTimer);
+      if (refreshTimer !== undefined) clock.clearTimeout(refreshTimer);
+      pingTimer = refreshTimer = undefined;
+    };
+    const markOpen = (): void => {
+      opened = true;
+      if (req.pingIntervalMs > 0) pingTimer = clock.setTimeout(ping, req.pingIntervalMs);
+      h.open();
+    };
     const send = (frame: Record<string, unknown>): number => {
       const id = nextId++;
       pending.add(id);
@@ -58,20 +113,19 @@ export const websocketTransport: Transport = {
       return id;
     };
     const fail = (err: Error, status?: number): void => {
+      stopPing();
       ws.close(1000);
       h.closed(err, status);
     };
 
     ws.addEventListener('open', () => {
-      if (req.token !== undefined) send({ op: 'connect', token: req.token });
+      if (req.token !== undefined) tokenRequests.add(send({ op: 'connect', token: req.token }));
       for (const channel of req.channels) send({ op: 'subscribe', channel, since: req.since.get(channel) });
       for (const key of req.keys) send({ op: 'subscribe', key, since: req.since.get(key) });
-      if (pending.size === 0) {
-        opened = true;
-        h.open();
-      }
+      if (pending.size === 0) markOpen();
     });
     ws.addEventListener('message', (ev) => {
+      heard = true;
       if (typeof ev.data !== 'string') return;
       let f: ServerFrame;
       try {
@@ -88,9 +142,11 @@ export const websocketTransport: Transport = {
         h.missed([f.channel], typeof f.reason === 'string' ? f.reason : 'missed', id);
       } else if (f.type === 'position' && typeof f.channel === 'string' && typeof f.id === 'string' && f.id !== '') {
         h.position(f.channel, f.id);
-      } else if (f.type === 'reply' && typeof f.id === 'number' && pending.delete(f.id) && pending.size === 0 && !opened) {
-        opened = true;
-        h.open();
+      } else if (f.type === 'reply' && typeof f.id === 'number') {
+        if (tokenRequests.delete(f.id)) scheduleRefresh(f.result);
+        if (pending.delete(f.id) && pending.size === 0 && !opened) markOpen();
+      } else if (f.type === 'error' && typeof f.id === 'number' && tokenRequests.delete(f.id) && opened) {
+        // A refused refresh: keep the connection until the server ends it as expired.
       } else if (f.type === 'error' && typeof f.id === 'number' && pending.has(f.id)) {
         const e = typeof f.error === 'object' && f.error !== null ? (f.error as { code?: unknown; message?: unknown }) : {};
         const code = typeof e.code === 'string' ? e.code : 'error';
@@ -98,6 +154,7 @@ export const websocketTransport: Transport = {
       }
     });
     ws.addEventListener('close', (ev) => {
+      stopPing();
       // 1005/1006: no close frame (network loss, refused handshake): nothing the server said.
       if (ev.code !== 1005 && ev.code !== 1006 && ev.code !== 1000) {
         const info = closeInfo(ev.code, ev.reason);
@@ -112,6 +169,7 @@ export const websocketTransport: Transport = {
     return {
       close: () => {
         guard.stop();
+        stopPing();
         ws.close(1000);
       },
     };
