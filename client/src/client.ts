@@ -8,7 +8,7 @@ import { SeenIds } from './dedupe.js';
 import { Emitter } from './emitter.js';
 import { normalizeBaseUrl, resolveOptions, type ResolvedOptions } from './options.js';
 import { resolvePlatform, type ResolvedPlatform } from './platform.js';
-import { tokenExpiry, TOKEN_REFRESH_MARGIN_MS } from './token.js';
+import { tokenChannels, tokenExpiry, TOKEN_REFRESH_MARGIN_MS } from './token.js';
 import { pollTransport } from './transports/poll.js';
 import { sseTransport } from './transports/sse.js';
 import type { ConnectRequest, ServerDisconnect, Transport, TransportConnection } from './transports/transport.js';
@@ -175,7 +175,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private request(): ConnectRequest {
     return {
       baseUrl: this.baseUrl,
-      channels: this.options.channels,
+      channels: this.channels(),
       keys: this.options.keys,
       token: this.token,
       since: new Map(this.since),
@@ -184,6 +184,12 @@ export class HeraldClient extends Emitter<ClientEvents> {
       pingIntervalMs: this.options.pingIntervalMs,
       refreshToken: this.options.getToken && this.token !== undefined ? () => this.refreshToken() : undefined,
     };
+  }
+
+  /** The channels to name: the ones given, else every exact channel of the token (see tokenChannels). */
+  private channels(): readonly string[] {
+    if (this.options.channels.length > 0 || this.token === undefined) return this.options.channels;
+    return tokenChannels(this.token);
   }
 
   private open(transport: Transport, generation: number): void {
@@ -220,7 +226,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
         missed: (channels, reason, id) => {
           if (!live()) return;
           // The gap cannot be filled: continue from the position the server gives (or from "now"), not ask again.
-          const all = channels.length === 0 ? [...this.options.channels, ...this.options.keys] : channels;
+          const all = channels.length === 0 ? [...this.since.keys()] : channels;
           for (const c of all) {
             if (id !== undefined) this.since.set(c, id);
             else this.since.delete(c);
