@@ -54,6 +54,8 @@ export interface StepStats extends PoolProgress {
   /** Receive time of the last message of this step (shared clock, µs), 0 if none. */
   lastReceiveUs: number;
   disconnectFrames: number;
+  /** `reload` notices received: the server telling clients that messages were missed. */
+  reloads: number;
   latency: SparseHistogram;
 }
 

@@ -20,6 +20,8 @@ export interface StepResult {
   connectionsHeld: number;
   droppedDuringStep: number;
   disconnectFrames: number;
+  /** `reload` notices the subscribers received (the server admitting missed messages). */
+  reloadNotices: number;
   /**
    * CPU used while publishing and draining, in % of one core: the server (when its pid is known), the subscriber
    * workers together, and this process (the publisher). Tells whether the generator could be the bottleneck.
@@ -254,7 +256,7 @@ function judge(o: BenchOptions, pub: PublishResult, s: MergedStats, cpuPercent: 
   const why: string[] = [];
   if (pub.unsent > 0) why.push(`${pub.unsent} messages could not be sent on time`);
   if (pub.failed > 0) why.push(`${pub.failed} publish requests failed${errorText(pub.errors)}`);
-  if (lost > 0) why.push(`${lost} deliveries lost`);
+  if (lost > 0) why.push(`${lost} deliveries lost` + (s.reloads > 0 ? ` (${s.reloads} reload notices)` : ''));
   if (s.duplicates > 0) why.push(`${s.duplicates} duplicates`);
   if (latencyMs.p99 > o.maxP99Ms) why.push(`p99 ${latencyMs.p99} ms > ${o.maxP99Ms} ms`);
   const offered = s.expected / durationS;
@@ -272,6 +274,7 @@ function judge(o: BenchOptions, pub: PublishResult, s: MergedStats, cpuPercent: 
     connectionsHeld: s.held,
     droppedDuringStep: s.dropped,
     disconnectFrames: s.disconnectFrames,
+    reloadNotices: s.reloads,
     cpuPercent,
     held: why.length === 0,
     why,

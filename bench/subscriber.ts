@@ -14,6 +14,7 @@ const MESSAGE_PREFIX_LENGTH = 12;
 const CH_LBRACKET = 91;
 const CH_M = 109;
 const CH_D = 100;
+const CH_R = 114;
 const CH_COLON = 58;
 const CH_0 = 48;
 /** A client pong must be masked: FIN + pong, mask bit + length 0, a zero masking key. */
@@ -51,6 +52,8 @@ export class SubscriberPool {
   private reordered = 0;
   private stale = 0;
   private disconnectFrames = 0;
+  /** `reload` notices: the server says messages were missed (e.g. its broker link was lost). */
+  private reloads = 0;
   private lastReceiveUs = 0;
   private okPerChannel: number[] | undefined;
   private readonly latency = new Histogram();
@@ -92,6 +95,7 @@ export class SubscriberPool {
     this.reordered = 0;
     this.stale = 0;
     this.disconnectFrames = 0;
+    this.reloads = 0;
     this.lastReceiveUs = 0;
     this.okPerChannel = undefined;
     this.latency.reset();
@@ -115,6 +119,7 @@ export class SubscriberPool {
       expected,
       lastReceiveUs: this.lastReceiveUs,
       disconnectFrames: this.disconnectFrames,
+      reloads: this.reloads,
       latency: this.latency.toSparse(),
     };
   }
@@ -205,6 +210,7 @@ export class SubscriberPool {
         const kind = text.charCodeAt(at + 2);
         if (kind === CH_M) this.onMessage(sub, text, at + MESSAGE_PREFIX_LENGTH, now);
         else if (kind === CH_D) this.disconnectFrames++;
+        else if (kind === CH_R) this.reloads++;
       }
       start = nl + 1;
     }
@@ -238,6 +244,8 @@ export class SubscriberPool {
         if (text.startsWith('{"type":"message"')) {
           const at = text.indexOf('"data":"');
           if (at > 0) this.record(sub, text, at + 8, now);
+        } else if (text.startsWith('{"type":"reload"')) {
+          this.reloads++;
         }
       } else if (opcode === 9) {
         sub.socket.write(PONG);

@@ -117,7 +117,7 @@ export class WorkerSet {
     const latency = new Histogram();
     const m: MergedStats = {
       held: 0, failed: 0, dropped: 0, errors: {}, received: 0, duplicates: 0, reordered: 0, stale: 0, expected: 0,
-      lastReceiveUs: 0, disconnectFrames: 0, latency,
+      lastReceiveUs: 0, disconnectFrames: 0, reloads: 0, latency,
     };
     for (const { stats: s } of all) {
       m.held += s.held;
@@ -130,6 +130,7 @@ export class WorkerSet {
       m.stale += s.stale;
       m.expected += s.expected;
       m.disconnectFrames += s.disconnectFrames;
+      m.reloads += s.reloads;
       m.lastReceiveUs = Math.max(m.lastReceiveUs, s.lastReceiveUs);
       latency.add(s.latency);
     }
