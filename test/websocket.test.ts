@@ -213,3 +213,31 @@ function rawUpgrade(base: string, path: string, origin?: string): Promise<string
     sock.on('error', reject);
   });
 }
+
+describe('permessage-deflate (wsCompression)', () => {
+  test('off by default: the offer is declined and frames are shared pre-framed buffers', async () => {
+    const c = await openWs(`${node.url}/ws?channel=nz`, { perMessageDeflate: true });
+    assert.equal(c.ws.extensions, '');
+    c.close();
+    await c.closed;
+  });
+
+  test('on: a client that accepts gets compressed frames, one that does not gets plain ones, both the same messages', async () => {
+    const s = await startServer({ wsCompression: true });
+    const zipped = await openWs(`${s.url}/ws`, { perMessageDeflate: true });
+    const plain = await openWs(`${s.url}/ws`, { perMessageDeflate: false });
+    assert.match(zipped.ws.extensions, /permessage-deflate/);
+    assert.equal(plain.ws.extensions, '');
+    for (const c of [zipped, plain]) assert.equal((await c.request('subscribe', { channel: 'z' })).type, 'reply');
+    const big = 'abc'.repeat(1000);
+    await publish(s.url, { channel: 'z', data: big });
+    await publish(s.url, { channel: 'z', data: 'small' });
+    for (const c of [zipped, plain]) {
+      await c.waitFrames(() => c.messages().length === 2);
+      assert.deepEqual(c.messages().map((m) => m.data), [big, 'small']);
+      c.close();
+      await c.closed;
+    }
+    await s.close();
+  });
+});

@@ -104,25 +104,34 @@ export function wsFrame(opcode: number, payload: Buffer): Buffer {
 
 export const OPCODE_TEXT = 0x1;
 
-export function textFrame(value: unknown): Buffer {
-  return wsFrame(OPCODE_TEXT, Buffer.from(JSON.stringify(value), 'utf8'));
+/**
+ * How server frames leave: as whole RFC 6455 frames written to the socket (the default), or, on a connection that
+ * negotiated permessage-deflate (`wsCompression`), as payloads handed to `ws.send`, which compresses per socket.
+ */
+export type Framing = (json: string) => Buffer;
+export const PREFRAMED: Framing = (json) => wsFrame(OPCODE_TEXT, Buffer.from(json, 'utf8'));
+export const PAYLOAD: Framing = (json) => Buffer.from(json, 'utf8');
+
+export function replyFrame(id: RequestId, result: Record<string, unknown>, f: Framing = PREFRAMED): Buffer {
+  return f(JSON.stringify({ type: 'reply', id, result }));
 }
 
-export function replyFrame(id: RequestId, result: Record<string, unknown>): Buffer {
-  return textFrame({ type: 'reply', id, result });
-}
-
-export function errorFrame(id: RequestId, code: ErrorCode, message: string): Buffer {
-  return textFrame({ type: 'error', id, error: { code, message } });
+export function errorFrame(id: RequestId, code: ErrorCode, message: string, f: Framing = PREFRAMED): Buffer {
+  return f(JSON.stringify({ type: 'error', id, error: { code, message } }));
 }
 
 /** The client must reload `label`'s state (docs/protocol.md "Message ids and resume"). */
-export function reloadFrame(label: string, reason: string, id: string): Buffer {
-  return textFrame({ type: 'reload', channel: label, reason, id });
+export function reloadFrame(label: string, reason: string, id: string, f: Framing = PREFRAMED): Buffer {
+  return f(JSON.stringify({ type: 'reload', channel: label, reason, id }));
 }
 
-export function unsubscribedFrame(label: string, reason: ErrorCode): Buffer {
-  return textFrame({ type: 'unsubscribed', channel: label, reason });
+/** After a resume: the channel's position moved without a message (docs/protocol.md). */
+export function positionFrame(label: string, id: string, f: Framing = PREFRAMED): Buffer {
+  return f(JSON.stringify({ type: 'position', channel: label, id }));
+}
+
+export function unsubscribedFrame(label: string, reason: ErrorCode, f: Framing = PREFRAMED): Buffer {
+  return f(JSON.stringify({ type: 'unsubscribed', channel: label, reason }));
 }
 
 /** The message frame's JSON text, exactly as documented: `id` only where the message has one. */
@@ -136,21 +145,23 @@ export function messageJson(p: Publication, label: string): string {
  * The WebSocket "codec" as the Hub and Session see it. Heartbeats and the last frame are the sink's business
  * (WebSocket ping and close frames), so those parts are empty here.
  */
-export const wsCodec: StreamCodec = {
-  name: 'ws',
-  contentType: 'application/json',
-  heartbeat: Buffer.alloc(0),
-  preamble: Buffer.alloc(0),
-  encode: (p, label) => wsFrame(OPCODE_TEXT, Buffer.from(messageJson(p, label), 'utf8')),
-  encodeDisconnect: () => Buffer.alloc(0),
-  encodeReload: (label, reason, id) => reloadFrame(label, reason, id),
-  encodePosition: (label, id) => positionFrame(label, id),
-};
-
-/** After a resume: the channel's position moved without a message (docs/protocol.md). */
-export function positionFrame(label: string, id: string): Buffer {
-  return textFrame({ type: 'position', channel: label, id });
+function makeWsCodec(name: string, f: Framing): StreamCodec {
+  return {
+    name,
+    contentType: 'application/json',
+    heartbeat: Buffer.alloc(0),
+    preamble: Buffer.alloc(0),
+    encode: (p, label) => f(messageJson(p, label)),
+    encodeDisconnect: () => Buffer.alloc(0),
+    encodeReload: (label, reason, id) => reloadFrame(label, reason, id, f),
+    encodePosition: (label, id) => positionFrame(label, id, f),
+  };
 }
+
+/** Pre-framed: one Buffer per message and label, written as is to every socket. */
+export const wsCodec = makeWsCodec('ws', PREFRAMED);
+/** Payloads for connections that negotiated permessage-deflate (`wsCompression`). */
+export const wsDeflateCodec = makeWsCodec('ws-deflate', PAYLOAD);
 
 /** Close code and reason text for a disconnect reason. */
 export function closeFor(reason: DisconnectReason): { code: number; reason: string } {

@@ -27,7 +27,11 @@ import {
   replyFrame,
   unsubscribedFrame,
   wsCodec,
+  wsDeflateCodec,
+  PAYLOAD,
+  PREFRAMED,
   type ClientRequest,
+  type Framing,
 } from '../protocol/ws-frames.js';
 import { subscribeCredentials } from './request.js';
 import { originAllowed, refuseUpgrade, upgradeRequest } from './upgrade.js';
@@ -54,8 +58,8 @@ export class WebSocketTransport {
       noServer: true,
       clientTracking: false,
       maxPayload: ctx.config.wsMaxFrameBytes,
-      // Off: compressed frames differ per socket, which would defeat encoding each message once.
-      perMessageDeflate: false,
+      // Off by default: compressed frames differ per socket, which defeats encoding each message once.
+      perMessageDeflate: ctx.config.wsCompression ? { threshold: 256 } : false,
     });
   }
 
@@ -79,8 +83,10 @@ export class WebSocketTransport {
     const creds = subscribeCredentials(sreq, config.tokenCookie);
     const opened = await authorizeUrl(authorizer, creds, config.maxChannelsPerConnection);
     const cursor = sreq.query.get('since');
+    // A client that offers permessage-deflate where it is on gets payloads that ws compresses (and frames) for it.
+    const deflate = config.wsCompression && /permessage-deflate/i.test(sreq.header('sec-websocket-extensions') ?? '');
     const session = await node.openSession(
-      wsCodec,
+      deflate ? wsDeflateCodec : wsCodec,
       opened.targets,
       {
         transport: 'ws',
@@ -154,6 +160,8 @@ class WsConnection implements SessionSink {
   private pending = 0;
   /** Requests run one after another, so a client's unsubscribe never overtakes its subscribe. */
   private queue: Promise<void> = SETTLED;
+  /** Pre-framed bytes to the socket, or payloads to ws.send (permessage-deflate). */
+  private readonly framing: Framing;
 
   constructor(
     private readonly ctx: WebSocketContext,
@@ -162,6 +170,7 @@ class WsConnection implements SessionSink {
     private readonly session: Session,
     opened: OpenedUrl,
   ) {
+    this.framing = session.codec === wsDeflateCodec ? PAYLOAD : PREFRAMED;
     this.token = opened.token;
     this.grant = opened.grant;
     this.keysExpireAt = opened.keysExpireAt;
@@ -176,12 +185,15 @@ class WsConnection implements SessionSink {
   // --- SessionSink -------------------------------------------------------------------------------------------------
 
   write(bytes: Buffer): void {
-    // Pre-framed bytes go straight to the socket; nothing may follow a close frame.
-    if (this.ws.readyState === this.ws.OPEN) this.socket.write(bytes);
+    // Nothing may follow a close frame. Pre-framed bytes go straight to the socket.
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (this.framing === PREFRAMED) this.socket.write(bytes);
+    else this.ws.send(bytes, { binary: false });
   }
 
   bufferedBytes(): number {
-    return this.socket.writableLength;
+    // ws.bufferedAmount also counts messages waiting for compression.
+    return this.framing === PREFRAMED ? this.socket.writableLength : this.ws.bufferedAmount;
   }
 
   sentBytes(): number {
@@ -236,7 +248,7 @@ class WsConnection implements SessionSink {
       return;
     }
     if (this.pending >= MAX_PENDING_REQUESTS) {
-      this.session.write(errorFrame(request.id, 'too_many_requests', `at most ${MAX_PENDING_REQUESTS} requests in flight`));
+      this.session.write(errorFrame(request.id, 'too_many_requests', `at most ${MAX_PENDING_REQUESTS} requests in flight`, this.framing));
       return;
     }
     this.pending++;
@@ -249,10 +261,10 @@ class WsConnection implements SessionSink {
     try {
       if (this.session.isEnded) return;
       const result = await this.handle(request);
-      this.session.write(replyFrame(request.id, result));
+      this.session.write(replyFrame(request.id, result, this.framing));
     } catch (err) {
       const e = toHeraldError(err);
-      this.session.write(errorFrame(request.id, e.code, e.code === 'internal' ? 'internal error' : e.message));
+      this.session.write(errorFrame(request.id, e.code, e.code === 'internal' ? 'internal error' : e.message, this.framing));
     } finally {
       this.pending--;
     }
@@ -290,7 +302,7 @@ class WsConnection implements SessionSink {
       if (grantAllows(grant, channel)) continue;
       this.tokenChannels?.delete(channel);
       this.ctx.node.unsubscribe(this.session, { channel, label: channel });
-      this.session.write(unsubscribedFrame(channel, 'forbidden'));
+      this.session.write(unsubscribedFrame(channel, 'forbidden', this.framing));
     }
     this.session.expiresAt = earliest(grant.expiresAt, this.keysExpireAt);
     const result: Record<string, unknown> = { client: String(this.session.id), expiresAt: grant.expiresAt ?? null };
