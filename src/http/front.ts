@@ -12,7 +12,7 @@
  */
 import type { Socket } from 'node:net';
 import { HeraldError, toHeraldError } from '../errors.js';
-import type { StreamRequest } from '../transport/request.js';
+import { queryParams, type StreamRequest } from '../transport/request.js';
 import { releaseSocket, setOwner, type SocketOwner } from '../transport/socket-owner.js';
 
 export interface FrontOptions {
@@ -226,7 +226,7 @@ function parseHead(socket: Socket, head: string, o: FrontOptions): StreamRequest
   return {
     method: 'GET',
     path: q < 0 ? target : target.slice(0, q),
-    query: new URLSearchParams(q < 0 ? '' : target.slice(q + 1)),
+    query: queryParams(q < 0 ? '' : target.slice(q + 1)),
     header: (name) => headers.get(name),
     remoteAddress: socket.remoteAddress ?? 'unknown',
     httpVersion: m[2] === '0' ? '1.0' : '1.1',

@@ -7,6 +7,7 @@ import { HeraldError } from '../errors.js';
 import type { NodeMetrics } from '../core/metrics.js';
 import type { Logger } from '../util/log.js';
 import { sendError } from './respond.js';
+import { queryParams } from '../transport/request.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => void | Promise<void>;
 
@@ -45,7 +46,7 @@ export class Router {
     const path = q < 0 ? raw : raw.slice(0, q);
     const route = this.routes.get(path);
     if (!route) throw new HeraldError('not_found', `no route ${path.slice(0, 100)}`);
-    await route.handler(req, res, new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)));
+    await route.handler(req, res, queryParams(q < 0 ? '' : raw.slice(q + 1)));
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {

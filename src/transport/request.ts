@@ -19,6 +19,16 @@ export interface StreamRequest {
   readonly socket: Socket;
 }
 
+/**
+ * The query of a request target. Both readers hold the target as latin1 (one char per byte), but raw non-ASCII bytes in
+ * a URL are UTF-8 (curl sends `channel=café` unencoded): decode them as UTF-8, as percent-escapes already are.
+ */
+export function queryParams(rawQuery: string): URLSearchParams {
+  // eslint-disable-next-line no-control-regex
+  const ascii = /^[\u0000-\u007f]*$/.test(rawQuery);
+  return new URLSearchParams(ascii ? rawQuery : Buffer.from(rawQuery, 'latin1').toString('utf8'));
+}
+
 export function streamRequestFromNode(req: IncomingMessage, query: URLSearchParams): StreamRequest {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
@@ -31,7 +41,8 @@ export function streamRequestFromNode(req: IncomingMessage, query: URLSearchPara
       return Array.isArray(v) ? v.join(', ') : v;
     },
     remoteAddress: req.socket.remoteAddress ?? 'unknown',
-    httpVersion: req.httpVersion === '1.0' ? '1.0' : '1.1',
+    // Chunked framing only for HTTP/1.1 and later: node:http also admits HTTP/0.9-style requests.
+    httpVersion: req.httpVersionMajor > 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) ? '1.1' : '1.0',
     socket: req.socket,
   };
 }

@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { HeraldError, toHeraldError } from '../errors.js';
-import { streamRequestFromNode, type StreamRequest } from './request.js';
+import { queryParams, streamRequestFromNode, type StreamRequest } from './request.js';
 
 /** The upgrade request as a StreamRequest, or a HeraldError for what is wrong with it before any auth. */
 export function upgradeRequest(req: IncomingMessage, maxUrlBytes: number): StreamRequest {
@@ -21,7 +21,7 @@ export function upgradeRequest(req: IncomingMessage, maxUrlBytes: number): Strea
   const key = req.headers['sec-websocket-key'];
   if (typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key)) throw new HeraldError('bad_request', 'bad Sec-WebSocket-Key');
   if (req.headers['sec-websocket-version'] !== '13') throw new HeraldError('bad_request', 'WebSocket version 13 required');
-  return streamRequestFromNode(req, new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)));
+  return streamRequestFromNode(req, queryParams(q < 0 ? '' : raw.slice(q + 1)));
 }
 
 /**
