@@ -267,3 +267,17 @@ test('HEAD /sub is 405: a stream has no HEAD', async (t) => {
   assert.equal(res.status, 405);
   assert.equal(res.headers.get('allow'), 'GET');
 });
+
+test('raw UTF-8 in the URL (curl sends it unencoded) names the same channel as its percent-encoded form', async (t) => {
+  const s = await fresh(t);
+  const raw = new RawClient(s.url);
+  t.after(() => raw.destroy());
+  await raw.write(Buffer.concat([Buffer.from('GET /sub?channel=caf'), Buffer.from('é', 'utf8'), Buffer.from(' HTTP/1.1\r\nHost: x\r\n\r\n')]));
+  await raw.waitFor((r) => r.startsWith('HTTP/1.1 200'), 5000, 'the stream');
+  const encoded = await openStream(`${s.url}/sub?channel=${encodeURIComponent('café')}`);
+  t.after(() => encoded.close());
+  assert.equal(s.server.node.hub.channelCount(), 1, 'one channel, whichever way it was written');
+  await publish(s.url, { channel: 'café', data: 'crème' });
+  assert.deepEqual(await encoded.waitLines(1), ['["message","café","crème"]']);
+  await raw.waitFor((r) => Buffer.from(r, 'latin1').toString('utf8').includes('["message","café","crème"]'), 2000, 'the message');
+});
