@@ -61,6 +61,8 @@ export class ScriptedServer {
   refuseStatus = 503;
   readonly requests: SeenRequest[] = [];
   private readonly streams = new Set<http.ServerResponse>();
+  /** Long-polls waiting for an answer, oldest first. */
+  private readonly polls: http.ServerResponse[] = [];
   private readonly sockets = new Set<Socket>();
   private readonly waiters: (() => void)[] = [];
   private readonly server = http.createServer((req, res) => this.handle(req, res));
@@ -139,6 +141,14 @@ export class ScriptedServer {
     this.requests.push({ path: url.pathname, query: url.searchParams, headers: req.headers });
     for (const w of this.waiters.splice(0)) w();
     if (this.mode === 'hang') return;
+    if (this.mode === 'accept' && url.pathname === '/poll') {
+      this.polls.push(res);
+      res.once('close', () => {
+        const i = this.polls.indexOf(res);
+        if (i >= 0) this.polls.splice(i, 1);
+      });
+      return;
+    }
     if (this.mode === 'refuse' || url.pathname !== '/sse') {
       res.writeHead(this.mode === 'refuse' ? this.refuseStatus : 404, { 'Content-Type': 'application/json' });
       res.end('{"error":{"code":"unavailable","message":"scripted"}}');
@@ -148,6 +158,18 @@ export class ScriptedServer {
     res.write('retry: 2000\n\n');
     this.streams.add(res);
     res.once('close', () => this.streams.delete(res));
+  }
+
+  get waitingPolls(): number {
+    return this.polls.length;
+  }
+
+  /** Answer the oldest waiting long-poll with a batch, as Herald's /poll does. */
+  answerPoll(messages: unknown[], cursor: string | undefined): void {
+    const res = this.polls.shift();
+    if (!res) throw new Error('no poll is waiting');
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(cursor === undefined ? { messages } : { messages, cursor }));
   }
 
   /** Wait until `n` requests have arrived in all. */
