@@ -85,11 +85,13 @@ export class HeraldServer {
       ['/sub', httpStreamTransport],
       ['/sse', sseTransport],
     ]);
+    const poll = new PollTransport(stream);
+    metrics.registry.gauge('herald_poll_waiting', 'Long polls waiting for a message.', () => poll.waiting());
     const router = new Router(metrics, this.log, config.maxUrlBytes, config.maxHeaderBytes);
     for (const [path, transport] of streamTransports) router.add(path, withPreflight(streamRoute(transport), config.allowedOrigins));
     router
       .add('/api/publish', (req, res) => publish.handle(req, res), 'POST')
-      .add('/poll', withPreflight(new PollTransport(stream).handle, config.allowedOrigins))
+      .add('/poll', withPreflight(poll.handle, config.allowedOrigins))
       .add('/ws', () => {
         throw new HeraldError('bad_request', 'GET /ws is a WebSocket endpoint: send an Upgrade request');
       })

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import { spawnTracked } from './helpers/cli.js';
 import { eventually, publish, startServer, type TestServer } from './helpers/server.js';
 
 let node: TestServer;
@@ -83,6 +84,20 @@ describe('/poll', () => {
     const post = await fetch(`${node.url}/poll?channel=a`, { method: 'POST' });
     assert.equal(post.status, 405);
     assert.equal(counts(node), baseline);
+  });
+
+  test('curl (a client nobody here wrote) long-polls, then follows the cursor', async () => {
+    const before = node.server.node.sessionCount();
+    const first = spawnTracked('curl', ['-sS', `${node.url}/poll?channel=curl1&channel=curl2`]);
+    await eventually(() => node.server.node.sessionCount() > before, 5000, 'curl waiting');
+    await publish(node.url, { channel: 'curl2', data: 'from the API' });
+    const done = await first.exited;
+    assert.equal(done.code, 0, done.stderr);
+    const body = JSON.parse(done.stdout) as PollAnswer;
+    assert.deepEqual(body.messages, [['message', 'curl2', 'from the API']]);
+    assert.equal(typeof body.cursor, 'string');
+    const again = await spawnTracked('curl', ['-sS', `${node.url}/poll?channel=curl1&channel=curl2&since=${body.cursor}`]).exited;
+    assert.deepEqual((JSON.parse(again.stdout) as PollAnswer).messages, []);
   });
 
   test('a node that drains answers waiting polls with the disconnect line', async () => {
