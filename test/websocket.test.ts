@@ -241,3 +241,24 @@ describe('permessage-deflate (wsCompression)', () => {
     await s.close();
   });
 });
+
+describe('a WebSocket client that stops reading (SECURITY-TESTS row 16 on /ws)', () => {
+  test('is disconnected once its bounded queue fills; its channels are released; others undisturbed', async () => {
+    const s = await startServer({ maxBodyBytes: 2 << 20, maxQueueBytes: 1 << 20 });
+    const ctl = await control(s);
+    await ctl.check();
+    const baseline = counts(s);
+    const slowBefore = s.server.node.metrics.disconnects.get({ reason: 'slow' });
+    const c = await openWs(`${s.url}/ws?channel=flood`);
+    c.ws.pause();
+    const big = 'y'.repeat(512 * 1024);
+    for (let i = 0; i < 24 && counts(s).join() !== baseline.join(); i++) await publish(s.url, { channel: 'flood', data: big });
+    await eventually(() => counts(s).join() === baseline.join(), 5000, 'slow client freed');
+    assert.equal(s.server.node.metrics.disconnects.get({ reason: 'slow' }), slowBefore + 1);
+    await ctl.check();
+    c.ws.terminate();
+    ctl.client.close();
+    await ctl.client.closed;
+    await s.close();
+  });
+});
