@@ -20,8 +20,18 @@
 import { randomBytes } from 'node:crypto';
 import { HeraldError } from '../errors.js';
 import type { Logger } from '../util/log.js';
-import type { Broker, BrokerHandler, Publication, PublishOptions, PublishResult } from './broker.js';
+import type {
+  BrokerHandler,
+  HistoryBroker,
+  HistoryQuery,
+  HistoryResult,
+  Publication,
+  PublishOptions,
+  PublishResult,
+} from './broker.js';
+import { RedisHistory, toPublication } from './redis-history.js';
 import { createLink, type RedisLink } from './redis-link.js';
+import { tagForSlot } from './redis-slot.js';
 
 export interface RedisBrokerOptions {
   /** `redis://HOST:PORT`, `rediss://...` or `redis-cluster://HOST:PORT,HOST:PORT`. */
@@ -54,7 +64,7 @@ function backoffMs(attempt: number): number {
   return Math.random() * Math.min(2000, 50 * 2 ** attempt);
 }
 
-export class RedisBroker implements Broker {
+export class RedisBroker implements HistoryBroker {
   readonly kind: string;
   /** CLIENT SETNAME of every connection of this node: tells its connections apart in CLIENT LIST. */
   readonly clientName: string;
@@ -79,6 +89,11 @@ export class RedisBroker implements Broker {
   /** Last readiness told to the handler, so each change is told once. */
   private told = true;
   private closed = false;
+  /** History (./redis-history.ts): the `herald` Redis Function library, run through `command`. */
+  private readonly store = new RedisHistory(
+    (key, args) => this.command(key, args),
+    () => this.publishCommand,
+  );
 
   constructor(private readonly options: RedisBrokerOptions) {
     this.kind = options.url.startsWith('redis-cluster://') ? 'redis-cluster' : 'redis';
@@ -125,10 +140,17 @@ export class RedisBroker implements Broker {
     return this.unsubBatch.promise;
   }
 
-  async publish(channel: string, data: string, _options?: PublishOptions): Promise<PublishResult> {
+  async publish(channel: string, data: string, options?: PublishOptions): Promise<PublishResult> {
     const link = this.requireLink();
+    const policy = options?.history;
+    // With history: append, trim, expire and publish (with the id) in one atomic function call.
+    if (policy && policy.size > 0) return { id: await this.store.publish(channel, data, policy) };
     await this.bounded(link.publish(channel, data), 'publish');
     return {};
+  }
+
+  async history(channel: string, query: HistoryQuery): Promise<HistoryResult> {
+    return this.store.read(channel, query);
   }
 
   /**
@@ -188,6 +210,7 @@ export class RedisBroker implements Broker {
         }
         this.ready = true;
         this.tell(true);
+        this.loadHistoryLibrary();
         if (attempt > 0) this.options.log.info('redis broker connected', { channels: this.channels.size, attempts: attempt + 1 });
         return;
       } catch (err) {
@@ -215,6 +238,20 @@ export class RedisBroker implements Broker {
     link.destroy();
     this.tell(false);
     this.reconnect().catch(() => undefined);
+  }
+
+  /**
+   * Load the history library on every shard now, so a backend can FCALL it before any Herald node published (and
+   * after a Redis restart that lost it). In the background: history calls load it themselves where it is missing.
+   */
+  private loadHistoryLibrary(): void {
+    const load = async (): Promise<void> => {
+      if (this.kind !== 'redis-cluster') return this.store.load();
+      const ranges = await this.command(undefined, ['CLUSTER', 'SLOTS']);
+      if (!Array.isArray(ranges)) return;
+      await Promise.all(ranges.map((r: unknown) => this.store.load(tagForSlot(Number(Array.isArray(r) ? r[0] : 0)))));
+    };
+    load().catch((err: unknown) => this.options.log.warn('redis history library not loaded yet', { err: String(err) }));
   }
 
   private tell(ready: boolean): void {
@@ -256,9 +293,9 @@ export class RedisBroker implements Broker {
     this.handler?.onPublication(this.toPublication(channel, data));
   }
 
-  /** Redis message → Publication. Verbatim data; no id (history, where added, gives one). */
+  /** Redis message → Publication: Herald's envelope gives the id; a plain PUBLISH is verbatim, without id. */
   private toPublication(channel: string, data: string): Publication {
-    return { channel, data, ts: Date.now() };
+    return toPublication(channel, data, Date.now());
   }
 
   /** Every interval: a probe that has not come back within timeoutMs means a stalled link; else send the next. */
