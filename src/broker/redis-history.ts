@@ -5,9 +5,9 @@
  *
  *   FCALL herald_publish 2 <stream key> <meta key> <channel> <data> <size> <ttl ms> <meta ttl ms> PUBLISH|SPUBLISH
  *
- * Keys (`historyKeys`): `herald:h:{tag}<channel>` (a stream of `<offset>-0` → data) and `herald:m:{tag}<channel>`
- * (a hash: `e` epoch, `o` last offset), where `{tag}` puts them on the channel's cluster slot, so the function's
- * SPUBLISH stays on one shard.
+ * Keys (`historyKeys`): `herald:h:<channel>` (a stream of `<offset>-0` → data) and `herald:m:<channel>` (a hash:
+ * `e` epoch, `o` last offset). On Redis Cluster a hash tag follows the prefix, `herald:h:{tag}<channel>`, chosen so
+ * the keys live on the channel's slot and the function's SPUBLISH stays on one shard (redis-slot.ts keyInSlotOf).
  *
  * On the wire, a message published by the function carries its id in a small envelope,
  * `"\0herald\0" + id + "\0" + data`, which the broker unwraps; a plain `PUBLISH ch data` (no envelope) is delivered
@@ -84,8 +84,10 @@ redis.register_function('herald_publish', herald_publish)
 redis.register_function('herald_history', herald_history)
 `;
 
-/** The stream key and the meta key of a channel, on the channel's cluster slot. */
-export function historyKeys(channel: string): [string, string] {
+/** The stream key and the meta key of a channel (on Cluster: on the channel's slot). */
+export function historyKeys(channel: string, cluster: boolean): [string, string] {
+  // Standalone keys stay plain so a backend in any language can name them without computing slots.
+  if (!cluster) return [`herald:h:${channel}`, `herald:m:${channel}`];
   return [keyInSlotOf(channel, 'herald:h:'), keyInSlotOf(channel, 'herald:m:')];
 }
 
@@ -115,7 +117,7 @@ export class RedisHistory {
   }
 
   async publish(channel: string, data: string, policy: HistoryPolicy): Promise<string> {
-    const keys = historyKeys(channel);
+    const keys = historyKeys(channel, this.publishCommand() === 'SPUBLISH');
     const reply = await this.fcall(keys, 'herald_publish', [
       channel,
       data,
@@ -129,7 +131,7 @@ export class RedisHistory {
   }
 
   async read(channel: string, query: HistoryQuery): Promise<HistoryResult> {
-    const keys = historyKeys(channel);
+    const keys = historyKeys(channel, this.publishCommand() === 'SPUBLISH');
     const since = query.since;
     const reply = await this.fcall(keys, 'herald_history', [
       since ? String(since.offset) : '',
