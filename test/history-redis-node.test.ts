@@ -71,7 +71,12 @@ test("a node's subscriber connection cut while another node publishes: its clien
     assert.ok(sub, 'the subscriber connection of node A');
     redis.cli('CLIENT', 'KILL', 'ID', /id=(\d+)/.exec(sub)![1]!);
     await publisher;
-    await eventually(() => parsed(s).filter((l) => l[0] === 'message').length >= acked.length, 10_000, 'every message');
+    try {
+      await eventually(() => parsed(s).filter((l) => l[0] === 'message').length >= acked.length, 10_000, 'every message');
+    } catch (err) {
+      const got = new Set(parsed(s).map((l) => l[2]));
+      throw new Error(`${String(err)}; missing ${JSON.stringify(acked.filter((d) => !got.has(d)))}; lines ${JSON.stringify(parsed(s).filter((l) => l[0] !== 'message'))}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
     const lines = parsed(s).slice(1);
     assert.deepEqual(lines.filter((l) => l[0] !== 'message'), [], 'no reload: nothing was lost');

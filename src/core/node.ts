@@ -179,6 +179,9 @@ export class HeraldNode implements SessionOwner {
   recoverGap(session: Session, label: string): void {
     const target = session.targets.find((t) => t.label === label);
     if (!target) return;
+    // Messages can flow on a rebuilt broker link before it reports ready: the history read would fail now. The
+    // session keeps holding; the coming onConnectionChange(true) recovers every channel.
+    if (this.brokerLost || !this.broker.isReady()) return;
     this.metrics.recoveries.inc({ cause: 'gap' });
     this.recoverOne(session, target, session.positionOf(label), new Map());
   }
@@ -199,7 +202,9 @@ export class HeraldNode implements SessionOwner {
     const reads = new Map<string, Promise<RecoveryOutcome>>();
     for (const session of this.sessions) {
       for (const target of session.targets) {
-        if (!session.beginRecovery(target.label)) continue;
+        // Also when it is already holding (a gap seen before the broker reported ready, or a read in flight): a
+        // recovery applied twice delivers nothing twice (Session.endRecovery skips what was delivered).
+        session.beginRecovery(target.label);
         this.metrics.recoveries.inc({ cause: 'broker' });
         this.recoverOne(session, target, session.positionOf(target.label), reads);
       }

@@ -196,6 +196,9 @@ export class Session implements HubMember {
       told = true;
     } else {
       for (const p of outcome.publications) {
+        const at = cursor.position;
+        // Skip what was delivered already (a second recovery of the same channel read overlapping history).
+        if (p.position && at && at.epoch === p.position.epoch && p.position.offset <= at.offset) continue;
         if (p.position) cursor.position = p.position;
         this.emitMessage(this.codec.encode(p, label));
         told = true;
