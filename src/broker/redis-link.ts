@@ -37,6 +37,8 @@ export interface RedisLink {
   unsubscribe(channels: readonly string[]): Promise<void>;
   /** Channels whose round trip proves every subscriber connection delivers: one per shard. */
   probeChannels(prefix: string): string[];
+  /** Index, in `probeChannels`' answer, of the probe sharing `channel`'s subscriber connection. */
+  shardOf(channel: string): number;
   /** Run a raw command on the connection that owns `key` (any connection when undefined). */
   command(key: string | undefined, args: readonly string[]): Promise<unknown>;
   destroy(): void;
@@ -99,6 +101,10 @@ class StandaloneLink implements RedisLink {
     return [prefix];
   }
 
+  shardOf(_channel: string): number {
+    return 0;
+  }
+
   command(_key: string | undefined, args: readonly string[]): Promise<unknown> {
     return this.cmd.sendCommand([...args]);
   }
@@ -142,6 +148,8 @@ class ClusterLink implements RedisLink {
   readonly kind = 'redis-cluster';
   readonly publishCommand = 'SPUBLISH';
   private readonly cluster: ClusterClient;
+  /** Slot → index of the probe on the master serving it (filled by probeChannels). */
+  private readonly probeOfSlot = new Uint8Array(16384);
   private broken = false;
   private readonly listener = (message: string, channel: string): void => this.options.onMessage(channel, message);
 
@@ -183,15 +191,23 @@ class ClusterLink implements RedisLink {
   /** One probe channel per master, each hashed (by a tag) to a slot that master serves. */
   probeChannels(prefix: string): string[] {
     const out: string[] = [];
-    const seen = new Set<string>();
+    const index = new Map<string, number>();
     for (let slot = 0; slot < 16384; slot++) {
       const master = this.cluster.getSlotMaster(slot);
       const id = `${master.host}:${master.port}`;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      out.push(`${prefix}:${tagForSlot(slot)}`);
+      let i = index.get(id);
+      if (i === undefined) {
+        i = out.length;
+        index.set(id, i);
+        out.push(`${prefix}:${tagForSlot(slot)}`);
+      }
+      this.probeOfSlot[slot] = i;
     }
     return out;
+  }
+
+  shardOf(channel: string): number {
+    return this.probeOfSlot[slotOf(channel)] ?? 0;
   }
 
   command(key: string | undefined, args: readonly string[]): Promise<unknown> {

@@ -24,6 +24,8 @@ function crc16(bytes: Uint8Array, start: number, end: number): number {
 
 /** The cluster slot of a key or shard channel, as Redis computes it (bytes of the UTF-8 encoding). */
 export function slotOf(name: string): number {
+  // Runs once per message in Cluster: ASCII names (the usual case) are hashed without encoding them.
+  if (isAscii(name)) return asciiSlot(name);
   const bytes = Buffer.from(name, 'utf8');
   const open = bytes.indexOf(0x7b); // '{'
   if (open >= 0) {
@@ -31,6 +33,26 @@ export function slotOf(name: string): number {
     if (close > open + 1) return crc16(bytes, open + 1, close) % SLOTS;
   }
   return crc16(bytes, 0, bytes.length) % SLOTS;
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+function crc16Ascii(s: string, start: number, end: number): number {
+  let crc = 0;
+  for (let i = start; i < end; i++) crc = ((crc << 8) & 0xffff) ^ (TABLE[((crc >> 8) ^ s.charCodeAt(i)) & 0xff] ?? 0);
+  return crc;
+}
+
+function asciiSlot(s: string): number {
+  const open = s.indexOf('{');
+  if (open >= 0) {
+    const close = s.indexOf('}', open + 1);
+    if (close > open + 1) return crc16Ascii(s, open + 1, close) % SLOTS;
+  }
+  return crc16Ascii(s, 0, s.length) % SLOTS;
 }
 
 let tags: string[] | undefined;

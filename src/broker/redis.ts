@@ -57,6 +57,8 @@ interface Probe {
   /** Token in flight and when it was sent; undefined when none is outstanding. */
   token: string | undefined;
   sentAt: number;
+  /** When the last message of any channel arrived on this probe's subscriber connection (its shard). */
+  lastDataAt: number;
 }
 
 /** Reconnect backoff: full jitter between 0 and min(cap, base * 2^attempt) (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015). */
@@ -199,7 +201,7 @@ export class RedisBroker implements HistoryBroker {
       this.attempting = link;
       try {
         await this.bounded(link.connect(), 'connect');
-        const probes = link.probeChannels(this.probePrefix).map((channel): Probe => ({ channel, token: undefined, sentAt: 0 }));
+        const probes = link.probeChannels(this.probePrefix).map((channel): Probe => ({ channel, token: undefined, sentAt: 0, lastDataAt: 0 }));
         await this.bounded(link.subscribe([...probes.map((p) => p.channel), ...this.channels]), 'resubscribe');
         this.probes = probes;
         this.link = link; // from here on, the probe's echo is accepted
@@ -283,6 +285,9 @@ export class RedisBroker implements HistoryBroker {
 
   private onMessage(link: RedisLink, channel: string, data: string): void {
     if (link !== this.link) return;
+    // Any message proves its connection delivers: a probe stuck behind a backlog is late, not lost.
+    const shard = this.probes[link.shardOf(channel)];
+    if (shard) shard.lastDataAt = Date.now();
     if (channel.startsWith(this.probePrefix)) {
       const probe = this.probes.find((p) => p.channel === channel);
       if (probe && probe.token === data) probe.token = undefined;
@@ -305,7 +310,10 @@ export class RedisBroker implements HistoryBroker {
     const now = Date.now();
     for (const probe of this.probes) {
       if (probe.token !== undefined) {
-        if (now - probe.sentAt > this.options.timeoutMs) {
+        // Overdue and nothing at all arrived on that connection since the probe was sent: it stopped delivering.
+        // Were messages still arriving, the node is merely behind (CPU-starved, a burst): reconnecting would only
+        // throw away what Redis has buffered for it, so wait for the echo.
+        if (now - probe.sentAt > this.options.timeoutMs && probe.lastDataAt <= probe.sentAt) {
           this.linkBroken(link, `probe on ${probe.channel} not delivered within ${this.options.timeoutMs} ms`);
           return;
         }
