@@ -148,3 +148,22 @@ for (const v of VARIANTS) {
     t.diagnostic(`${v.name}: 1,000 published in ${published} ms; caught up ${caughtUp} ms after the publisher finished`);
   });
 }
+
+test('SDK with its default order behind a proxy that breaks WebSockets: falls back to SSE and gets everything', { skip: MISSING }, async () => {
+  const broker = new MemoryBroker();
+  cleanup.push(() => broker.close());
+  const herald = await node(broker);
+  const proxy = await CuttableProxy.start(herald.url);
+  cleanup.push(() => proxy.close());
+  proxy.refuseWebSockets = true;
+  const page = await (browser as Browser).newPage();
+  cleanup.push(() => page.close());
+  const channel = 'browser.fallback';
+  await page.goto(`${(pages as PageServer).origin}/sdk.html?${new URLSearchParams({ server: proxy.url, channel })}`);
+  const s0 = await until(page, (s) => s.state === 'connected', 'the page to connect');
+  assert.deepEqual(s0.transports, ['sse']);
+  assert.ok(s0.errors.some((e) => e.startsWith('transport: ')), `the WebSocket failure was reported: ${s0.errors.join()}`);
+  await publishAll(herald, channel, range('m', 20));
+  const s = await until(page, (st) => st.got.length === 20, 'messages over SSE');
+  assert.deepEqual(s.got, range('m', 20));
+});

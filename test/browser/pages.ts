@@ -30,7 +30,7 @@ const SDK_PAGE = `<!doctype html><meta charset="utf-8"><title>sdk</title>
   const s = (window.herald = { got: [], ids: [], state: 'new', opens: 0, transports: [], missed: 0, errors: [] });
   const client = new HeraldClient(q.get('server'), {
     channels: q.getAll('channel'),
-    transports: q.getAll('transport'),
+    transports: q.getAll('transport').length > 0 ? q.getAll('transport') : undefined,
     minReconnectDelayMs: 50,
     maxReconnectDelayMs: 500,
   });

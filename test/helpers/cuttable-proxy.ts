@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 
 export class CuttableProxy {
   private blocked = false;
+  /** Close connections whose first request asks for `/ws`, as proxies that break WebSockets do. */
+  refuseWebSockets = false;
   private readonly pairs = new Set<net.Socket>();
   private readonly server: net.Server;
 
@@ -38,7 +40,19 @@ export class CuttableProxy {
       client.destroy();
       return;
     }
+    if (this.refuseWebSockets) {
+      client.once('data', (first: Buffer) => {
+        if (/^GET \/ws[ ?]/.test(first.toString('latin1', 0, 16))) client.destroy();
+        else this.forward(client, first);
+      });
+      return;
+    }
+    this.forward(client, undefined);
+  }
+
+  private forward(client: net.Socket, first: Buffer | undefined): void {
     const upstream = net.connect(this.targetPort, '127.0.0.1');
+    if (first) upstream.write(first);
     this.pairs.add(client);
     const end = (): void => {
       this.pairs.delete(client);
