@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
 import { RawClient } from './helpers/raw.js';
+import { startNodeOnRedis, startRedis } from './helpers/redis.js';
 import { eventually, openStream, publish, startServer, type TestServer } from './helpers/server.js';
 
 function counts(s: TestServer): string {
@@ -62,17 +63,20 @@ async function cycle(s: TestServer, i: number): Promise<void> {
   }
 }
 
-test('1,000 connect/abort cycles leave the hub and the broker with zero subscriptions', async (t) => {
-  const s = await startServer();
-  t.after(() => s.close());
-  const cycles = 1000;
-  const parallel = 20;
+/** `cycles` connect/abort cycles, `parallel` at a time. */
+async function cycles(s: TestServer, count: number, parallel = 20): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: parallel }, async () => {
-      while (next < cycles) await cycle(s, next++);
+      while (next < count) await cycle(s, next++);
     }),
   );
+}
+
+test('1,000 connect/abort cycles leave the hub and the broker with zero subscriptions', async (t) => {
+  const s = await startServer();
+  t.after(() => s.close());
+  await cycles(s, 1000);
   await allReleased(s);
 
   // The node still works afterwards, and releasing the last stream empties it again.
@@ -98,5 +102,24 @@ test('the broker subscription lives exactly as long as the last local subscriber
   const lines = await b.waitLines(3);
   assert.match(lines.join('\n'), /for b/);
   b.close();
+  await allReleased(s);
+});
+
+test('on Redis: connect/abort cycles leave no channel subscribed at Redis either', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const s = await startNodeOnRedis(redis.url);
+  t.after(() => s.close());
+  await cycles(s, 300);
+  await allReleased(s);
+  // Redis itself holds no subscription of the node's but its own liveness probe channel.
+  await eventually(() => {
+    const channels = redis.cli('PUBSUB', 'CHANNELS').split('\n').filter((c) => c !== '' && !c.startsWith('herald:probe:'));
+    return channels.length === 0;
+  }, 5000, `Redis subscriptions released: ${redis.cli('PUBSUB', 'CHANNELS')}`);
+  const stream = await openStream(`${s.url}/sub?channel=shared-3`);
+  redis.cli('PUBLISH', 'shared-3', 'from redis');
+  assert.deepEqual(await stream.waitLines(1), ['["message","shared-3","from redis"]']);
+  stream.close();
   await allReleased(s);
 });
