@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { RedisBroker } from '../src/broker/redis.js';
 import { parseMessageId } from '../src/protocol/message-id.js';
+import { cleanEnv, killAll, startHerald } from './helpers/cli.js';
 import { eventually, openStream, publish, type LineStream } from './helpers/server.js';
 import { startNodeOnRedis, startRedis, type RedisProcess } from './helpers/redis.js';
 
@@ -18,6 +19,7 @@ before(async () => {
   redis = await startRedis();
 });
 after(async () => {
+  await killAll();
   await redis?.stop();
 });
 
@@ -139,5 +141,34 @@ test('redis-server killed and restarted under a publisher: every acknowledged me
     s.close();
   } finally {
     await node.close();
+  }
+});
+
+test('clients of a SIGKILLed node resume on another node from their last id, losing nothing published meanwhile', async () => {
+  const survivor = await startNodeOnRedis(redis.url, FAST);
+  const victim = await startHerald(['--port', '0', '--dev', '--broker', redis.url], cleanEnv());
+  try {
+    const streams = await Promise.all(Array.from({ length: 5 }, () => openStream(`${victim.url}/sub?channel=fo&since=`)));
+    for (const s of streams) await eventually(() => parsed(s).length === 1, 5000, 'position');
+    for (let i = 0; i < 10; i++) assert.equal((await publish(survivor.url, { channel: 'fo', data: `m${i}` })).status, 200);
+    for (const s of streams) await eventually(() => parsed(s).length === 11, 5000, 'ten messages');
+    // Each client remembers the id of the last message it processed (it may have processed fewer than it received).
+    const cursors = streams.map((s, i) => parsed(s)[1 + i]![3]!);
+    victim.proc.kill('SIGKILL');
+    assert.equal((await victim.exited).signal, 'SIGKILL');
+    for (let i = 10; i < 20; i++) await publish(survivor.url, { channel: 'fo', data: `m${i}` });
+    const resumed = await Promise.all(cursors.map((c) => openStream(`${survivor.url}/sub?channel=fo&since=${c}`)));
+    await publish(survivor.url, { channel: 'fo', data: 'm20' });
+    for (let i = 0; i < resumed.length; i++) {
+      const s = resumed[i]!;
+      const expected = Array.from({ length: 20 - i }, (_, k) => `m${i + 1 + k}`);
+      await eventually(() => parsed(s).length >= expected.length, 5000, `client ${i} replay`);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(parsed(s).map((l) => l[2]), expected, `client ${i}`);
+      assert.ok(parsed(s).every((l) => l[0] === 'message'));
+      s.close();
+    }
+  } finally {
+    await survivor.close();
   }
 });
