@@ -107,8 +107,8 @@ export class RedisBroker implements HistoryBroker {
   /** Connects once; if Redis is unreachable the node still starts (not ready) and keeps trying in the background. */
   async start(handler: BrokerHandler): Promise<void> {
     this.handler = handler;
-    // Wait for the first attempt only (bounded by timeoutMs): a Redis that is down must not keep the node from
-    // starting; it starts not ready and keeps trying.
+    // Wait for the first attempt only (connect, resubscribe, probe: each bounded by timeoutMs): a Redis that is down
+    // must not keep the node from starting; it starts not ready and keeps trying.
     await new Promise<void>((resolve) => {
       this.reconnect(resolve).then(resolve, resolve);
     });
