@@ -80,6 +80,8 @@ describe('resume on /sub', () => {
       ['message', c, 'm9', id9],
     ]);
     s.close();
+    const metrics = await (await fetch(`${node.url}/metrics`)).text();
+    assert.match(metrics, /herald_reloads_total\{reason="expired"\} [1-9]/);
   });
 
   test('since= of another epoch gets a reload line', async () => {

@@ -175,6 +175,11 @@ export class HeraldNode implements SessionOwner {
     this.hub.leave(target.channel, target.label, session.codec, session);
   }
 
+  /** SessionOwner: count reload notices, the losses clients had to repair. */
+  reloadSent(reason: string): void {
+    this.metrics.reloads.inc({ reason });
+  }
+
   /** SessionOwner: a live message on `label` skipped offsets; the session holds its live messages meanwhile. */
   recoverGap(session: Session, label: string): void {
     const target = session.targets.find((t) => t.label === label);

@@ -61,6 +61,8 @@ export interface SessionOwner {
   sessionEnded(session: Session, reason: DisconnectReason | 'client_gone'): void;
   /** A live message revealed a loss on `label`'s channel: read its history (the session already holds live ones). */
   recoverGap?(session: Session, label: string): void;
+  /** The client was told to reload a channel (for metrics: each one is a loss the client must repair). */
+  reloadSent?(reason: ReloadReason): void;
 }
 
 /** What reading a channel's history gave, as `endRecovery` applies it. */
@@ -192,6 +194,7 @@ export class Session implements HubMember {
     let told = false;
     if (outcome.reload) {
       cursor.position = outcome.position;
+      this.owner.reloadSent?.(outcome.reload);
       this.write(this.codec.encodeReload(label, outcome.reload, idOf(outcome.position), this.cursor()));
       told = true;
     } else {
@@ -234,6 +237,7 @@ export class Session implements HubMember {
   reload(label: string, reason: ReloadReason, position: StreamPosition | undefined): void {
     const cursor = this.cursorOf(label);
     if (cursor) cursor.position = position;
+    this.owner.reloadSent?.(reason);
     this.write(this.codec.encodeReload(label, reason, idOf(position), this.cursor()));
   }
 
@@ -254,6 +258,7 @@ export class Session implements HubMember {
         // A new history generation: whatever followed `last` in the old one cannot be replayed.
         const before: StreamPosition = { offset: p.offset - 1, epoch: p.epoch };
         cursor.position = before;
+        this.owner.reloadSent?.('epoch');
         this.write(this.codec.encodeReload(label, 'epoch', idOf(before), this.cursor()));
       }
       cursor.position = p;
