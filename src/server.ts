@@ -11,6 +11,7 @@ import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
 import type { HeraldConfig } from './config.js';
 import { ERROR_TABLE, HeraldError } from './errors.js';
+import { FastPublisher } from './http/fast-publish.js';
 import { FrontReader } from './http/front.js';
 import { createNodeMetrics, MetricsRegistry } from './core/metrics.js';
 import { historyPolicyFor, type HistoryPolicyFor } from './core/history-policy.js';
@@ -123,6 +124,15 @@ export class HeraldServer {
         return serveStream(stream, transport, req, takeOver);
       },
       handOff: (socket) => nodeConnectionListener.call(this.http, socket),
+      fastPublish: new FastPublisher({
+        handle: (authorization, remoteAddress, body) => publish.handleRaw(authorization, remoteAddress, body),
+        refuseEarly: (authorization, remoteAddress) => publish.refuseEarly(authorization, remoteAddress),
+        handOff: (socket) => nodeConnectionListener.call(this.http, socket),
+        maxHeaderBytes: config.maxHeaderBytes,
+        maxBodyBytes: config.maxBodyBytes,
+        headersTimeoutMs: config.headersTimeoutMs,
+        onRefused: (code) => metrics.rejected.inc({ code }),
+      }),
       maxUrlBytes: config.maxUrlBytes,
       maxHeaderBytes: config.maxHeaderBytes,
       headersTimeoutMs: config.headersTimeoutMs,

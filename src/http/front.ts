@@ -12,6 +12,7 @@
  */
 import type { Socket } from 'node:net';
 import { HeraldError, toHeraldError } from '../errors.js';
+import { PUBLISH_REQUEST_LINE, type FastPublisher } from './fast-publish.js';
 import { queryParams, type StreamRequest } from '../transport/request.js';
 import { releaseSocket, setOwner, type SocketOwner } from '../transport/socket-owner.js';
 
@@ -20,6 +21,8 @@ export interface FrontOptions {
   readonly streamPaths: ReadonlySet<string>;
   /** Serve a parsed stream request; rejects with a HeraldError answered before the stream starts. */
   readonly serve: (req: StreamRequest, takeOver: () => void) => Promise<void>;
+  /** Serves connections that start with `POST /api/publish` (src/http/fast-publish.ts). */
+  readonly fastPublish?: FastPublisher;
   /** Give a connection to node:http (its bytes read so far were pushed back onto the socket). */
   readonly handOff: (socket: Socket) => void;
   readonly maxUrlBytes: number;
@@ -84,6 +87,11 @@ export class FrontReader {
         // No full request line yet: a stream request line can't be longer than the URL bound plus a little.
         if (conn.bytes > o.maxUrlBytes + 64) this.giveToNode(conn);
         return;
+      }
+      if (line === PUBLISH_REQUEST_LINE && o.fastPublish) {
+        this.forget(conn);
+        conn.done = true;
+        return o.fastPublish.adopt(conn.socket, conn.take());
       }
       const path = REQUEST_LINE.exec(line)?.[1]?.split('?')[0];
       if (path === undefined || !o.streamPaths.has(path)) return this.giveToNode(conn);

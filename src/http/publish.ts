@@ -4,12 +4,13 @@
  * `{"ids":["...",...]}` (several, in the order given).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ApiKeys, bearerToken, isLoopback, type ApiKeyScope } from '../auth/api-key.js';
+import { ApiKeys, isLoopback, type ApiKeyScope } from '../auth/api-key.js';
+import { bearerOf } from '../transport/request.js';
 import type { Namespaces } from '../auth/namespaces.js';
 import type { Broker, PublishOptions } from '../broker/broker.js';
 import type { HeraldConfig } from '../config.js';
 import type { NodeMetrics } from '../core/metrics.js';
-import { HeraldError } from '../errors.js';
+import { HeraldError, toHeraldError } from '../errors.js';
 import { channelProblem } from '../protocol/channel.js';
 import { readJsonBody } from './body.js';
 import { sendJson } from './respond.js';
@@ -62,18 +63,61 @@ export class PublishApi {
   }
 
   /** Throws 401 unless the request carries a configured API key (or comes from loopback in --dev). */
-  authenticate(req: IncomingMessage): ApiKeyScope {
-    const presented = bearerToken(req);
+  authenticate(authorization: string | undefined, remoteAddress: string | undefined): ApiKeyScope {
+    const presented = bearerOf(authorization);
     const scope = presented !== undefined ? this.keys.match(presented) : undefined;
     if (scope) return scope;
-    if (this.config.dev && presented === undefined && isLoopback(req.socket.remoteAddress)) return {};
+    if (this.config.dev && presented === undefined && isLoopback(remoteAddress)) return {};
     throw new HeraldError('unauthorized', presented === undefined ? 'missing API key' : 'invalid API key');
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== 'POST') throw new HeraldError('method_not_allowed', 'use POST');
-    const scope = this.authenticate(req);
+    const scope = this.authenticate(req.headers.authorization, req.socket.remoteAddress);
     const body = await readJsonBody(req, this.config.maxBodyBytes);
+    sendJson(res, 200, await this.answer(scope, body));
+  }
+
+  /**
+   * The publish API for a request read by the front reader (src/http/fast-publish.ts): the same checks, from raw
+   * parts. Resolves with the HTTP status and JSON answer; never rejects.
+   */
+  async handleRaw(
+    authorization: string | undefined,
+    remoteAddress: string | undefined,
+    body: Buffer,
+  ): Promise<{ status: number; json: unknown; code?: string }> {
+    try {
+      const scope = this.authenticate(authorization, remoteAddress);
+      if (body.length > this.config.maxBodyBytes) {
+        throw new HeraldError('payload_too_large', `body over ${this.config.maxBodyBytes} bytes`);
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new HeraldError('bad_request', 'body is not valid JSON');
+      }
+      return { status: 200, json: await this.answer(scope, parsed) };
+    } catch (err) {
+      const e = toHeraldError(err);
+      return { status: e.status, json: e.toJSON(), code: e.code };
+    }
+  }
+
+  /** The answer for a request refused on its headers alone (a missing or wrong key), or undefined. */
+  refuseEarly(authorization: string | undefined, remoteAddress: string | undefined): { status: number; json: unknown; code: string } | undefined {
+    try {
+      this.authenticate(authorization, remoteAddress);
+      return undefined;
+    } catch (err) {
+      const e = toHeraldError(err);
+      return { status: e.status, json: e.toJSON(), code: e.code };
+    }
+  }
+
+  /** Validate, check the key's scope, publish; the JSON answer. */
+  private async answer(scope: ApiKeyScope, body: unknown): Promise<unknown> {
     const request = parsePublishBody(body, this.config.maxChannelsPerConnection);
     if (scope.namespaces) {
       for (const c of request.channels) {
@@ -85,8 +129,8 @@ export class PublishApi {
     }
     const ids = await this.publish(request);
     this.metrics.published.inc({ source: 'api' }, request.channels.length);
-    if (request.channels.length === 1 && 'channel' in (body as object)) sendJson(res, 200, { id: ids[0] ?? null });
-    else sendJson(res, 200, { ids });
+    if (request.channels.length === 1 && 'channel' in (body as object)) return { id: ids[0] ?? null };
+    return { ids };
   }
 
   private async publish(request: PublishRequest): Promise<(string | null)[]> {
