@@ -11,6 +11,10 @@ export interface BenchOptions {
   url: string;
   spawn: boolean;
   serverPid: number | undefined;
+  /** Servers to spawn (--nodes); more than one needs a Redis broker so that a message reaches every node. */
+  nodes: number;
+  /** Broker URL the spawned servers get as --broker (--broker, else --redis). */
+  broker: string | undefined;
   /** Extra `herald serve` flags for --spawn. */
   serverArgs: string[];
   /** Directory for the spawned server's --cpu-prof profile. */
@@ -53,6 +57,8 @@ const BASE: BenchOptions = {
   url: 'http://127.0.0.1:8080',
   spawn: false,
   serverPid: undefined,
+  nodes: 1,
+  broker: undefined,
   serverArgs: [],
   cpuProfDir: undefined,
   transport: 'sub',
@@ -87,6 +93,9 @@ scenarios (presets; any flag overrides them):
 
 server:
   --spawn                 start "node bin/herald.js serve --dev" on a free loopback port, stop it at the end
+  --nodes K               with --spawn: start K servers on one Redis broker; connection i goes to node i % K,
+                          publishing connections round-robin over the nodes, RSS and CPU per node and summed [1]
+  --broker redis://H:P    with --spawn: the spawned servers' --broker (needed for --nodes above 1; --redis implies it)
   --server-arg ARG        extra flag for the spawned server (repeatable), e.g. --server-arg=--heartbeat-seconds=60
   --cpu-prof DIR          run the spawned server under node --cpu-prof, profile written to DIR
   --url URL               server to load when not spawning (loopback only)   [http://127.0.0.1:8080]
@@ -141,6 +150,8 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
       options: {
         spawn: { type: 'boolean' },
         'server-arg': { type: 'string', multiple: true },
+        nodes: { type: 'string' },
+        broker: { type: 'string' },
         'cpu-prof': { type: 'string' },
         url: { type: 'string' },
         'server-pid': { type: 'string' },
@@ -209,7 +220,19 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
   if (v.redis !== undefined) {
     if (!/^redis:\/\/[^/]+/.test(v.redis)) throw new BenchUsageError('--redis must be redis://HOST:PORT (standalone Redis)');
     o.redisUrl = v.redis;
-    if (o.spawn) o.serverArgs = ['--broker', v.redis, ...o.serverArgs];
+  }
+  o.nodes = num('nodes', v.nodes, 1, 16) ?? o.nodes;
+  if (v.broker !== undefined) {
+    if (!o.spawn) throw new BenchUsageError('--broker needs --spawn (it is the spawned servers\' --broker)');
+    if (!/^redis:\/\/[^/]+/.test(v.broker)) throw new BenchUsageError('--broker must be redis://HOST:PORT (standalone Redis)');
+    o.broker = v.broker;
+  } else if (o.spawn) o.broker = o.redisUrl;
+  if (o.broker !== undefined) o.serverArgs = ['--broker', o.broker, ...o.serverArgs];
+  if (o.nodes > 1) {
+    if (!o.spawn) throw new BenchUsageError('--nodes needs --spawn (the bench starts the nodes itself)');
+    // On the memory broker each node would only deliver its own publishes: most deliveries would be "lost".
+    if (o.broker === undefined) throw new BenchUsageError('--nodes above 1 needs --broker redis://H:P (or --redis)');
+    if (o.cpuProfDir !== undefined) throw new BenchUsageError('--cpu-prof profiles one server: not with --nodes');
   }
   o.maxP99Ms = num('max-p99-ms', v['max-p99-ms'], 1, 3_600_000) ?? o.maxP99Ms;
   if (v.json) o.json = true;

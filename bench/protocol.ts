@@ -13,6 +13,8 @@ export type Transport = 'sub' | 'sse' | 'ws';
 export interface PoolSpec {
   host: string;
   port: number;
+  /** With several nodes (--nodes): connection i goes to ports[i % ports.length] instead of `port`. */
+  ports?: number[];
   transport: Transport;
   firstIndex: number;
   count: number;

@@ -13,6 +13,8 @@ import { channelName, messageData } from './protocol.js';
 export interface PublisherSpec {
   host: string;
   port: number;
+  /** With several nodes: publishing connection i goes to ports[i % ports.length] (channel c stays on one connection). */
+  ports?: number[];
   apiKey?: string;
   connections: number;
   /** Requests in flight per connection. */
@@ -125,7 +127,9 @@ export class Publisher {
   private socketOf(i: number): net.Socket {
     const conn = this.conns[i]!;
     if (conn.socket && !conn.socket.destroyed) return conn.socket;
-    const socket = net.connect({ host: this.spec.host, port: this.spec.port });
+    const ports = this.spec.ports;
+    const port = ports !== undefined && ports.length > 0 ? ports[i % ports.length]! : this.spec.port;
+    const socket = net.connect({ host: this.spec.host, port });
     socket.setNoDelay(true);
     conn.socket = socket;
     conn.rest = '';

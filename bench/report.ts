@@ -12,17 +12,23 @@ export function formatReport(r: BenchResult): string {
     `${o.workers} worker(s), ${o.sourceAddresses} source address(es)`);
   lines.push(`machine: ${r.machine.nproc} cores (${r.machine.cpu}), ${(r.machine.memoryBytes / MB / 1024).toFixed(1)} GiB, ` +
     `node ${r.machine.node}, load average ${r.machine.loadAverage.join(' ')} at ${r.startedAt}`);
-  if (r.server.command) lines.push(`server: ${r.server.command}`);
+  if (r.server.command) lines.push(`server${r.server.nodes ? ` (node 1 of ${r.server.nodes.length})` : ''}: ${r.server.command}`);
   const c = r.connections;
   lines.push(`connections held: ${c.held} of ${c.requested} (${c.failed} failed, ${c.dropped} dropped, ` +
     `connected in ${c.connectSeconds.toFixed(1)} s)${errorText(c.errors)}`);
   const s = r.server;
   if (s.rssBeforeBytes !== undefined && s.rssHeldBytes !== undefined) {
-    lines.push(`server RSS: ${(s.rssBeforeBytes / MB).toFixed(1)} MB before, ${(s.rssHeldBytes / MB).toFixed(1)} MB with the connections held` +
+    lines.push(`server RSS${s.nodes ? ` (sum of ${s.nodes.length} nodes)` : ''}: ${(s.rssBeforeBytes / MB).toFixed(1)} MB before, ${(s.rssHeldBytes / MB).toFixed(1)} MB with the connections held` +
       (s.rssPerConnectionBytes !== undefined ? ` → ${(s.rssPerConnectionBytes / KB).toFixed(2)} KB per connection` : ''));
     if (s.rssHeldAfterGcBytes !== undefined && s.rssPerConnectionAfterGcBytes !== undefined) {
       lines.push(`server RSS after a full GC: ${(s.rssHeldAfterGcBytes / MB).toFixed(1)} MB → ` +
         `${(s.rssPerConnectionAfterGcBytes / KB).toFixed(2)} KB per connection`);
+    }
+    // Several nodes: the lines above are sums; each node's share shows whether the spread was even.
+    for (const [k, n] of (s.nodes ?? []).entries()) {
+      const mb = (x: number | undefined): string => (x === undefined ? '?' : (x / MB).toFixed(1));
+      lines.push(`  node ${k + 1} (${n.url}, pid ${n.pid}): ${mb(n.rssBeforeBytes)} MB before, ${mb(n.rssHeldBytes)} MB held` +
+        (n.rssHeldAfterGcBytes !== undefined ? `, ${mb(n.rssHeldAfterGcBytes)} MB after GC` : ''));
     }
   } else if (s.pid === undefined) {
     lines.push('server RSS: not measured (give --server-pid or --spawn)');

@@ -43,11 +43,24 @@ export interface BenchResult {
   options: BenchOptions;
   server: { pid?: number; command?: string; rssBeforeBytes?: number; rssHeldBytes?: number; rssPerConnectionBytes?: number;
     /** With --spawn: after a full GC in the server (before and after connecting), so uncollected garbage is not counted. */
-    rssHeldAfterGcBytes?: number; rssPerConnectionAfterGcBytes?: number; cpuProfDir?: string };
+    rssHeldAfterGcBytes?: number; rssPerConnectionAfterGcBytes?: number; cpuProfDir?: string;
+    /**
+     * With --nodes K above 1: each spawned node. The RSS fields above are then the sums over the nodes (what the
+     * cluster costs per connection), `pid` and `command` those of the first node.
+     */
+    nodes?: NodeRss[] };
   connections: { requested: number; held: number; failed: number; dropped: number; errors: Record<string, number>; connectSeconds: number };
   steps: StepResult[];
   maxHeldRate?: number;
   stoppedEarly?: string;
+}
+
+export interface NodeRss {
+  pid: number;
+  url: string;
+  rssBeforeBytes?: number;
+  rssHeldBytes?: number;
+  rssHeldAfterGcBytes?: number;
 }
 
 export type Progress = (line: string) => void;
@@ -64,32 +77,44 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
     connections: { requested: o.connections, held: 0, failed: 0, dropped: 0, errors: {}, connectSeconds: 0 },
     steps: [],
   };
-  let server: SpawnedServer | undefined;
+  // Every server this run spawned, pushed as soon as it is up so that cleanup (finally, killNow) reaches it.
+  const servers: SpawnedServer[] = [];
   let workers: WorkerSet | undefined;
   let publisher: Publisher | RedisPublisher | undefined;
   hooks.killNow = () => {
     workers?.killNow();
-    server?.killNow();
+    for (const s of servers) s.killNow();
   };
   try {
     let url = new URL(o.url);
-    let pid = o.serverPid;
+    let pids: number[] = o.serverPid !== undefined ? [o.serverPid] : [];
     if (o.spawn) {
       const nodeArgs = o.cpuProfDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
-      server = await spawnServer(o.serverArgs, nodeArgs);
-      url = new URL(server.url);
-      pid = server.pid;
-      result.server.command = server.command;
+      // One after the other: each picks its own free port, and a failure leaves only started ones to stop.
+      for (let k = 0; k < o.nodes && !signal.aborted; k++) {
+        const server = await spawnServer(o.serverArgs, nodeArgs);
+        servers.push(server);
+        progress(`server${o.nodes > 1 ? ` ${k + 1}/${o.nodes}` : ''}: ${server.command} (pid ${server.pid})`);
+      }
+      if (servers.length === 0) return result;
+      url = new URL(servers[0]!.url);
+      pids = servers.map((s) => s.pid);
+      result.server.command = servers[0]!.command;
       result.server.cpuProfDir = o.cpuProfDir;
-      progress(`server: ${server.command} (pid ${server.pid})`);
+      if (o.nodes > 1) result.server.nodes = servers.map((s) => ({ pid: s.pid, url: s.url }));
     }
-    result.server.pid = pid;
+    result.server.pid = pids[0];
     const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname.replace(/^\[|\]$/g, '');
     const port = Number(url.port || 80);
-    if (pid !== undefined) {
+    // Several nodes: subscribers and HTTP publishers spread over all of them; one node keeps the old single port.
+    const ports = servers.length > 1 ? servers.map((s) => Number(new URL(s.url).port)) : undefined;
+    const gcAll = async (): Promise<void> => {
+      await Promise.all(servers.map((s) => s.collectGarbage()));
+    };
+    if (pids.length > 0) {
       await sleep(500, signal);
-      await server?.collectGarbage();
-      result.server.rssBeforeBytes = readRss(pid);
+      await gcAll();
+      result.server.rssBeforeBytes = sumRss(pids, result.server.nodes, 'rssBeforeBytes');
     }
 
     const started = Date.now();
@@ -98,7 +123,7 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
     progress(`connecting ${o.connections} ${o.transport} streams over ${o.workers} worker(s) and ${o.sourceAddresses} source address(es)`);
     workers = new WorkerSet(
       {
-        host, port, transport: o.transport, firstIndex: 0, count: o.connections, channels: o.channels,
+        host, port, ports, transport: o.transport, firstIndex: 0, count: o.connections, channels: o.channels,
         channelPrefix, localAddresses: sourceAddresses(host, o.sourceAddresses),
         concurrency: o.connectConcurrency, connectTimeoutMs: o.connectTimeoutMs,
       },
@@ -112,16 +137,16 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
     if (signal.aborted) return result;
 
     await sleep(o.settleMs, signal);
-    if (pid !== undefined) {
-      const rss = readRss(pid);
+    if (pids.length > 0) {
+      const rss = sumRss(pids, result.server.nodes, 'rssHeldBytes');
       result.server.rssHeldBytes = rss;
       const held = workers.totals().held;
       if (rss !== undefined && result.server.rssBeforeBytes !== undefined && held > 0) {
         result.server.rssPerConnectionBytes = (rss - result.server.rssBeforeBytes) / held;
       }
-      if (server && rss !== undefined && result.server.rssBeforeBytes !== undefined && held > 0) {
-        await server.collectGarbage();
-        const gcRss = readRss(pid);
+      if (servers.length > 0 && rss !== undefined && result.server.rssBeforeBytes !== undefined && held > 0) {
+        await gcAll();
+        const gcRss = sumRss(pids, result.server.nodes, 'rssHeldAfterGcBytes');
         result.server.rssHeldAfterGcBytes = gcRss;
         if (gcRss !== undefined) result.server.rssPerConnectionAfterGcBytes = (gcRss - result.server.rssBeforeBytes) / held;
       }
@@ -134,11 +159,11 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
     publisher = o.redisUrl !== undefined
       ? new RedisPublisher({ url: o.redisUrl, channels: o.channels, channelPrefix, maxInFlight: o.publishers * o.pipeline })
       : new Publisher({
-        host, port, apiKey: o.apiKey, connections: Math.min(o.publishers, o.channels), pipeline: o.pipeline,
+        host, port, ports, apiKey: o.apiKey, connections: Math.min(o.publishers, o.channels), pipeline: o.pipeline,
         channels: o.channels, channelPrefix,
       });
     const runStep = async (rate: number): Promise<StepResult> => {
-      const step = await measureStep(o, workers!, publisher!, `http://${url.host}/healthz`, pid, result.steps.length, rate, signal);
+      const step = await measureStep(o, workers!, publisher!, `http://${url.host}/healthz`, pids, result.steps.length, rate, signal);
       result.steps.push(step);
       progress(stepLine(step));
       return step;
@@ -155,9 +180,9 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
     if (signal.aborted) result.stoppedEarly = String(signal.reason instanceof Error ? signal.reason.message : signal.reason);
     publisher?.close();
     await workers?.close();
-    if (server) {
-      progress('stopping the server');
-      await server.stop();
+    if (servers.length > 0) {
+      progress(servers.length > 1 ? `stopping the ${servers.length} servers` : 'stopping the server');
+      await Promise.all(servers.map((s) => s.stop()));
     }
     hooks.killNow = undefined;
   }
@@ -170,10 +195,10 @@ export interface CleanupHooks {
 
 /** Publish at `rate` for the step's duration, wait for late deliveries, and judge whether the rate was held. */
 async function measureStep(
-  o: BenchOptions, workers: WorkerSet, publisher: Publisher | RedisPublisher, healthUrl: string, serverPid: number | undefined, step: number, rate: number, signal: AbortSignal,
+  o: BenchOptions, workers: WorkerSet, publisher: Publisher | RedisPublisher, healthUrl: string, serverPids: number[], step: number, rate: number, signal: AbortSignal,
 ): Promise<StepResult> {
   await workers.beginStep(step);
-  const cpu = new CpuMeter(serverPid, workers.pids());
+  const cpu = new CpuMeter(serverPids, workers.pids());
   const pub = await publisher.run(step, rate, o.durationMs, signal);
   workers.expect(step, pub.okPerChannel);
   const deadline = Date.now() + o.drainMs;
@@ -211,7 +236,23 @@ async function waitQuiet(workers: WorkerSet, healthUrl: string, signal: AbortSig
   }
 }
 
-/** CPU seconds of the server, the workers and this process between its creation and percent(). */
+/**
+ * RSS summed over the server processes (undefined when one cannot be read: a partial sum would mislead), each
+ * node's own figure recorded in `nodes[k][field]` when there are several.
+ */
+function sumRss(pids: number[], nodes: NodeRss[] | undefined, field: 'rssBeforeBytes' | 'rssHeldBytes' | 'rssHeldAfterGcBytes'): number | undefined {
+  let sum = 0;
+  for (let k = 0; k < pids.length; k++) {
+    const rss = readRss(pids[k]!);
+    const node = nodes?.[k];
+    if (node) node[field] = rss;
+    if (rss === undefined) return undefined;
+    sum += rss;
+  }
+  return sum;
+}
+
+/** CPU seconds of the server(s, summed), the workers and this process between its creation and percent(). */
 class CpuMeter {
   private readonly t0 = Date.now();
   /** Server CPU seconds measured by the last percent(). */
@@ -220,8 +261,8 @@ class CpuMeter {
   private readonly workers0: number;
   private readonly self0 = process.cpuUsage();
 
-  constructor(private readonly serverPid: number | undefined, private readonly workerPids: number[]) {
-    this.server0 = serverPid === undefined ? undefined : readCpuSeconds(serverPid);
+  constructor(private readonly serverPids: number[], private readonly workerPids: number[]) {
+    this.server0 = this.serverNow();
     this.workers0 = this.workersNow();
   }
 
@@ -229,13 +270,25 @@ class CpuMeter {
     const s = (Date.now() - this.t0) / 1000;
     const pct = (cpuS: number): number => Math.round((cpuS / s) * 100);
     const self = process.cpuUsage(this.self0);
-    const server1 = this.serverPid === undefined ? undefined : readCpuSeconds(this.serverPid);
+    const server1 = this.serverNow();
     this.serverCpuS = server1 !== undefined && this.server0 !== undefined ? server1 - this.server0 : undefined;
     return {
       server: this.serverCpuS !== undefined ? pct(this.serverCpuS) : undefined,
       workers: pct(this.workersNow() - this.workers0),
       publisher: pct((self.user + self.system) / 1e6),
     };
+  }
+
+  /** Summed over the nodes; undefined without a known pid or when one is unreadable (a partial sum would mislead). */
+  private serverNow(): number | undefined {
+    if (this.serverPids.length === 0) return undefined;
+    let sum = 0;
+    for (const pid of this.serverPids) {
+      const s = readCpuSeconds(pid);
+      if (s === undefined) return undefined;
+      sum += s;
+    }
+    return sum;
   }
 
   private workersNow(): number {

@@ -42,7 +42,7 @@ export class SubscriberPool {
   private failed = 0;
   private dropped = 0;
   private readonly errors: Record<string, number> = {};
-  private readonly request: (channel: number) => string;
+  private readonly request: (channel: number, port: number) => string;
   /** Offset of `["message"` in a line: 0 for NDJSON, 6 for SSE's `data: `. */
   private readonly lineOffset: number;
 
@@ -61,14 +61,13 @@ export class SubscriberPool {
   constructor(private readonly spec: PoolSpec, private readonly onSettled: () => void = () => undefined) {
     const path = spec.transport === 'sse' ? '/sse' : spec.transport === 'ws' ? '/ws' : '/sub';
     const accept = spec.transport === 'sse' ? 'text/event-stream' : 'application/x-ndjson';
-    const host = `${spec.host}:${spec.port}`;
     // A WebSocket upgrade with the channel in the URL: live once the 101 arrives, as a stream is at its 200.
     const extra =
       spec.transport === 'ws'
         ? 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
         : `Accept: ${accept}\r\n`;
-    this.request = (channel) =>
-      `GET ${path}?channel=${channelName(spec.channelPrefix, channel)} HTTP/1.1\r\nHost: ${host}\r\n${extra}\r\n`;
+    this.request = (channel, port) =>
+      `GET ${path}?channel=${channelName(spec.channelPrefix, channel)} HTTP/1.1\r\nHost: ${spec.host}:${port}\r\n${extra}\r\n`;
     this.lineOffset = spec.transport === 'sse' ? 6 : 0;
   }
 
@@ -135,13 +134,17 @@ export class SubscriberPool {
     const channel = index % this.spec.channels;
     const addrs = this.spec.localAddresses;
     const localAddress = addrs.length > 0 ? addrs[index % addrs.length] : undefined;
-    const socket = net.connect({ host: this.spec.host, port: this.spec.port, localAddress });
+    // Several nodes: round-robin by connection index, so every node holds an even share of every channel's
+    // subscribers (when the node count does not divide the channel count) and a message crosses the broker.
+    const ports = this.spec.ports;
+    const port = ports !== undefined && ports.length > 0 ? ports[index % ports.length]! : this.spec.port;
+    const socket = net.connect({ host: this.spec.host, port, localAddress });
     const sub = new Sub(index, channel, socket);
     this.subs.push(sub);
     this.inFlight++;
     socket.setNoDelay(true);
     socket.setTimeout(this.spec.connectTimeoutMs);
-    socket.on('connect', () => socket.write(this.request(channel)));
+    socket.on('connect', () => socket.write(this.request(channel, port)));
     socket.on('data', (d: Buffer) => this.onData(sub, d));
     socket.on('timeout', () => this.fail(sub, 'timeout'));
     socket.on('error', (err: NodeJS.ErrnoException) => this.fail(sub, err.code ?? 'error'));

@@ -67,6 +67,30 @@ test('bench --redis publishes with a plain Redis PUBLISH', async () => {
   }
 });
 
+test('bench --spawn --nodes 2 spreads subscribers over two nodes on one Redis and stops both', async () => {
+  const redis = await startRedis();
+  try {
+    // --publishers 1: every publish enters through node 1, so the subscribers held by node 2 (odd connection
+    // indexes; 5 channels, so every channel has subscribers on both nodes) only get them through Redis.
+    const r = await run(['--spawn', '--nodes', '2', '--broker', redis.url, '-n', '40', '--channels', '5', '--rate', '50',
+      '--duration', '1', '--settle', '0', '--drain', '15', '--publishers', '1']);
+    assert.equal(r.connections.held, 40, JSON.stringify(r.connections.errors));
+    const nodes = r.server.nodes ?? [];
+    assert.equal(nodes.length, 2);
+    assert.ok(nodes.every((n) => n.rssHeldBytes !== undefined && n.rssHeldBytes > 0));
+    assert.equal(r.server.rssHeldBytes, nodes[0]!.rssHeldBytes! + nodes[1]!.rssHeldBytes!, 'the summed RSS');
+    const step = r.steps[0]!;
+    assert.equal(step.published.ok, 50);
+    assert.equal(step.deliveries.expected, 50 * 8, 'each message reaches the 8 subscribers of its channel');
+    assert.equal(step.deliveries.received, step.deliveries.expected);
+    assert.equal(step.deliveries.lost, 0);
+    assert.equal(step.deliveries.duplicates, 0);
+    for (const n of nodes) assert.throws(() => process.kill(n.pid, 0), `node ${n.pid} was stopped`);
+  } finally {
+    await redis.stop();
+  }
+});
+
 test('bench options: scenarios, bounds, loopback only', () => {
   const idle = parseBenchArgs(['idle']);
   assert.equal(idle.connections, 15_000);
@@ -76,6 +100,12 @@ test('bench options: scenarios, bounds, loopback only', () => {
   assert.throws(() => parseBenchArgs(['--url', 'http://example.com:8080']), /loopback/);
   assert.throws(() => parseBenchArgs(['-n', '30000', '--workers', '2']), /10,000 connections per worker/);
   assert.throws(() => parseBenchArgs(['nosuch']), /unknown scenario/);
+  assert.throws(() => parseBenchArgs(['--spawn', '--nodes', '3']), /needs --broker/, 'memory nodes would not share messages');
+  assert.throws(() => parseBenchArgs(['--nodes', '3', '--redis', 'redis://127.0.0.1:6391']), /needs --spawn/);
+  const three = parseBenchArgs(['--spawn', '--nodes', '3', '--broker', 'redis://127.0.0.1:6391']);
+  assert.deepEqual(three.serverArgs, ['--broker', 'redis://127.0.0.1:6391']);
+  assert.equal(parseBenchArgs(['--spawn', '--redis', 'redis://127.0.0.1:6391']).broker, 'redis://127.0.0.1:6391');
+  assert.equal(parseBenchArgs(['--spawn']).serverArgs.length, 0, 'one memory node: unchanged');
 });
 
 test('latency histogram quantiles stay within 2 %', () => {
