@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Clock } from '@herald/client';
+import type { ClientEvents, Clock, HeraldClient } from '@herald/client';
 import { WebSocketServer, type WebSocket } from 'ws';
 
 /** Timers that fire only when the test advances time. */
@@ -227,4 +227,16 @@ export async function until(check: () => boolean, what: string, timeoutMs = 5000
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** Every event a client emits, by type, in order. */
+export type EventLog = { [K in keyof ClientEvents]: ClientEvents[K][] };
+
+/** Record every event of `client` (the SDK tests assert on what was emitted and when). */
+export function recordEvents(client: HeraldClient): EventLog {
+  const log: EventLog = { message: [], state: [], connecting: [], connected: [], disconnected: [], missed: [], error: [] };
+  for (const type of Object.keys(log) as (keyof ClientEvents)[]) {
+    client.on(type, (e) => (log[type] as unknown[]).push(e));
+  }
+  return log;
 }

@@ -1,13 +1,13 @@
 /** The SDK's long-polling transport against a scripted `/poll`: cursors, when it counts as open, and refusals. */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, test } from 'node:test';
-import { HeraldClient, type ClientEvents, type ClientOptions } from '@herald/client';
-import { FakeClock, ScriptedServer, until } from './fakes.js';
+import { HeraldClient, type ClientOptions } from '@herald/client';
+import { FakeClock, recordEvents, ScriptedServer, until, type EventLog } from './fakes.js';
 
 let server: ScriptedServer;
 let clock: FakeClock;
 let client: HeraldClient | undefined;
-let log: { [K in keyof ClientEvents]: ClientEvents[K][] };
+let log: EventLog;
 
 beforeEach(async () => {
   server = await ScriptedServer.start();
@@ -28,10 +28,7 @@ function start(options: Partial<ClientOptions> = {}): HeraldClient {
     ...options,
     platform: { clock, random: () => 0.5 },
   });
-  log = { message: [], state: [], connecting: [], connected: [], disconnected: [], missed: [], error: [] };
-  for (const type of Object.keys(log) as (keyof ClientEvents)[]) {
-    c.on(type, (e) => (log[type] as unknown[]).push(e));
-  }
+  log = recordEvents(c);
   client = c;
   c.connect();
   return c;

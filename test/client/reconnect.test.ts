@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, test } from 'node:test';
 import { EventSource } from 'eventsource';
 import WebSocket from 'ws';
-import { HeraldClient, type ClientEvents, type ClientOptions } from '@herald/client';
-import { FakeClock, ScriptedServer, until } from './fakes.js';
+import { HeraldClient, type ClientOptions } from '@herald/client';
+import { FakeClock, recordEvents, ScriptedServer, until, type EventLog } from './fakes.js';
 
 let server: ScriptedServer;
 let clock: FakeClock;
 let client: HeraldClient | undefined;
-let log: { [K in keyof ClientEvents]: ClientEvents[K][] };
+let log: EventLog;
 
 beforeEach(async () => {
   server = await ScriptedServer.start();
@@ -33,10 +33,7 @@ function start(options: Partial<ClientOptions> = {}): HeraldClient {
     ...options,
     platform: { EventSource, WebSocket, clock, random: () => 0.5, ...options.platform },
   });
-  log = { message: [], state: [], connecting: [], connected: [], disconnected: [], missed: [], error: [] };
-  for (const type of Object.keys(log) as (keyof ClientEvents)[]) {
-    c.on(type, (e) => (log[type] as unknown[]).push(e));
-  }
+  log = recordEvents(c);
   client = c;
   c.connect();
   return c;
