@@ -7,6 +7,7 @@
  * No other module reads `process.env`.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 
 export interface HeraldConfig {
   /** TCP port to listen on. @default 8080 */
@@ -55,8 +56,19 @@ export interface HeraldConfig {
   readonly maxBodyBytes: number;
   /** Milliseconds SIGTERM waits for clients to leave before closing the rest. @default 5000 */
   readonly drainTimeoutMs: number;
+  /** Seconds a publish's idempotency key is remembered: a retry under it within this window publishes nothing. @default 300 */
+  readonly idempotencyWindowSeconds: number;
   /** Origins allowed for cross-origin streams and WebSocket upgrades; "*" allows any (never with credentials). @default [] */
   readonly allowedOrigins: readonly string[];
+  /**
+   * Proxies (addresses or CIDRs) whose `X-Forwarded-For` / `Forwarded: for=` name the client: the client address is
+   * then the rightmost hop that is not a trusted proxy (per-IP limits, logs). @default [] (the peer is the client)
+   */
+  readonly trustedProxies: readonly string[];
+  /** Bearer token `GET /metrics` requires outside --dev ("" = /metrics is refused unless metricsPublic). @default "" */
+  readonly metricsToken: string;
+  /** Serve `GET /metrics` without a token outside --dev (a scrape port only the monitoring network reaches). @default false */
+  readonly metricsPublic: boolean;
   /** `debug`, `info`, `warn`, `error` or `silent`. @default "info" */
   readonly logLevel: LogLevel;
 
@@ -163,7 +175,11 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
   maxUrlBytes: { kind: 'int', min: 256, max: 1 << 20 },
   maxBodyBytes: { kind: 'int', min: 64, max: 64 << 20 },
   drainTimeoutMs: { kind: 'int', min: 0, max: 600_000 },
+  idempotencyWindowSeconds: { kind: 'int', min: 1, max: 86_400 },
   allowedOrigins: { kind: 'list' },
+  trustedProxies: { kind: 'list', json: checkProxies },
+  metricsToken: { kind: 'string', check: (v) => (v === '' || /^[\x21-\x7e]{16,}$/.test(v) ? undefined : 'must be at least 16 visible ASCII characters') },
+  metricsPublic: { kind: 'bool' },
   logLevel: { kind: 'string', oneOf: ['debug', 'info', 'warn', 'error', 'silent'] },
   previousSecret: { kind: 'string' },
   previousSecretUntil: { kind: 'string', check: (v) => (v === '' || isDate(v) ? undefined : `"${v}" is not an ISO 8601 date`) },
@@ -206,7 +222,11 @@ export const DEFAULTS: HeraldConfig = {
   maxUrlBytes: 8 * 1024,
   maxBodyBytes: 64 * 1024,
   drainTimeoutMs: 5000,
+  idempotencyWindowSeconds: 300,
   allowedOrigins: [],
+  trustedProxies: [],
+  metricsToken: '',
+  metricsPublic: false,
   logLevel: 'info',
   previousSecret: '',
   previousSecretUntil: '',
@@ -486,6 +506,18 @@ function checkScopedKeys(name: string, value: unknown): unknown {
     if (!Array.isArray(e.namespaces) || !e.namespaces.every((n) => typeof n === 'string')) {
       throw new ConfigError(`${name}[${i}].namespaces`, 'must be a list of namespace names');
     }
+  }
+  return value;
+}
+
+/** Each entry an IPv4/IPv6 address or a CIDR (`10.0.0.0/8`, `fd00::/8`). */
+function checkProxies(name: string, value: unknown): unknown {
+  for (const entry of value as string[]) {
+    const [address = '', bits, ...rest] = entry.split('/');
+    const family = isIP(address);
+    const max = family === 4 ? 32 : 128;
+    const ok = family !== 0 && rest.length === 0 && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max));
+    if (!ok) throw new ConfigError(name, `"${entry}" is not an IP address or CIDR (e.g. 10.0.0.0/8)`);
   }
   return value;
 }

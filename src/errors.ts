@@ -14,6 +14,7 @@ export const ERROR_TABLE = {
   token_expired: { status: 401, close: 3505, message: 'credentials expired' },
   forbidden: { status: 403, close: 3506, message: 'channel not granted' },
   origin_not_allowed: { status: 403, close: 3507, message: 'origin not allowed' },
+  host_not_allowed: { status: 403, close: 3520, message: 'Host not allowed: in --dev only localhost or the configured host' },
   not_found: { status: 404, close: 3508, message: 'not found' },
   method_not_allowed: { status: 405, close: 3509, message: 'method not allowed' },
   payload_too_large: { status: 413, close: 1009, message: 'payload too large' },
@@ -22,6 +23,8 @@ export const ERROR_TABLE = {
   header_too_large: { status: 431, close: 3512, message: 'request headers too large' },
   too_many_requests: { status: 429, close: 3012, message: 'too many requests' },
   unavailable: { status: 503, close: 3013, message: 'service unavailable' },
+  /** A publish was sent to the broker but not answered in time: it may or may not have been published. */
+  outcome_unknown: { status: 504, close: 3015, message: 'publish outcome unknown: retry with the same idempotency key' },
   internal: { status: 500, close: 3014, message: 'internal error' },
 } as const;
 

@@ -16,12 +16,14 @@ import { FrontReader } from './http/front.js';
 import { createNodeMetrics, MetricsRegistry } from './core/metrics.js';
 import { historyPolicyFor, type HistoryPolicyFor } from './core/history-policy.js';
 import { HeraldNode } from './core/node.js';
-import { serveHealth, serveMetrics, serveReady } from './http/health.js';
+import { ClientAddress } from './http/client-address.js';
+import { checkDevHost } from './http/dev-guard.js';
+import { metricsGate, serveHealth, serveMetrics, serveReady } from './http/health.js';
 import { withPreflight } from './http/cors.js';
 import { PublishApi } from './http/publish.js';
 import { Router } from './http/router.js';
 import { httpStreamTransport } from './transport/http-stream.js';
-import { streamRequestFromNode } from './transport/request.js';
+import { headerOf, streamRequestFromNode } from './transport/request.js';
 import { sseTransport } from './transport/sse.js';
 import { serveStream, type StreamContext, type StreamTransport } from './transport/stream.js';
 import { PollTransport } from './transport/poll.js';
@@ -69,14 +71,15 @@ export class HeraldServer {
       () => auth.tokens?.verifications ?? 0,
       'counter',
     );
-    const stream: StreamContext = { node: this.node, authorizer: auth.authorizer, config };
+    const clientAddress = new ClientAddress(config.trustedProxies);
+    const stream: StreamContext = { node: this.node, authorizer: auth.authorizer, config, clientAddress };
     const publishOptions = (channel: string): PublishOptions | undefined => {
       const history = historyFor(channel);
       return history ? { history } : undefined;
     };
-    const publish = new PublishApi(config, broker, metrics, publishOptions, auth.namespaces);
+    const publish = new PublishApi(config, broker, metrics, publishOptions, auth.namespaces, clientAddress);
     const streamRoute = (transport: StreamTransport) => (req: IncomingMessage, res: ServerResponse, q: URLSearchParams) =>
-      serveStream(stream, transport, streamRequestFromNode(req, q), () => {
+      serveStream(stream, transport, streamRequestFromNode(req, q, clientAddress), () => {
         // A request pipelined behind another gets its socket only once the earlier answer is done, and never behind
         // a held stream: refuse it cleanly instead of letting detachSocket assert.
         if (res.socket !== req.socket) throw new HeraldError('bad_request', 'a stream request cannot be pipelined');
@@ -88,7 +91,10 @@ export class HeraldServer {
     ]);
     const poll = new PollTransport(stream);
     metrics.registry.gauge('herald_poll_waiting', 'Long polls waiting for a message.', () => poll.waiting());
-    const router = new Router(metrics, this.log, config.maxUrlBytes, config.maxHeaderBytes);
+    const router = new Router(metrics, this.log, config.maxUrlBytes, config.maxHeaderBytes, (req) =>
+      checkDevHost(config, headerOf(req)('host')),
+    );
+    const metricsAllowed = metricsGate(config);
     for (const [path, transport] of streamTransports) router.add(path, withPreflight(streamRoute(transport), config.allowedOrigins));
     router
       .add('/api/publish', (req, res) => publish.handle(req, res), 'POST')
@@ -98,7 +104,7 @@ export class HeraldServer {
       })
       .add('/healthz', (req, res) => serveHealth(req, res))
       .add('/readyz', (req, res) => serveReady(this.node, req, res))
-      .add('/metrics', (req, res) => serveMetrics(this.node, req, res));
+      .add('/metrics', (req, res) => serveMetrics(this.node, req, res, metricsAllowed));
 
     this.http = createHttpServer(
       {
@@ -125,8 +131,8 @@ export class HeraldServer {
       },
       handOff: (socket) => nodeConnectionListener.call(this.http, socket),
       fastPublish: new FastPublisher({
-        handle: (authorization, remoteAddress, body) => publish.handleRaw(authorization, remoteAddress, body),
-        refuseEarly: (authorization, remoteAddress) => publish.refuseEarly(authorization, remoteAddress),
+        handle: (authorization, remoteAddress, body, header) => publish.handleRaw(authorization, remoteAddress, body, header),
+        refuseEarly: (authorization, remoteAddress, header) => publish.refuseEarly(authorization, remoteAddress, header),
         handOff: (socket) => nodeConnectionListener.call(this.http, socket),
         maxHeaderBytes: config.maxHeaderBytes,
         maxBodyBytes: config.maxBodyBytes,
@@ -137,6 +143,7 @@ export class HeraldServer {
       maxHeaderBytes: config.maxHeaderBytes,
       headersTimeoutMs: config.headersTimeoutMs,
       onRefused: (code) => metrics.rejected.inc({ code }),
+      clientAddress,
     });
     this.http.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
@@ -147,13 +154,17 @@ export class HeraldServer {
       node: this.node,
       authorizer: stream.authorizer,
       config,
-      mayPublish: (grant, channel, remoteAddress) =>
-        auth.namespaces.mayClientPublish(channel, grant) || (config.dev && isLoopback(remoteAddress)),
-      publish: async (channel, data) => {
-        const result = await broker.publish(channel, data, publishOptions(channel));
-        metrics.published.inc({ source: 'ws' });
+      mayPublish: (grant, channel, remoteAddress, otherSite) =>
+        auth.namespaces.mayClientPublish(channel, grant) || (config.dev && isLoopback(remoteAddress) && !otherSite),
+      publish: async (channel, data, key) => {
+        const options = publishOptions(channel);
+        const once = key === undefined ? undefined : { key, windowMs: config.idempotencyWindowSeconds * 1000 };
+        const result = await broker.publish(channel, data, once ? { ...options, idempotency: once } : options);
+        if (result.replayed) metrics.replayed.inc({ source: 'ws' });
+        else metrics.published.inc({ source: 'ws' });
         return result;
       },
+      clientAddress,
       onRefused: (code) => metrics.rejected.inc({ code }),
     });
     this.http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => websocket.handleUpgrade(req, socket, head));

@@ -39,7 +39,7 @@ async function cycle(s: TestServer, i: number): Promise<void> {
     case 1: {
       // After the headers, with a reset (RST): no FIN, as when a process dies.
       const c = new RawClient(s.url);
-      await c.write(`GET ${path}?${query} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      await c.write(`GET ${path}?${query} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
       await c.waitFor((r) => r.startsWith('HTTP/1.1 200'), 5000, 'headers');
       c.socket.resetAndDestroy();
       return;
@@ -47,7 +47,7 @@ async function cycle(s: TestServer, i: number): Promise<void> {
     case 2: {
       // Before the headers: the request is sent and the client leaves at once, while the node subscribes.
       const c = new RawClient(s.url);
-      await c.write(`GET ${path}?${query} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      await c.write(`GET ${path}?${query} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
       c.destroy();
       return;
     }

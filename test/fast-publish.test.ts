@@ -17,7 +17,7 @@ after(() => node.close());
 function publishRequest(channel: string, data: string, extra = ''): string {
   const body = JSON.stringify({ channel, data });
   return (
-    'POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+    'POST /api/publish HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n' +
     `Authorization: Bearer ${TEST_API_KEY}\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
   );
 }
@@ -44,7 +44,7 @@ test('100 pipelined publishes in one write: 100 answers in order, 100 messages i
 test('a wrong key is answered 401 on its headers, and the connection closes before its body', async (t) => {
   const c = new RawClient(node.url);
   t.after(() => c.destroy());
-  await c.write('POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nContent-Length: 20\r\n\r\n');
+  await c.write('POST /api/publish HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer nope\r\nContent-Length: 20\r\n\r\n');
   await c.waitClose();
   assert.deepEqual(answers(c.received), ['HTTP/1.1 401']);
   assert.match(c.received, /"code":"unauthorized"/);
@@ -55,7 +55,7 @@ test('bad JSON gets 400 and the connection stays usable', async (t) => {
   t.after(() => c.destroy());
   const bad = '{"channel":';
   await c.write(
-    `POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nContent-Length: ${bad.length}\r\n\r\n${bad}` +
+    `POST /api/publish HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nContent-Length: ${bad.length}\r\n\r\n${bad}` +
       publishRequest('after-bad', 'ok'),
   );
   await c.waitFor((r) => answers(r).length === 2, 5000, 'two answers');
@@ -67,7 +67,7 @@ test('a body over the limit is refused with 413 and the connection closed', asyn
   t.after(() => small.close());
   const c = new RawClient(small.url);
   t.after(() => c.destroy());
-  await c.write(`POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nContent-Length: 5000\r\n\r\n`);
+  await c.write(`POST /api/publish HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nContent-Length: 5000\r\n\r\n`);
   await c.waitClose();
   assert.deepEqual(answers(c.received), ['HTTP/1.1 413']);
 });
@@ -75,7 +75,7 @@ test('a body over the limit is refused with 413 and the connection closed', asyn
 test('after publishes, a GET on the same connection is answered by node:http', async (t) => {
   const c = new RawClient(node.url);
   t.after(() => c.destroy());
-  await c.write(publishRequest('mixed', '1') + publishRequest('mixed', '2') + 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.write(publishRequest('mixed', '1') + publishRequest('mixed', '2') + 'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n');
   await c.waitFor((r) => r.includes('"status":"ok"'), 5000, 'the health answer');
   assert.deepEqual(answers(c.received), ['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200']);
 });
@@ -85,7 +85,7 @@ test('a chunked publish body is handed to node:http and published', async (t) =>
   t.after(() => c.destroy());
   const body = JSON.stringify({ channel: 'chunky', data: 'x' });
   await c.write(
-    `POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nTransfer-Encoding: chunked\r\n\r\n` +
+    `POST /api/publish HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nTransfer-Encoding: chunked\r\n\r\n` +
       `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`,
   );
   await c.waitFor((r) => r.includes('"id"'), 5000, 'the publish answer');

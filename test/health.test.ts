@@ -117,8 +117,8 @@ test('while draining: /readyz is 503 and a new stream is 503, on requests alread
     ready.destroy();
     stream.destroy();
   });
-  await ready.write('GET /readyz HTTP/1.1\r\nHost: x\r\n');
-  await stream.write('GET /sub?channel=late HTTP/1.1\r\nHost: x\r\n');
+  await ready.write('GET /readyz HTTP/1.1\r\nHost: localhost\r\n');
+  await stream.write('GET /sub?channel=late HTTP/1.1\r\nHost: localhost\r\n');
   await new Promise((r) => setTimeout(r, 50));
   const closed = s.close();
   // The held stream is told to go elsewhere.

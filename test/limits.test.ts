@@ -35,7 +35,7 @@ async function exchange(url: string, bytes: string, options: { localAddress?: st
 test('a URL over maxUrlBytes is 414, on stream and other routes', async (t) => {
   const s = await fresh(t, { maxUrlBytes: 512 });
   for (const path of [`/sub?channel=${'a'.repeat(600)}`, `/healthz?x=${'a'.repeat(600)}`, `/sse?channel=a&pad=${'b'.repeat(600)}`]) {
-    const res = await exchange(s.url, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const res = await exchange(s.url, `GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
     assert.equal(res.status, 414, path.slice(0, 20));
     assert.equal(res.error.error.code, 'uri_too_long');
   }
@@ -47,12 +47,12 @@ test('a URL over maxUrlBytes is 414, on stream and other routes', async (t) => {
 test('headers over maxHeaderBytes are 431, on stream and other routes', async (t) => {
   const s = await fresh(t, { maxHeaderBytes: 2048 });
   for (const path of ['/sub?channel=a', '/healthz', '/api/publish']) {
-    const res = await exchange(s.url, `GET ${path} HTTP/1.1\r\nHost: x\r\nX-Pad: ${'p'.repeat(4000)}\r\n\r\n`);
+    const res = await exchange(s.url, `GET ${path} HTTP/1.1\r\nHost: localhost\r\nX-Pad: ${'p'.repeat(4000)}\r\n\r\n`);
     assert.equal(res.status, 431, path);
     assert.equal(res.error.error.code, 'header_too_large');
   }
   // Larger than node:http's combined bound (URL + headers) too.
-  const huge = await exchange(s.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'p'.repeat(20_000)}\r\n\r\n`);
+  const huge = await exchange(s.url, `GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Pad: ${'p'.repeat(20_000)}\r\n\r\n`);
   assert.equal(huge.status, 431);
   assert.equal(huge.error.error.code, 'header_too_large');
   assert.equal((await fetch(`${s.url}/healthz`, { headers: { 'X-Pad': 'p'.repeat(1000) } })).status, 200);
@@ -69,7 +69,7 @@ test('over maxConnections: 503, and the streams already open keep receiving', as
     a.close();
     b.close();
   });
-  const res = await exchange(s.url, 'GET /sub?channel=full HTTP/1.1\r\nHost: x\r\n\r\n');
+  const res = await exchange(s.url, 'GET /sub?channel=full HTTP/1.1\r\nHost: localhost\r\n\r\n');
   assert.equal(res.status, 503);
   assert.equal(res.error.error.code, 'unavailable');
   assert.match(res.error.error.message, /2/);
@@ -90,16 +90,16 @@ test('over maxConnectionsPerIp: 429 for that address only', async (t) => {
   const held = [new RawClient(s.url), new RawClient(s.url)];
   t.after(() => held.forEach((c) => c.destroy()));
   for (const c of held) {
-    await c.write('GET /sub?channel=ip HTTP/1.1\r\nHost: x\r\n\r\n');
+    await c.write('GET /sub?channel=ip HTTP/1.1\r\nHost: localhost\r\n\r\n');
     await c.waitFor((r) => r.startsWith('HTTP/1.1 200'), 5000, 'a stream');
   }
-  const res = await exchange(s.url, 'GET /sub?channel=ip HTTP/1.1\r\nHost: x\r\n\r\n');
+  const res = await exchange(s.url, 'GET /sub?channel=ip HTTP/1.1\r\nHost: localhost\r\n\r\n');
   assert.equal(res.status, 429);
   assert.equal(res.error.error.code, 'too_many_requests');
   // Another source address (all of 127/8 is loopback) is not affected.
   const other = new RawClient(s.url, { localAddress: '127.0.0.2' });
   t.after(() => other.destroy());
-  await other.write('GET /sub?channel=ip HTTP/1.1\r\nHost: x\r\n\r\n');
+  await other.write('GET /sub?channel=ip HTTP/1.1\r\nHost: localhost\r\n\r\n');
   await other.waitFor((r) => r.startsWith('HTTP/1.1 200'), 5000, 'a stream from 127.0.0.2');
   await publish(s.url, { channel: 'ip', data: 'all three' });
   for (const c of [...held, other]) await c.waitFor((r) => r.includes('all three'), 2000, 'the message');
@@ -125,8 +125,8 @@ function assertTimeoutAnswer(received: string): void {
 }
 
 for (const [name, request] of [
-  ['a stream request', 'GET /sub?channel=slowloris HTTP/1.1\r\nHost: x\r\nX-A: b\r\n\r\n'],
-  ['another request', 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: bbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n'],
+  ['a stream request', 'GET /sub?channel=slowloris HTTP/1.1\r\nHost: localhost\r\nX-A: b\r\n\r\n'],
+  ['another request', 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-A: bbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n'],
 ] as const) {
   test(`header timeout: ${name} sent one byte at a time is closed at headersTimeoutMs`, async (t) => {
     const s = await fresh(t, { headersTimeoutMs: 600 });
@@ -169,7 +169,7 @@ test('a client that never reads is disconnected as slow once its queue fills; ot
   t.after(() => control.close());
   const slow = new RawClient(s.url, { read: false });
   t.after(() => slow.destroy());
-  await slow.write('GET /sub?channel=flood&channel=slow-only HTTP/1.1\r\nHost: x\r\n\r\n');
+  await slow.write('GET /sub?channel=flood&channel=slow-only HTTP/1.1\r\nHost: localhost\r\n\r\n');
   await eventually(() => node.hub.subscriptionCount() === 3, 2000, 'the slow client subscribed');
   assert.equal(node.broker.subscribedCount(), 2);
 

@@ -275,7 +275,7 @@ test('row 15: a client that never sends its request, or sends headers a byte at 
       const silent = new RawClient(s.url);
       const drip = new RawClient(s.url);
       await Promise.all([silent.ready(), drip.ready()]);
-      const request = 'GET /sub?channel=public:control HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n';
+      const request = 'GET /sub?channel=public:control HTTP/1.1\r\nHost: localhost\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n';
       let i = 0;
       const timer = setInterval(() => {
         if (drip.closed || i >= request.length) return clearInterval(timer);
@@ -312,10 +312,10 @@ test('row 18: a connection flood beyond the per-IP and per-node limits answers 4
       }
       await g.tick();
       const other = new RawClient(s.url, { localAddress: '127.0.0.2' });
-      await other.write('GET /sub?channel=public:d HTTP/1.1\r\nHost: x\r\n\r\n');
+      await other.write('GET /sub?channel=public:d HTTP/1.1\r\nHost: localhost\r\n\r\n');
       await other.waitFor((r) => r.startsWith('HTTP/1.1 200'), 5000, 'a stream from 127.0.0.2');
       const third = new RawClient(s.url, { localAddress: '127.0.0.3' });
-      await third.write('GET /sub?channel=public:d HTTP/1.1\r\nHost: x\r\n\r\n');
+      await third.write('GET /sub?channel=public:d HTTP/1.1\r\nHost: localhost\r\n\r\n');
       await third.waitFor((r) => r.startsWith('HTTP/1.1 503'), 5000, 'a 503 over the node limit');
       for (const h of held) h.close();
       other.destroy();

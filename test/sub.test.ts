@@ -69,7 +69,7 @@ test('headers are sent only once the subscription is live: a publish right after
 test('the publish happens the instant the status line arrives (raw socket)', async (t) => {
   const c = new RawClient(node.url);
   t.after(() => c.destroy());
-  await c.write('GET /sub?channel=instant HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.write('GET /sub?channel=instant HTTP/1.1\r\nHost: localhost\r\n\r\n');
   await c.waitFor((r) => r.startsWith('HTTP/1.1 200'), 5000, 'status line');
   // Publish in-process on the same tick: no HTTP round trip hides a late subscription.
   await node.server.node.broker.publish('instant', 'now');
@@ -114,14 +114,14 @@ test('bytes sent after a stream started cannot inject a response', async (t) => 
   t.after(() => c.destroy());
   // A pipelined second request in the same packet, then more requests once the stream runs.
   await c.write(
-    'GET /sub?channel=inj HTTP/1.1\r\nHost: x\r\n\r\n' +
-      'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' +
-      'GET /sub?channel=inj2 HTTP/1.1\r\nHost: x\r\n\r\n',
+    'GET /sub?channel=inj HTTP/1.1\r\nHost: localhost\r\n\r\n' +
+      'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n' +
+      'GET /sub?channel=inj2 HTTP/1.1\r\nHost: localhost\r\n\r\n',
   );
   await c.waitFor((r) => r.includes('\r\n\r\n'), 5000, 'head');
   await c.write(
-    'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n' +
-      'POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 31\r\n\r\n{"channel":"inj","data":"evil"}',
+    'GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n' +
+      'POST /api/publish HTTP/1.1\r\nHost: localhost\r\nContent-Length: 31\r\n\r\n{"channel":"inj","data":"evil"}',
   );
   await new Promise((r) => setTimeout(r, 200));
   await publish(s.url, { channel: 'inj', data: 'good' });
@@ -143,9 +143,9 @@ test('stream requests pipelined behind a request on a kept-alive connection leav
   const c = new RawClient(s.url);
   t.after(() => c.destroy());
   await c.write(
-    'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' +
-      'GET /sub?channel=p1 HTTP/1.1\r\nHost: x\r\n\r\n' +
-      'GET /sub?channel=p2 HTTP/1.1\r\nHost: x\r\n\r\n',
+    'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n' +
+      'GET /sub?channel=p1 HTTP/1.1\r\nHost: localhost\r\n\r\n' +
+      'GET /sub?channel=p2 HTTP/1.1\r\nHost: localhost\r\n\r\n',
   );
   await c.waitFor((r) => r.includes('application/x-ndjson'), 5000, 'the stream head');
   await new Promise((r) => setTimeout(r, 200));
@@ -163,7 +163,7 @@ test('a client that closes its stream releases its subscriptions at once', async
   const s = await fresh(t);
   const c = new RawClient(s.url);
   t.after(() => c.destroy());
-  await c.write('GET /sub?channel=bye&channel=bye2 HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.write('GET /sub?channel=bye&channel=bye2 HTTP/1.1\r\nHost: localhost\r\n\r\n');
   await c.waitFor((r) => r.includes('\r\n\r\n'), 5000, 'head');
   assert.equal(s.server.node.hub.subscriptionCount(), 2);
   assert.equal(s.server.node.broker.subscribedCount(), 2);
@@ -176,7 +176,7 @@ test('a client that keeps sending on a held stream is cut off and its subscripti
   const s = await fresh(t);
   const c = new RawClient(s.url);
   t.after(() => c.destroy());
-  await c.write('GET /sub?channel=chatty HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.write('GET /sub?channel=chatty HTTP/1.1\r\nHost: localhost\r\n\r\n');
   await c.waitFor((r) => r.includes('\r\n\r\n'), 5000, 'head');
   assert.equal(s.server.node.hub.channelCount(), 1);
   c.socket.write(Buffer.alloc(64 * 1024, 'x'));
@@ -272,7 +272,7 @@ test('raw UTF-8 in the URL (curl sends it unencoded) names the same channel as i
   const s = await fresh(t);
   const raw = new RawClient(s.url);
   t.after(() => raw.destroy());
-  await raw.write(Buffer.concat([Buffer.from('GET /sub?channel=caf'), Buffer.from('é', 'utf8'), Buffer.from(' HTTP/1.1\r\nHost: x\r\n\r\n')]));
+  await raw.write(Buffer.concat([Buffer.from('GET /sub?channel=caf'), Buffer.from('é', 'utf8'), Buffer.from(' HTTP/1.1\r\nHost: localhost\r\n\r\n')]));
   await raw.waitFor((r) => r.startsWith('HTTP/1.1 200'), 5000, 'the stream');
   const encoded = await openStream(`${s.url}/sub?channel=${encodeURIComponent('café')}`);
   t.after(() => encoded.close());

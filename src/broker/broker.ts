@@ -11,7 +11,13 @@
  * - Channel names are opaque byte strings: no glob or pattern meaning, ever.
  * - `data` is delivered verbatim.
  * - Delivery is at most once; history (an optional capability) makes it resumable.
- * - `publish` rejects with HeraldError('unavailable') at once when the broker cannot take it; it never hangs.
+ * - `publish` rejects with HeraldError('unavailable') at once when the broker cannot take it (then nothing was
+ *   published), and with HeraldError('outcome_unknown') when the publish was handed over but not answered in time
+ *   (it may have been published). It never hangs.
+ * - Idempotency (`publish(c, d, { idempotency: { key, windowMs } })`): the first publish under (c, key) within
+ *   `windowMs` publishes and remembers its id; a later one publishes nothing and resolves with that id and
+ *   `replayed: true`. Checking, publishing and remembering are one atomic step, so a retry after `outcome_unknown`
+ *   delivers the message at most once whatever happened to the first attempt.
  *
  * History (`HistoryBroker`, an optional capability; see docs/protocol.md "Message ids and resume"):
  * - `publish(c, d, { history })` with `history.size > 0` keeps the message in c's history and resolves with its id,
@@ -45,6 +51,15 @@ export interface Publication {
 export interface PublishOptions {
   /** Keep the message in the channel's history (where the broker has history). */
   readonly history?: HistoryPolicy;
+  /** Publish at most once per (channel, key) within the window (see the contract above). */
+  readonly idempotency?: Idempotency;
+}
+
+export interface Idempotency {
+  /** The publisher's key for this message (src/protocol/idempotency.ts checks its shape). */
+  readonly key: string;
+  /** How long a key is remembered, in milliseconds. */
+  readonly windowMs: number;
 }
 
 export interface HistoryPolicy {
@@ -83,6 +98,8 @@ export function hasHistory(broker: Broker): broker is HistoryBroker {
 
 export interface PublishResult {
   readonly id?: string;
+  /** True when an earlier publish under the same idempotency key was found: nothing was published now. */
+  readonly replayed?: boolean;
 }
 
 export interface BrokerHandler {

@@ -13,6 +13,7 @@ import type {
   PublishOptions,
   PublishResult,
 } from './broker.js';
+import { IdempotencyMemo } from './idempotency-memo.js';
 import { MemoryHistory } from './memory-history.js';
 
 /** How often expired history is freed. Expiry itself is exact: reads check the time. */
@@ -23,6 +24,8 @@ export class MemoryBroker implements HistoryBroker {
   private handler: BrokerHandler | undefined;
   private readonly channels = new Set<string>();
   private readonly store = new MemoryHistory();
+  /** Idempotency keys: checked, published and remembered in one synchronous step. */
+  readonly idempotency = new IdempotencyMemo();
   private sweeper: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -42,10 +45,17 @@ export class MemoryBroker implements HistoryBroker {
 
   async publish(channel: string, data: string, options?: PublishOptions): Promise<PublishResult> {
     if (this.closed || !this.handler) throw new HeraldError('unavailable', 'broker is not running');
+    const once = options?.idempotency;
+    const now = Date.now();
+    if (once) {
+      const seen = this.idempotency.lookup(channel, once.key, now);
+      if (seen) return seen.id === undefined ? { replayed: true } : { id: seen.id, replayed: true };
+    }
     const policy = options?.history;
     const publication: Publication =
-      policy && policy.size > 0 ? this.store.append(channel, data, policy) : { channel, data, ts: Date.now() };
+      policy && policy.size > 0 ? this.store.append(channel, data, policy, now) : { channel, data, ts: now };
     if (this.channels.has(channel)) this.handler.onPublication(publication);
+    if (once) this.idempotency.remember(channel, once.key, publication.id, once.windowMs, now);
     return publication.id === undefined ? {} : { id: publication.id };
   }
 
@@ -66,6 +76,7 @@ export class MemoryBroker implements HistoryBroker {
     this.closed = true;
     this.channels.clear();
     this.store.clear();
+    this.idempotency.clear();
     if (this.sweeper) clearInterval(this.sweeper);
   }
 }

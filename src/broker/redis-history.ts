@@ -15,7 +15,7 @@
  */
 import { HeraldError } from '../errors.js';
 import { formatMessageId, parseMessageId, type StreamPosition } from '../protocol/message-id.js';
-import type { HistoryPolicy, HistoryQuery, HistoryResult, Publication } from './broker.js';
+import type { HistoryPolicy, HistoryQuery, HistoryResult, Idempotency, Publication } from './broker.js';
 import { keyInSlotOf } from './redis-slot.js';
 
 export const ENVELOPE_PREFIX = '\u0000herald\u0000';
@@ -50,8 +50,36 @@ local function current_epoch(keys, meta_ttl)
   return epoch
 end
 
--- ARGV: channel, data, size, ttl_ms, meta_ttl_ms, publish command (PUBLISH, SPUBLISH, or NONE). Returns the id.
+-- Idempotency (optional): KEYS[3] = herald:i:<channel>:<key> on the channel's slot, ARGV[7] = window ms. A key
+-- already there holds the id of the message published under it: nothing is published again.
+local function published_before(keys)
+  if not keys[3] then return nil end
+  local seen = redis.call('GET', keys[3])
+  if seen then return { seen, 1 } end
+  return nil
+end
+
+-- Remember the id under the idempotency key, if any. With a key the reply is { id, 0 }; without, the id alone.
+local function remember(keys, args, id)
+  if not keys[3] then return id end
+  redis.call('SET', keys[3], id, 'PX', tonumber(args[7]))
+  return { id, 0 }
+end
+
+-- Size 0: no history. The data is published verbatim, without an id ('').
+local function publish_plain(args)
+  if args[6] == 'PUBLISH' or args[6] == 'SPUBLISH' then
+    redis.call(args[6], args[1], args[2])
+  end
+  return ''
+end
+
+-- ARGV: channel, data, size, ttl_ms, meta_ttl_ms, publish command (PUBLISH, SPUBLISH, or NONE)[, idempotency window
+-- ms]. Returns the id (with an idempotency key: { id, 1 if published before else 0 }).
 local function herald_publish(keys, args)
+  local before = published_before(keys)
+  if before then return before end
+  if tonumber(args[3]) == 0 then return remember(keys, args, publish_plain(args)) end
   local epoch = current_epoch(keys, tonumber(args[5]))
   local offset = redis.call('HINCRBY', keys[2], 'o', 1)
   redis.call('XADD', keys[1], 'MAXLEN', tonumber(args[3]), offset .. '-0', 'd', args[2])
@@ -60,7 +88,7 @@ local function herald_publish(keys, args)
   if args[6] == 'PUBLISH' or args[6] == 'SPUBLISH' then
     redis.call(args[6], args[1], '\\0herald\\0' .. id .. '\\0' .. args[2])
   end
-  return id
+  return remember(keys, args, id)
 end
 
 -- ARGV: since offset ('' for none), since epoch, limit, meta_ttl_ms.
@@ -91,6 +119,14 @@ export function historyKeys(channel: string, cluster: boolean): [string, string]
   return [keyInSlotOf(channel, 'herald:h:'), keyInSlotOf(channel, 'herald:m:')];
 }
 
+/**
+ * The key remembering an idempotency key: `herald:i:<channel>:<key>` (keys hold no `:`, so the pair is unambiguous);
+ * on Cluster, `herald:i:{T}<channel>:<key>`, on the channel's slot like the history keys.
+ */
+export function idempotencyKeyName(channel: string, key: string, cluster: boolean): string {
+  return (cluster ? keyInSlotOf(channel, 'herald:i:') : `herald:i:${channel}`) + ':' + key;
+}
+
 /** A Redis message → Publication: unwraps Herald's envelope (id + data); anything else is verbatim, without id. */
 export function toPublication(channel: string, payload: string, ts: number): Publication {
   if (payload.startsWith(ENVELOPE_PREFIX)) {
@@ -102,8 +138,11 @@ export function toPublication(channel: string, payload: string, ts: number): Pub
   return { channel, data: payload, ts };
 }
 
-/** Runs one command on the shard that owns `key` (the broker's bounded `command` seam). */
-export type RedisCommand = (key: string | undefined, args: readonly string[]) => Promise<unknown>;
+/**
+ * Runs one command on the shard that owns `key` (the broker's bounded `command` seam); `write` marks a command that
+ * publishes (its failures are told apart: not sent, or sent without an answer).
+ */
+export type RedisCommand = (key: string | undefined, args: readonly string[], write?: boolean) => Promise<unknown>;
 
 export class RedisHistory {
   constructor(
@@ -116,18 +155,36 @@ export class RedisHistory {
     await this.run(key, ['FUNCTION', 'LOAD', 'REPLACE', HISTORY_LIBRARY]);
   }
 
-  async publish(channel: string, data: string, policy: HistoryPolicy): Promise<string> {
-    const keys = historyKeys(channel, this.publishCommand() === 'SPUBLISH');
-    const reply = await this.fcall(keys, 'herald_publish', [
+  /**
+   * Publish through the function: with history when `policy` is given, else verbatim (that path is taken only for an
+   * idempotency key, which needs the function's atomic check). Resolves with the id ('' without history).
+   */
+  async publish(
+    channel: string,
+    data: string,
+    policy: HistoryPolicy | undefined,
+    idempotency?: Idempotency,
+  ): Promise<{ id: string; replayed: boolean }> {
+    const cluster = this.publishCommand() === 'SPUBLISH';
+    const keys: string[] = historyKeys(channel, cluster);
+    const args = [
       channel,
       data,
-      String(policy.size),
-      String(policy.ttlMs),
-      String(policy.metaTtlMs),
+      String(policy?.size ?? 0),
+      String(policy?.ttlMs ?? 0),
+      String(policy?.metaTtlMs ?? 0),
       this.publishCommand(),
-    ]);
-    if (typeof reply !== 'string' || !parseMessageId(reply)) throw new HeraldError('internal', 'unexpected herald_publish reply');
-    return reply;
+    ];
+    if (idempotency) {
+      keys.push(idempotencyKeyName(channel, idempotency.key, cluster));
+      args.push(String(idempotency.windowMs));
+    }
+    const reply = await this.fcall(keys, 'herald_publish', args, true);
+    const [id, replayed] = Array.isArray(reply) ? [reply[0], reply[1] === 1] : [reply, false];
+    if (typeof id !== 'string' || (policy ? !parseMessageId(id) : id !== '' && !parseMessageId(id))) {
+      throw new HeraldError('internal', 'unexpected herald_publish reply');
+    }
+    return { id, replayed };
   }
 
   async read(channel: string, query: HistoryQuery): Promise<HistoryResult> {
@@ -152,9 +209,12 @@ export class RedisHistory {
     return { position, publications };
   }
 
-  /** FCALL, loading the library first where Redis lost it (a restart without persistence, a new shard). */
-  private async fcall(keys: [string, string], fn: string, args: string[]): Promise<unknown> {
-    const call = (): Promise<unknown> => this.run(keys[0], ['FCALL', fn, '2', ...keys, ...args]);
+  /**
+   * FCALL, loading the library first where Redis lost it (a restart without persistence, a new shard). `write`: the
+   * call publishes, so a timeout means "outcome unknown" rather than "not done" (RedisBroker.command).
+   */
+  private async fcall(keys: readonly string[], fn: string, args: string[], write = false): Promise<unknown> {
+    const call = (): Promise<unknown> => this.run(keys[0], ['FCALL', fn, String(keys.length), ...keys, ...args], write);
     try {
       return await call();
     } catch (err) {

@@ -8,7 +8,16 @@
  * connection + one sharded-subscriber connection (node-redis opens the latter per shard on the first SSUBSCRIBE).
  * Every channel is multiplexed over them, whatever the number of clients.
  */
-import { createClient, createCluster } from '@redis/client';
+import {
+  AbortError,
+  ClientClosedError,
+  ClientOfflineError,
+  createClient,
+  createCluster,
+  ErrorReply,
+  SocketTimeoutDuringMaintenanceError,
+  TimeoutError,
+} from '@redis/client';
 import { slotOf, tagForSlot } from './redis-slot.js';
 
 type StandaloneClient = ReturnType<typeof createClient>;
@@ -42,6 +51,23 @@ export interface RedisLink {
   /** Run a raw command on the connection that owns `key` (any connection when undefined). */
   command(key: string | undefined, args: readonly string[]): Promise<unknown>;
   destroy(): void;
+}
+
+/**
+ * Did a failed command certainly not take effect? True when node-redis refused it before writing it (the client was
+ * closed or offline, the command was aborted, or its timeout fired while it still waited to be written: node-redis
+ * drops the timeout once a command is written) or when Redis answered it with an error. Anything else (the socket
+ * closed, the client was destroyed, no answer in time) may have reached Redis: its outcome is unknown.
+ */
+export function certainlyNotApplied(err: unknown): boolean {
+  return (
+    err instanceof ClientClosedError ||
+    err instanceof ClientOfflineError ||
+    err instanceof AbortError ||
+    (err instanceof TimeoutError && !(err instanceof SocketTimeoutDuringMaintenanceError)) ||
+    err instanceof ErrorReply ||
+    (err instanceof Error && err.message === 'The queue is full')
+  );
 }
 
 /** Largest number of channels in one SUBSCRIBE/UNSUBSCRIBE command. */

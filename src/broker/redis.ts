@@ -30,7 +30,7 @@ import type {
   PublishResult,
 } from './broker.js';
 import { RedisHistory, toPublication } from './redis-history.js';
-import { createLink, type RedisLink } from './redis-link.js';
+import { certainlyNotApplied, createLink, type RedisLink } from './redis-link.js';
 import { tagForSlot } from './redis-slot.js';
 
 export interface RedisBrokerOptions {
@@ -93,7 +93,7 @@ export class RedisBroker implements HistoryBroker {
   private closed = false;
   /** History (./redis-history.ts): the `herald` Redis Function library, run through `command`. */
   private readonly store = new RedisHistory(
-    (key, args) => this.command(key, args),
+    (key, args, write) => this.command(key, args, write),
     () => this.publishCommand,
   );
 
@@ -144,10 +144,15 @@ export class RedisBroker implements HistoryBroker {
 
   async publish(channel: string, data: string, options?: PublishOptions): Promise<PublishResult> {
     const link = this.requireLink();
-    const policy = options?.history;
-    // With history: append, trim, expire and publish (with the id) in one atomic function call.
-    if (policy && policy.size > 0) return { id: await this.store.publish(channel, data, policy) };
-    await this.bounded(link.publish(channel, data), 'publish');
+    const policy = options?.history && options.history.size > 0 ? options.history : undefined;
+    const once = options?.idempotency;
+    // With history or an idempotency key: check the key, append, trim, expire and publish (with the id) in one
+    // atomic function call. A retry after an unknown outcome thus publishes at most once.
+    if (policy || once) {
+      const r = await this.store.publish(channel, data, policy, once);
+      return { ...(r.id !== '' ? { id: r.id } : {}), ...(r.replayed ? { replayed: true } : {}) };
+    }
+    await this.bounded(link.publish(channel, data), 'publish', true);
     return {};
   }
 
@@ -158,10 +163,11 @@ export class RedisBroker implements HistoryBroker {
   /**
    * Run a raw Redis command on the connection that owns `key` (the shard of the key in Cluster). A seam for
    * capabilities built on this broker (history scripts): use keys from `keyInSlotOf(channel, prefix)` so a script
-   * that touches the key and then publishes to the channel stays on one slot. Bounded and 503 while down.
+   * that touches the key and then publishes to the channel stays on one slot. Bounded and 503 while down; `write`
+   * marks a command that publishes (see `bounded`).
    */
-  async command(key: string | undefined, args: readonly string[]): Promise<unknown> {
-    return this.bounded(this.requireLink().command(key, args), 'command');
+  async command(key: string | undefined, args: readonly string[], write = false): Promise<unknown> {
+    return this.bounded(this.requireLink().command(key, args), 'command', write);
   }
 
   /** PUBLISH (standalone) or SPUBLISH (Cluster): what a script must call to reach this broker's subscribers. */
@@ -268,15 +274,34 @@ export class RedisBroker implements HistoryBroker {
     return this.link;
   }
 
-  /** A Redis call with a deadline; any failure becomes HeraldError('unavailable'). */
-  private bounded<T>(call: Promise<T>, what: string): Promise<T> {
+  /**
+   * A Redis call with a deadline. Failures become HeraldError('unavailable'), except for a `write` (a command that
+   * publishes) whose outcome cannot be known: one that timed out after it was sent, or whose connection broke before
+   * the answer, may have been carried out, so it becomes 'outcome_unknown' (504). Only a write that certainly never
+   * took effect (redis-link.ts certainlyNotApplied) is 'unavailable' (503): "not published" must be true.
+   */
+  private bounded<T>(call: Promise<T>, what: string, write = false): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new HeraldError('unavailable', `redis ${what} timed out`)), this.options.timeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            write
+              ? new HeraldError('outcome_unknown', `redis ${what} not answered within ${this.options.timeoutMs} ms: it may have been published`)
+              : new HeraldError('unavailable', `redis ${what} timed out`),
+          ),
+        // A write's own deadline comes a little after node-redis' command timeout, which fires only for a command
+        // still waiting to be written: such a command is known not to have left, and answers 503.
+        this.options.timeoutMs + (write ? 25 : 0),
+      );
     });
     return Promise.race([call, deadline])
       .catch((err: unknown) => {
-        throw err instanceof HeraldError ? err : new HeraldError('unavailable', `redis ${what} failed`, { cause: err });
+        if (err instanceof HeraldError) throw err;
+        if (write && !certainlyNotApplied(err)) {
+          throw new HeraldError('outcome_unknown', `redis ${what} interrupted before its answer: it may have been published`, { cause: err });
+        }
+        throw new HeraldError('unavailable', `redis ${what} failed`, { cause: err });
       })
       .finally(() => clearTimeout(timer));
   }

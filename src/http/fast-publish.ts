@@ -22,11 +22,13 @@ export interface FastPublishOptions {
     authorization: string | undefined,
     remoteAddress: string | undefined,
     body: Buffer,
+    header: (name: string) => string | undefined,
   ) => Promise<{ status: number; json: unknown; code?: string }>;
   /** The answer for a request refused on its headers alone (it is sent before the body is read), or undefined. */
   readonly refuseEarly: (
     authorization: string | undefined,
     remoteAddress: string | undefined,
+    header: (name: string) => string | undefined,
   ) => { status: number; json: unknown; code: string } | undefined;
   /** Give the connection to node:http (the bytes not yet consumed were pushed back onto the socket). */
   readonly handOff: (socket: Socket) => void;
@@ -51,6 +53,7 @@ const REASONS: Record<number, string> = {
   413: 'Payload Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
+  504: 'Gateway Timeout',
 };
 
 export class FastPublisher {
@@ -120,7 +123,8 @@ class PublishConnection implements SocketOwner {
       }
       const bodyStart = headEnd + 4;
       const bodyLength = Number(length);
-      const refused = this.o.refuseEarly(headers.get('authorization'), this.socket.remoteAddress);
+      const header = (name: string): string | undefined => headers.get(name);
+      const refused = this.o.refuseEarly(headers.get('authorization'), this.socket.remoteAddress, header);
       if (refused) {
         // Refused before its body is read: answer and close, so the body can never be taken for a next request.
         this.closing = true;
@@ -139,7 +143,7 @@ class PublishConnection implements SocketOwner {
       this.partialSince = 0;
       const close = /\bclose\b/i.test(headers.get('connection') ?? '');
       if (close) this.closing = true;
-      this.answer(this.o.handle(headers.get('authorization'), this.socket.remoteAddress, Buffer.from(body)), close);
+      this.answer(this.o.handle(headers.get('authorization'), this.socket.remoteAddress, Buffer.from(body), header), close);
     }
   }
 

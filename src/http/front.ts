@@ -12,6 +12,7 @@
  */
 import type { Socket } from 'node:net';
 import { HeraldError, toHeraldError } from '../errors.js';
+import type { ClientAddress } from './client-address.js';
 import { PUBLISH_REQUEST_LINE, type FastPublisher } from './fast-publish.js';
 import { queryParams, type StreamRequest } from '../transport/request.js';
 import { releaseSocket, setOwner, type SocketOwner } from '../transport/socket-owner.js';
@@ -30,6 +31,8 @@ export interface FrontOptions {
   readonly headersTimeoutMs: number;
   /** Called for every request refused here, with its error code (for metrics). */
   readonly onRefused: (code: string) => void;
+  /** The client behind trusted proxies (http/client-address.ts); without it the peer is the client. */
+  readonly clientAddress?: ClientAddress;
 }
 
 const MAX_HEADER_LINES = 100;
@@ -231,12 +234,13 @@ function parseHead(socket: Socket, head: string, o: FrontOptions): StreamRequest
     throw new HeraldError('bad_request', 'a stream request has no body');
   }
   const q = target.indexOf('?');
+  const header = (name: string): string | undefined => headers.get(name);
   return {
     method: 'GET',
     path: q < 0 ? target : target.slice(0, q),
     query: queryParams(q < 0 ? '' : target.slice(q + 1)),
-    header: (name) => headers.get(name),
-    remoteAddress: socket.remoteAddress ?? 'unknown',
+    header,
+    remoteAddress: o.clientAddress ? o.clientAddress.of(socket.remoteAddress, header) : (socket.remoteAddress ?? 'unknown'),
     httpVersion: m[2] === '0' ? '1.0' : '1.1',
     socket,
   };
@@ -255,6 +259,7 @@ const REASONS: Record<number, string> = {
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
+  504: 'Gateway Timeout',
 };
 
 /** Answer a refused request in the documented JSON shape and close the connection. */

@@ -1,7 +1,10 @@
 /** GET /healthz (the process is alive), GET /readyz (broker reachable, not draining), GET /metrics (Prometheus). */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ApiKeys } from '../auth/api-key.js';
+import type { HeraldConfig } from '../config.js';
 import type { HeraldNode } from '../core/node.js';
 import { HeraldError } from '../errors.js';
+import { bearerOf } from '../transport/request.js';
 import { sendJson, sendText } from './respond.js';
 
 function requireGet(req: IncomingMessage): void {
@@ -24,7 +27,25 @@ export function serveReady(node: HeraldNode, req: IncomingMessage, res: ServerRe
   });
 }
 
-export function serveMetrics(node: HeraldNode, req: IncomingMessage, res: ServerResponse): void {
+/**
+ * Who may read /metrics: anyone in --dev or with `metricsPublic`; otherwise only with `Authorization: Bearer
+ * <metricsToken>` (compared in constant time). Metrics name channels' counts, clients' numbers, limits hit: not for
+ * the open internet. /healthz and /readyz stay open (load balancers probe them without credentials).
+ */
+export function metricsGate(config: Pick<HeraldConfig, 'dev' | 'metricsPublic' | 'metricsToken'>): (req: IncomingMessage) => void {
+  if (config.dev || config.metricsPublic) return () => undefined;
+  const token = config.metricsToken === '' ? undefined : new ApiKeys([config.metricsToken]);
+  return (req) => {
+    if (!token) throw new HeraldError('unauthorized', '/metrics needs a bearer token: set metricsToken (or metricsPublic)');
+    const presented = bearerOf(req.headers.authorization);
+    if (presented === undefined || !token.matches(presented)) {
+      throw new HeraldError('unauthorized', presented === undefined ? 'missing metrics token' : 'invalid metrics token');
+    }
+  };
+}
+
+export function serveMetrics(node: HeraldNode, req: IncomingMessage, res: ServerResponse, allow: (req: IncomingMessage) => void = () => undefined): void {
   requireGet(req);
+  allow(req);
   sendText(res, 200, 'text/plain; version=0.0.4; charset=utf-8', node.metrics.registry.render());
 }

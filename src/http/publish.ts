@@ -2,22 +2,30 @@
  * POST /api/publish: `{"channel":"C","data":...}` or `{"channels":["A","B"],"data":...}`.
  * `data` that is not a string is published as its JSON text. Answers `{"id":"..."}` (one channel) or
  * `{"ids":["...",...]}` (several, in the order given).
+ *
+ * An idempotency key (`Idempotency-Key` header or `"idempotency_key"` field) makes a retry within
+ * `idempotencyWindowSeconds` answer the first attempt's id, with `"replayed":true`, and publish nothing: a publisher
+ * that got 504 `outcome_unknown` (or lost the connection) retries under the same key without risking a duplicate.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiKeys, isLoopback, type ApiKeyScope } from '../auth/api-key.js';
-import { bearerOf } from '../transport/request.js';
+import { bearerOf, headerOf } from '../transport/request.js';
+import { ClientAddress } from './client-address.js';
+import { checkDevHost, crossSiteProblem } from './dev-guard.js';
 import type { Namespaces } from '../auth/namespaces.js';
-import type { Broker, PublishOptions } from '../broker/broker.js';
+import type { Broker, PublishOptions, PublishResult } from '../broker/broker.js';
 import type { HeraldConfig } from '../config.js';
 import type { NodeMetrics } from '../core/metrics.js';
 import { HeraldError, toHeraldError } from '../errors.js';
 import { channelProblem } from '../protocol/channel.js';
+import { requestIdempotencyKey } from '../protocol/idempotency.js';
 import { readJsonBody } from './body.js';
 import { sendJson } from './respond.js';
 
 export interface PublishRequest {
   readonly channels: string[];
   readonly data: string;
+  readonly idempotencyKey?: string;
 }
 
 /** Validate a publish body. Throws HeraldError 400 naming what is wrong. */
@@ -47,7 +55,8 @@ export function parsePublishBody(body: unknown, maxChannels: number): PublishReq
     const problem = channelProblem(c);
     if (problem) throw new HeraldError('invalid_channel', problem);
   }
-  return { channels: channels as string[], data };
+  const idempotencyKey = requestIdempotencyKey(undefined, b['idempotency_key']);
+  return { channels: channels as string[], data, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) };
 }
 
 export class PublishApi {
@@ -58,24 +67,37 @@ export class PublishApi {
     private readonly metrics: NodeMetrics,
     private readonly historyFor: (channel: string) => PublishOptions | undefined = () => undefined,
     private readonly namespaces?: Namespaces,
+    private readonly clients = new ClientAddress(config.trustedProxies),
   ) {
     this.keys = new ApiKeys(config.apiKeys, config.scopedApiKeys);
   }
 
-  /** Throws 401 unless the request carries a configured API key (or comes from loopback in --dev). */
-  authenticate(authorization: string | undefined, remoteAddress: string | undefined): ApiKeyScope {
+  /**
+   * Throws 401 unless the request carries a configured API key, or comes from this machine in --dev (the client
+   * address behind trusted proxies) and not from another site's web page (403, http/dev-guard.ts).
+   */
+  authenticate(
+    authorization: string | undefined,
+    remoteAddress: string | undefined,
+    header: (name: string) => string | undefined = () => undefined,
+  ): ApiKeyScope {
     const presented = bearerOf(authorization);
     const scope = presented !== undefined ? this.keys.match(presented) : undefined;
     if (scope) return scope;
-    if (this.config.dev && presented === undefined && isLoopback(remoteAddress)) return {};
+    if (this.config.dev && presented === undefined && isLoopback(this.clients.of(remoteAddress, header))) {
+      const crossSite = crossSiteProblem(header, this.config.allowedOrigins);
+      if (crossSite !== undefined) throw new HeraldError('origin_not_allowed', crossSite);
+      return {};
+    }
     throw new HeraldError('unauthorized', presented === undefined ? 'missing API key' : 'invalid API key');
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== 'POST') throw new HeraldError('method_not_allowed', 'use POST');
-    const scope = this.authenticate(req.headers.authorization, req.socket.remoteAddress);
+    const scope = this.authenticate(req.headers.authorization, req.socket.remoteAddress, headerOf(req));
     const body = await readJsonBody(req, this.config.maxBodyBytes);
-    sendJson(res, 200, await this.answer(scope, body));
+    const key = req.headers['idempotency-key'];
+    sendJson(res, 200, await this.answer(scope, body, Array.isArray(key) ? key.join(', ') : key));
   }
 
   /**
@@ -86,9 +108,10 @@ export class PublishApi {
     authorization: string | undefined,
     remoteAddress: string | undefined,
     body: Buffer,
+    header: (name: string) => string | undefined = () => undefined,
   ): Promise<{ status: number; json: unknown; code?: string }> {
     try {
-      const scope = this.authenticate(authorization, remoteAddress);
+      const scope = this.authenticate(authorization, remoteAddress, header);
       if (body.length > this.config.maxBodyBytes) {
         throw new HeraldError('payload_too_large', `body over ${this.config.maxBodyBytes} bytes`);
       }
@@ -98,7 +121,7 @@ export class PublishApi {
       } catch {
         throw new HeraldError('bad_request', 'body is not valid JSON');
       }
-      return { status: 200, json: await this.answer(scope, parsed) };
+      return { status: 200, json: await this.answer(scope, parsed, header('idempotency-key')) };
     } catch (err) {
       const e = toHeraldError(err);
       return { status: e.status, json: e.toJSON(), code: e.code };
@@ -106,9 +129,15 @@ export class PublishApi {
   }
 
   /** The answer for a request refused on its headers alone (a missing or wrong key), or undefined. */
-  refuseEarly(authorization: string | undefined, remoteAddress: string | undefined): { status: number; json: unknown; code: string } | undefined {
+  refuseEarly(
+    authorization: string | undefined,
+    remoteAddress: string | undefined,
+    header: (name: string) => string | undefined = () => undefined,
+  ): { status: number; json: unknown; code: string } | undefined {
     try {
-      this.authenticate(authorization, remoteAddress);
+      // The fast path never passes the router: its Host check is here.
+      checkDevHost(this.config, header('host'));
+      this.authenticate(authorization, remoteAddress, header);
       return undefined;
     } catch (err) {
       const e = toHeraldError(err);
@@ -117,8 +146,10 @@ export class PublishApi {
   }
 
   /** Validate, check the key's scope, publish; the JSON answer. */
-  private async answer(scope: ApiKeyScope, body: unknown): Promise<unknown> {
-    const request = parsePublishBody(body, this.config.maxChannelsPerConnection);
+  private async answer(scope: ApiKeyScope, body: unknown, keyHeader: string | undefined): Promise<unknown> {
+    const parsed = parsePublishBody(body, this.config.maxChannelsPerConnection);
+    const idempotencyKey = requestIdempotencyKey(keyHeader, parsed.idempotencyKey);
+    const request: PublishRequest = { ...parsed, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) };
     if (scope.namespaces) {
       for (const c of request.channels) {
         const ns = this.namespaces?.nameOf(c) ?? '';
@@ -127,21 +158,27 @@ export class PublishApi {
         }
       }
     }
-    const ids = await this.publish(request);
-    this.metrics.published.inc({ source: 'api' }, request.channels.length);
-    if (request.channels.length === 1 && 'channel' in (body as object)) return { id: ids[0] ?? null };
-    return { ids };
+    const results = await this.publish(request);
+    const replayed = results.filter((r) => r.replayed === true).length;
+    this.metrics.published.inc({ source: 'api' }, request.channels.length - replayed);
+    if (replayed > 0) this.metrics.replayed.inc({ source: 'api' }, replayed);
+    const ids = results.map((r) => r.id ?? null);
+    // `replayed` only where every channel was answered from its key: nothing at all was published now.
+    const all = replayed === request.channels.length ? { replayed: true } : {};
+    if (request.channels.length === 1 && 'channel' in (body as object)) return { id: ids[0] ?? null, ...all };
+    return { ids, ...all };
   }
 
-  private async publish(request: PublishRequest): Promise<(string | null)[]> {
+  private async publish(request: PublishRequest): Promise<PublishResult[]> {
+    const options = (c: string): PublishOptions | undefined => {
+      const base = this.historyFor(c);
+      if (request.idempotencyKey === undefined) return base;
+      return { ...base, idempotency: { key: request.idempotencyKey, windowMs: this.config.idempotencyWindowSeconds * 1000 } };
+    };
     if (request.channels.length === 1) {
       const c = request.channels[0] as string;
-      const r = await this.broker.publish(c, request.data, this.historyFor(c));
-      return [r.id ?? null];
+      return [await this.broker.publish(c, request.data, options(c))];
     }
-    const results = await Promise.all(
-      request.channels.map((c) => this.broker.publish(c, request.data, this.historyFor(c))),
-    );
-    return results.map((r) => r.id ?? null);
+    return Promise.all(request.channels.map((c) => this.broker.publish(c, request.data, options(c))));
   }
 }

@@ -19,6 +19,8 @@ export class Router {
     private readonly log: Logger,
     private readonly maxUrlBytes: number,
     private readonly maxHeaderBytes: number,
+    /** Runs before every route (the --dev Host check); throws a HeraldError to refuse. */
+    private readonly before: (req: IncomingMessage) => void = () => undefined,
   ) {}
 
   /** `allow` is what a 405 answer's `Allow` header says the route takes. */
@@ -42,6 +44,7 @@ export class Router {
     if (headerBytes > this.maxHeaderBytes) {
       throw new HeraldError('header_too_large', `request headers over ${this.maxHeaderBytes} bytes`);
     }
+    this.before(req);
     const q = raw.indexOf('?');
     const path = q < 0 ? raw : raw.slice(0, q);
     const route = this.routes.get(path);

@@ -26,7 +26,14 @@ export type ClientRequest =
       readonly since?: string;
     }
   | { readonly op: 'unsubscribe'; readonly id: RequestId; readonly channel?: string; readonly key?: string }
-  | { readonly op: 'publish'; readonly id: RequestId; readonly channel: string; readonly data: string }
+  | {
+      readonly op: 'publish';
+      readonly id: RequestId;
+      readonly channel: string;
+      readonly data: string;
+      /** Checked by the publish handler (protocol/idempotency.ts), so a bad key answers an error, not a close. */
+      readonly idempotencyKey?: string;
+    }
   | { readonly op: 'ping'; readonly id: RequestId };
 
 /** Why a frame was refused: the connection is closed with `bad_frame` (3501) and this text as the reason. */
@@ -62,7 +69,10 @@ export function parseRequest(text: string): ClientRequest {
     case 'publish': {
       const data = frame['data'];
       if (data === undefined) throw new BadFrame('publish needs data');
-      return { op, id, channel: str(frame, 'channel', true), data: typeof data === 'string' ? data : JSON.stringify(data) };
+      const channel = str(frame, 'channel', true);
+      const idempotencyKey = str(frame, 'idempotency_key', false);
+      const text = typeof data === 'string' ? data : JSON.stringify(data);
+      return idempotencyKey === undefined ? { op, id, channel, data: text } : { op, id, channel, data: text, idempotencyKey };
     }
     case 'ping':
       return { op, id };

@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SubscribeAuthorizer } from '../auth/grant.js';
 import type { HeraldConfig } from '../config.js';
 import type { HeraldNode } from '../core/node.js';
+import type { ClientAddress } from '../http/client-address.js';
 import type { Session, SessionSink } from '../core/session.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
 import { disconnectLine, messageLine, reloadLine, type StreamCodec } from '../protocol/frames.js';
@@ -19,6 +20,8 @@ export interface PollContext {
   readonly node: HeraldNode;
   readonly authorizer: SubscribeAuthorizer;
   readonly config: HeraldConfig;
+  /** The client behind trusted proxies (http/client-address.ts). */
+  readonly clientAddress?: ClientAddress;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -52,7 +55,7 @@ export class PollTransport {
   readonly handle = async (req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> => {
     if (req.method !== 'GET') throw new HeraldError('method_not_allowed', 'use GET');
     const { node, authorizer, config } = this.ctx;
-    const sreq = streamRequestFromNode(req, query);
+    const sreq = streamRequestFromNode(req, query, this.ctx.clientAddress);
     node.admit(sreq.remoteAddress);
     const auth = await authorizer.authorize(subscribeCredentials(sreq, config.tokenCookie));
     const cursor = sreq.query.get('since');

@@ -6,6 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { SubscribeCredentials } from '../auth/grant.js';
+import type { ClientAddress } from '../http/client-address.js';
 
 export interface StreamRequest {
   readonly method: string;
@@ -29,18 +30,25 @@ export function queryParams(rawQuery: string): URLSearchParams {
   return new URLSearchParams(ascii ? rawQuery : Buffer.from(rawQuery, 'latin1').toString('utf8'));
 }
 
-export function streamRequestFromNode(req: IncomingMessage, query: URLSearchParams): StreamRequest {
+/** A request header by lower-case name; repeated headers joined with ", ". */
+export function headerOf(req: IncomingMessage): (name: string) => string | undefined {
+  return (name) => {
+    const v = req.headers[name];
+    return Array.isArray(v) ? v.join(', ') : v;
+  };
+}
+
+/** `clients` finds the client behind trusted proxies (http/client-address.ts); without it the peer is the client. */
+export function streamRequestFromNode(req: IncomingMessage, query: URLSearchParams, clients?: ClientAddress): StreamRequest {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
+  const header = headerOf(req);
   return {
     method: req.method ?? 'GET',
     path: q < 0 ? url : url.slice(0, q),
     query,
-    header: (name) => {
-      const v = req.headers[name];
-      return Array.isArray(v) ? v.join(', ') : v;
-    },
-    remoteAddress: req.socket.remoteAddress ?? 'unknown',
+    header,
+    remoteAddress: clients ? clients.of(req.socket.remoteAddress, header) : (req.socket.remoteAddress ?? 'unknown'),
     // Chunked framing only for HTTP/1.1 and later: node:http also admits HTTP/0.9-style requests.
     httpVersion: req.httpVersionMajor > 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) ? '1.1' : '1.0',
     socket: req.socket,

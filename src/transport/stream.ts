@@ -10,6 +10,8 @@ import type { Socket } from 'node:net';
 import type { SubscribeAuthorizer } from '../auth/grant.js';
 import type { HeraldConfig } from '../config.js';
 import type { HeraldNode, ResumeRequest } from '../core/node.js';
+import type { ClientAddress } from '../http/client-address.js';
+import { checkDevHost } from '../http/dev-guard.js';
 import type { Session, SessionSink } from '../core/session.js';
 import { HeraldError } from '../errors.js';
 import { LAST_CHUNK, type StreamCodec } from '../protocol/frames.js';
@@ -21,6 +23,8 @@ export interface StreamContext {
   readonly node: HeraldNode;
   readonly authorizer: SubscribeAuthorizer;
   readonly config: HeraldConfig;
+  /** The client behind trusted proxies (http/client-address.ts). */
+  readonly clientAddress?: ClientAddress;
 }
 
 /** A streaming transport: picks its codec (chunked or not) for a request. */
@@ -48,6 +52,8 @@ export async function serveStream(
   takeOver: () => void,
 ): Promise<void> {
   if (req.method !== 'GET') throw new HeraldError('method_not_allowed', 'use GET');
+  // Also here: streams read by the front reader never pass the router's check.
+  checkDevHost(ctx.config, req.header('host'));
   ctx.node.admit(req.remoteAddress);
   const auth = await ctx.authorizer.authorize(subscribeCredentials(req, ctx.config.tokenCookie));
   const chunked = req.httpVersion !== '1.0';

@@ -6,10 +6,11 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { HeraldError, toHeraldError } from '../errors.js';
+import type { ClientAddress } from '../http/client-address.js';
 import { queryParams, streamRequestFromNode, type StreamRequest } from './request.js';
 
 /** The upgrade request as a StreamRequest, or a HeraldError for what is wrong with it before any auth. */
-export function upgradeRequest(req: IncomingMessage, maxUrlBytes: number): StreamRequest {
+export function upgradeRequest(req: IncomingMessage, maxUrlBytes: number, clients?: ClientAddress): StreamRequest {
   const raw = req.url ?? '/';
   if (raw.length > maxUrlBytes) throw new HeraldError('uri_too_long', `URL over ${maxUrlBytes} bytes`);
   const q = raw.indexOf('?');
@@ -21,7 +22,7 @@ export function upgradeRequest(req: IncomingMessage, maxUrlBytes: number): Strea
   const key = req.headers['sec-websocket-key'];
   if (typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key)) throw new HeraldError('bad_request', 'bad Sec-WebSocket-Key');
   if (req.headers['sec-websocket-version'] !== '13') throw new HeraldError('bad_request', 'WebSocket version 13 required');
-  return streamRequestFromNode(req, queryParams(q < 0 ? '' : raw.slice(q + 1)));
+  return streamRequestFromNode(req, queryParams(q < 0 ? '' : raw.slice(q + 1)), clients);
 }
 
 /**
@@ -61,4 +62,5 @@ const STATUS_TEXT: Record<number, string> = {
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
+  504: 'Gateway Timeout',
 };

@@ -9,6 +9,7 @@
  * No timer per connection: the node's ticker calls `heartbeat()`, which pings and frees a peer that did not answer the
  * previous ping.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -17,7 +18,10 @@ import type { HeraldConfig } from '../config.js';
 import type { HeraldNode, ResumeRequest } from '../core/node.js';
 import type { Session, SessionSink, SessionTarget } from '../core/session.js';
 import { HeraldError, toHeraldError, type DisconnectReason } from '../errors.js';
+import type { ClientAddress } from '../http/client-address.js';
+import { checkDevHost, crossSiteProblem } from '../http/dev-guard.js';
 import { channelProblem } from '../protocol/channel.js';
+import { idempotencyKey } from '../protocol/idempotency.js';
 import { parseCursor } from '../protocol/message-id.js';
 import {
   BadFrame,
@@ -40,9 +44,14 @@ export interface WebSocketContext {
   readonly node: HeraldNode;
   readonly authorizer: SubscribeAuthorizer;
   readonly config: HeraldConfig;
-  /** May this client publish to `channel`? (the grant's publish right, namespace rules, --dev). */
-  mayPublish(grant: Grant | undefined, channel: string, remoteAddress: string): boolean;
-  publish(channel: string, data: string): Promise<{ id?: string }>;
+  /**
+   * May this client publish to `channel`? (the grant's publish right, namespace rules, --dev). `otherSite`: the
+   * connection was opened by a web page of another site (http/dev-guard.ts), which --dev's keyless right excludes.
+   */
+  mayPublish(grant: Grant | undefined, channel: string, remoteAddress: string, otherSite: boolean): boolean;
+  publish(channel: string, data: string, idempotencyKey?: string): Promise<{ id?: string; replayed?: boolean }>;
+  /** The client behind trusted proxies (http/client-address.ts). */
+  readonly clientAddress?: ClientAddress;
   /** Called with the error code of every refused upgrade (metrics). */
   onRefused(code: string): void;
 }
@@ -74,7 +83,8 @@ export class WebSocketTransport {
 
   private async upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const { node, config, authorizer } = this.ctx;
-    const sreq = upgradeRequest(req, config.maxUrlBytes);
+    const sreq = upgradeRequest(req, config.maxUrlBytes, this.ctx.clientAddress);
+    checkDevHost(config, sreq.header('host'));
     const origin = sreq.header('origin');
     if (!originAllowed(origin, config.allowedOrigins, config.dev)) {
       throw new HeraldError('origin_not_allowed', 'origin not allowed');
@@ -82,6 +92,7 @@ export class WebSocketTransport {
     node.admit(sreq.remoteAddress);
     const creds = subscribeCredentials(sreq, config.tokenCookie);
     const opened = await authorizeUrl(authorizer, creds, config.maxChannelsPerConnection);
+    opened.otherSite = crossSiteProblem(sreq.header, config.allowedOrigins);
     const cursor = sreq.query.get('since');
     // A client that offers permessage-deflate where it is on gets payloads that ws compresses (and frames) for it.
     const deflate = config.wsCompression && /permessage-deflate/i.test(sreq.header('sec-websocket-extensions') ?? '');
@@ -117,6 +128,8 @@ interface OpenedUrl {
   keysExpireAt?: number;
   token?: string;
   grant?: Grant;
+  /** Why --dev's keyless publishing is closed to this connection's page (http/dev-guard.ts), if it is. */
+  otherSite?: string | undefined;
 }
 
 /** URL credentials, if any: keys and token are authorized apart so a later `refresh` knows which expiry is whose. */
@@ -162,6 +175,9 @@ class WsConnection implements SessionSink {
   private queue: Promise<void> = SETTLED;
   /** Pre-framed bytes to the socket, or payloads to ws.send (permessage-deflate). */
   private readonly framing: Framing;
+  private readonly otherSite: string | undefined;
+  /** Scopes idempotency keys of a connection without a token subject (made when first needed). */
+  private nonce: string | undefined;
 
   constructor(
     private readonly ctx: WebSocketContext,
@@ -174,6 +190,7 @@ class WsConnection implements SessionSink {
     this.token = opened.token;
     this.grant = opened.grant;
     this.keysExpireAt = opened.keysExpireAt;
+    this.otherSite = opened.otherSite;
     if (opened.grant) for (const t of opened.targets) if (t.label === t.channel) this.grantedByToken(t.channel);
     ws.on('message', this.onMessage);
     ws.on('pong', this.onPong);
@@ -285,7 +302,7 @@ class WsConnection implements SessionSink {
       case 'unsubscribe':
         return this.unsubscribe(request.channel ?? request.key ?? '');
       case 'publish':
-        return this.publish(request.channel, request.data);
+        return this.publish(request.channel, request.data, request.idempotencyKey);
     }
   }
 
@@ -354,14 +371,28 @@ class WsConnection implements SessionSink {
     (this.tokenChannels ??= new Set()).add(channel);
   }
 
-  private async publish(channel: string, data: string): Promise<Record<string, unknown>> {
+  private async publish(channel: string, data: string, key: string | undefined): Promise<Record<string, unknown>> {
     const problem = channelProblem(channel);
     if (problem) throw new HeraldError('invalid_channel', problem);
-    if (!this.ctx.mayPublish(this.grant, channel, this.session.options.remoteAddress)) {
+    const checkedKey = idempotencyKey(key, '"idempotency_key"');
+    if (!this.ctx.mayPublish(this.grant, channel, this.session.options.remoteAddress, this.otherSite !== undefined)) {
+      if (this.otherSite !== undefined && this.ctx.mayPublish(this.grant, channel, this.session.options.remoteAddress, false)) {
+        throw new HeraldError('origin_not_allowed', this.otherSite);
+      }
       throw new HeraldError('forbidden', `publishing to ${channel} is not granted`);
     }
-    const { id } = await this.ctx.publish(channel, data);
-    return id === undefined ? {} : { id };
+    const { id, replayed } = await this.ctx.publish(channel, data, checkedKey === undefined ? undefined : this.scopedKey(checkedKey));
+    return { ...(id !== undefined ? { id } : {}), ...(replayed ? { replayed: true } : {}) };
+  }
+
+  /**
+   * A client's idempotency key, scoped to its token's subject (or, without one, to this connection), so one client
+   * cannot claim the keys another will use and have that client's messages dropped as retries.
+   */
+  private scopedKey(key: string): string {
+    const subject = this.grant?.subject;
+    const scope = subject !== undefined ? `s\u0000${subject}` : `c\u0000${(this.nonce ??= randomBytes(12).toString('base64url'))}`;
+    return 'ws.' + createHash('sha256').update(scope).update('\u0000').update(key).digest('base64url').slice(0, 43);
   }
 }
 
