@@ -1,17 +1,27 @@
 /**
- * `herald publish CHANNEL DATA [--server URL] [--api-key KEY] [--json]`: publish through a node's HTTP API.
+ * `herald publish CHANNEL DATA [--server URL] [--api-key KEY] [--json] [--idempotency-key K] [--retry N]`: publish
+ * through a node's HTTP API. `--retry N` tries again up to N times on 503, 504 and network errors, always under the
+ * same idempotency key (a random one when none is given), so a retry never publishes the message twice
+ * (docs/protocol.md "Retrying a publish").
  * `herald publish CHANNEL DATA --broker redis://HOST:PORT`: publish straight to Redis (or Redis Cluster), as any
  * backend can; every node subscribed to the channel delivers it. It keeps the message in the channel's history with
  * the node-wide history settings (HERALD_HISTORY_* or the config file; namespaces' own policies are not applied), so
  * it gets an id and resuming clients can recover it.
  */
+import { randomUUID } from 'node:crypto';
 import { checkBrokerUrl, ConfigError, resolveConfig } from '../config.js';
 import { historyPolicyFor } from '../core/history-policy.js';
+import { HeraldError } from '../errors.js';
+import { idempotencyKey } from '../protocol/idempotency.js';
 import { createBroker } from '../server.js';
 import { createLogger } from '../util/log.js';
 import { parseCommand } from './args.js';
 
-const USAGE = 'usage: herald publish CHANNEL DATA [--server URL] [--api-key KEY] [--broker URL] [--json]';
+const USAGE =
+  'usage: herald publish CHANNEL DATA [--server URL] [--api-key KEY] [--broker URL] [--json] [--idempotency-key K] [--retry N]';
+/** Waits between tries: full jitter up to min(cap, base * 2^attempt) (as the SDK's reconnect). */
+const RETRY_BASE_MS = 200;
+const RETRY_CAP_MS = 5000;
 
 export async function publishCommand(argv: string[], env: Record<string, string | undefined>): Promise<number> {
   const parsed = parseCommand(argv, {
@@ -19,6 +29,8 @@ export async function publishCommand(argv: string[], env: Record<string, string 
     'api-key': { type: 'string' },
     broker: { type: 'string' },
     json: { type: 'boolean' },
+    'idempotency-key': { type: 'string' },
+    retry: { type: 'string' },
   });
   const [channel, data, ...rest] = parsed.positionals;
   if (channel === undefined || data === undefined || rest.length > 0) throw new ConfigError('arguments', USAGE);
@@ -31,10 +43,21 @@ export async function publishCommand(argv: string[], env: Record<string, string 
       throw new ConfigError('DATA', 'not valid JSON (with --json)');
     }
   }
+  const retryText = parsed.values['retry'] as string | undefined;
+  if (retryText !== undefined && !/^\d{1,3}$/.test(retryText)) throw new ConfigError('--retry', 'must be a whole number of retries, 0-999');
+  const retries = Number(retryText ?? '0');
+  let key: string | undefined;
+  try {
+    key = idempotencyKey(parsed.values['idempotency-key'], '--idempotency-key');
+  } catch (err) {
+    throw new ConfigError('--idempotency-key', (err as Error).message);
+  }
+  // Retrying without a key could publish twice: every try of this command shares one.
+  if (retries > 0) key ??= randomUUID();
   const broker = parsed.values['broker'] as string | undefined;
   if (broker !== undefined) {
     if (parsed.values['server'] !== undefined) throw new ConfigError('--broker', 'give --server or --broker, not both');
-    return publishToBroker(broker, channel, typeof payload === 'string' ? payload : JSON.stringify(payload), env);
+    return publishToBroker(broker, channel, typeof payload === 'string' ? payload : JSON.stringify(payload), env, key);
   }
   const server = (parsed.values['server'] as string | undefined) ?? env['HERALD_SERVER'] ?? 'http://localhost:8080';
   const apiKey = (parsed.values['api-key'] as string | undefined) ?? env['HERALD_API_KEY'];
@@ -46,20 +69,30 @@ export async function publishCommand(argv: string[], env: Record<string, string 
   }
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
   if (apiKey) headers['Authorization'] = `Bearer ${apiKey}`;
-  let res: Response;
-  try {
-    res = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ channel, data: payload }) });
-  } catch (err) {
-    process.stderr.write(`herald publish: cannot reach ${url.origin}: ${(err as Error).cause ?? (err as Error).message}\n`);
-    return 1;
+  if (key !== undefined) headers['Idempotency-Key'] = key;
+  const body = JSON.stringify({ channel, data: payload });
+  for (let attempt = 0; ; attempt++) {
+    let problem: string;
+    try {
+      const res = await fetch(url, { method: 'POST', headers, body });
+      const text = await res.text();
+      if (res.ok) {
+        process.stdout.write(text + '\n');
+        return 0;
+      }
+      problem = `${res.status} ${text}`;
+      // 503: not published; 504: maybe published. Both are safe to retry under the same key; nothing else is.
+      if (res.status !== 503 && res.status !== 504) attempt = retries;
+    } catch (err) {
+      problem = `cannot reach ${url.origin}: ${String((err as Error).cause ?? (err as Error).message)}`;
+    }
+    if (attempt >= retries) {
+      process.stderr.write(`herald publish: ${problem}\n`);
+      return 1;
+    }
+    process.stderr.write(`herald publish: ${problem}; retrying (${attempt + 1}/${retries}) with Idempotency-Key ${key}\n`);
+    await new Promise((r) => setTimeout(r, Math.random() * Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt)));
   }
-  const text = await res.text();
-  if (!res.ok) {
-    process.stderr.write(`herald publish: ${res.status} ${text}\n`);
-    return 1;
-  }
-  process.stdout.write(text + '\n');
-  return 0;
 }
 
 async function publishToBroker(
@@ -67,6 +100,7 @@ async function publishToBroker(
   channel: string,
   data: string,
   env: Record<string, string | undefined>,
+  key: string | undefined,
 ): Promise<number> {
   const problem = url === 'memory' ? 'the memory broker lives inside one node: use --server' : checkBrokerUrl(url);
   if (problem) throw new ConfigError('--broker', problem);
@@ -80,11 +114,13 @@ async function publishToBroker(
       return 1;
     }
     const history = historyPolicyFor(config)(channel);
-    const result = await broker.publish(channel, data, history ? { history } : undefined);
-    process.stdout.write(JSON.stringify({ id: result.id ?? null }) + '\n');
+    const idempotency = key === undefined ? undefined : { key, windowMs: config.idempotencyWindowSeconds * 1000 };
+    const result = await broker.publish(channel, data, { ...(history ? { history } : {}), ...(idempotency ? { idempotency } : {}) });
+    process.stdout.write(JSON.stringify({ id: result.id ?? null, ...(result.replayed ? { replayed: true } : {}) }) + '\n');
     return 0;
   } catch (err) {
-    process.stderr.write(`herald publish: ${(err as Error).message}\n`);
+    const code = err instanceof HeraldError ? ` (${err.code})` : '';
+    process.stderr.write(`herald publish: ${(err as Error).message}${code}\n`);
     return 1;
   } finally {
     await broker.close();

@@ -78,6 +78,10 @@ export interface RedisProcess {
   kill(): Promise<void>;
   /** Start it again on the same port (after kill). Resolves once it answers PING. */
   restart(): Promise<void>;
+  /** SIGSTOP the server: its sockets stay open, nothing is answered (a frozen VM, a long fork). */
+  freeze(): void;
+  /** SIGCONT a frozen server: it reads and runs what was sent meanwhile. */
+  thaw(): void;
   /** Run a redis-cli command against this server and return its output (trimmed). */
   cli(...args: string[]): string;
   /** Stop for good and remove its directory. */
@@ -120,6 +124,12 @@ export async function startRedis(options: { port?: number; extraArgs?: string[] 
     async restart() {
       await handle.kill();
       await launch();
+    },
+    freeze() {
+      proc?.kill('SIGSTOP');
+    },
+    thaw() {
+      proc?.kill('SIGCONT');
     },
     cli: (...a: string[]) => redisCli(port, ...a),
     async stop() {
