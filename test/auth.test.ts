@@ -23,9 +23,12 @@ const OLD_SECRET = 'old-secret-zyxwvutsrqponmlkjihgfedcba-9876543210';
 const SCOPED_KEY = 'chat-only-key-0123456789abcdef';
 
 let node: TestServer;
+/** Outside --dev, /metrics answers its bearer token only. */
+const METRICS_TOKEN = 'metrics-token-for-tests-0123456789';
 before(async () => {
   node = await startServer({
     dev: false,
+    metricsToken: METRICS_TOKEN,
     previousSecret: OLD_SECRET,
     previousSecretUntil: new Date(Date.now() + 3_600_000).toISOString(),
     tokenCookie: 'herald_token',
@@ -121,7 +124,7 @@ describe('JWT grants', () => {
     const streams = await Promise.all(Array.from({ length: 200 }, (_, i) => openStream(`${node.url}/sub?token=${token}&channel=crowd.${i % 10}`)));
     assert.ok(streams.every((s) => s.status === 200));
     assert.equal(verifier.verifications - before, 1);
-    const metrics = await (await fetch(`${node.url}/metrics`)).text();
+    const metrics = await (await fetch(`${node.url}/metrics`, { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } })).text();
     assert.match(metrics, /^herald_token_verifications_total \d+/m);
     for (const s of streams) s.close();
     await eventually(() => node.server.node.sessionCount() === 0);
