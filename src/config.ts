@@ -28,6 +28,11 @@ export interface HeraldConfig {
   readonly apiKeys: readonly string[];
   /** Bytes a client may have waiting in its outgoing queue before it is disconnected as slow. @default 1048576 */
   readonly maxQueueBytes: number;
+  /**
+   * Milliseconds a stream the server ends (slow, shutdown, expired, ...) has to take its last bytes, the reason
+   * included, and close; then its socket is destroyed. Checked on the node's once-a-second ticker. @default 5000
+   */
+  readonly closeGraceMs: number;
   /** Channels one connection may subscribe. @default 100 */
   readonly maxChannelsPerConnection: number;
   /** Concurrent client connections per node (0 = unlimited). @default 0 */
@@ -163,6 +168,7 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
   secret: { kind: 'string' },
   apiKeys: { kind: 'list' },
   maxQueueBytes: { kind: 'int', min: 1024, max: 1 << 30 },
+  closeGraceMs: { kind: 'int', min: 0, max: 600_000 },
   maxChannelsPerConnection: { kind: 'int', min: 1, max: 10000 },
   maxConnections: { kind: 'int', min: 0, max: 10_000_000 },
   maxConnectionsPerIp: { kind: 'int', min: 0, max: 10_000_000 },
@@ -210,6 +216,7 @@ export const DEFAULTS: HeraldConfig = {
   secret: '',
   apiKeys: [],
   maxQueueBytes: 1 << 20,
+  closeGraceMs: 5000,
   maxChannelsPerConnection: 100,
   maxConnections: 0,
   maxConnectionsPerIp: 0,

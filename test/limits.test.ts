@@ -161,7 +161,7 @@ function captureLogger(): { logger: Logger; lines: LogLine[] } {
 
 test('a client that never reads is disconnected as slow once its queue fills; others are unaffected', async (t) => {
   const { logger, lines } = captureLogger();
-  const s = await startServer({ maxQueueBytes: 64 * 1024, maxBodyBytes: 1 << 20 }, { logger });
+  const s = await startServer({ maxQueueBytes: 64 * 1024, maxBodyBytes: 1 << 20, closeGraceMs: 1000 }, { logger });
   t.after(() => s.close());
   const node = s.server.node;
 
@@ -176,12 +176,19 @@ test('a client that never reads is disconnected as slow once its queue fills; ot
   // Flood until the slow client is cut off: the kernel buffers absorb a few MB before the node's queue fills.
   const payload = 'x'.repeat(256 * 1024);
   let sent = 0;
-  while (node.sessionCount() > 1 && sent < 400) {
+  while (node.hub.subscriptionCount() > 1 && sent < 400) {
     const res = await publish(s.url, { channel: 'flood', data: `${sent}:${payload}` });
     assert.equal(res.status, 200);
     sent++;
   }
-  assert.equal(node.sessionCount(), 1, `the slow client is still connected after ${sent} messages of 256 KiB`);
+  assert.equal(node.hub.subscriptionCount(), 1, `the slow client is still subscribed after ${sent} messages of 256 KiB`);
+  // It never reads its last words: the node's ticker destroys its socket once closeGraceMs has passed (the paused
+  // client cannot see that), and only then does it stop counting against the connection limits.
+  const cutAt = Date.now();
+  assert.equal(node.sessionCount(), 2, 'the slow client still counts while its socket is open');
+  await eventually(() => node.sessionCount() === 1, 5000, 'the slow socket destroyed');
+  const closedIn = Date.now() - cutAt;
+  assert.ok(closedIn <= 1000 + 1500, `closed ${closedIn} ms after the cut`);
 
   // Its channels are released: slow-only is gone from the hub and the broker, flood is held by the control only.
   assert.equal(node.hub.subscriptionCount(), 1);

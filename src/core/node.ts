@@ -163,7 +163,7 @@ export class HeraldNode implements SessionOwner {
     }
     outcomes.forEach((o, i) => {
       const { target, since } = recover[i]!;
-      if (o.status === 'fulfilled') session.endRecovery(target.label, o.value, since === undefined);
+      if (o.status === 'fulfilled') session.endRecovery(target.label, fitReplay(session, target.label, o.value), since === undefined);
     });
   }
 
@@ -230,7 +230,7 @@ export class HeraldNode implements SessionOwner {
       reads.set(key, read);
     }
     read.then(
-      (outcome) => session.endRecovery(target.label, outcome, false),
+      (outcome) => session.endRecovery(target.label, fitReplay(session, target.label, outcome), false),
       (err: unknown) => {
         this.log.warn('history read failed: telling the client to reload', { channel: target.channel, err: String(err) });
         session.endRecovery(target.label, { publications: [], reload: 'broker_lost' }, false);
@@ -238,25 +238,34 @@ export class HeraldNode implements SessionOwner {
     );
   }
 
-  /** SessionOwner: a session ended; release its channels and forget it. */
+  /**
+   * SessionOwner: a session's stream ended; release its channels. It stays counted against the limits until its
+   * socket closes (`sessionClosed`): a client being told why it is cut still holds a connection.
+   */
   sessionEnded(session: Session, reason: DisconnectReason | 'client_gone'): void {
-    if (!this.sessions.delete(session)) return;
+    if (!this.sessions.has(session)) return;
     for (const t of session.targets) this.hub.leave(t.channel, t.label, session.codec, session);
     session.targets.length = 0;
-    const ip = session.options.remoteAddress;
-    const n = (this.perIp.get(ip) ?? 1) - 1;
-    if (n <= 0) this.perIp.delete(ip);
-    else this.perIp.set(ip, n);
     if (reason !== 'client_gone') {
       this.metrics.disconnects.inc({ reason });
       if (reason === 'slow') {
         this.log.warn('client disconnected: outgoing queue full', {
           transport: session.options.transport,
-          remote: ip,
+          remote: session.options.remoteAddress,
           limitBytes: this.config.maxQueueBytes,
+          queuedBytes: session.queuedBytes(),
         });
       }
     }
+  }
+
+  /** SessionOwner: a session's socket closed; it no longer counts against the connection limits. */
+  sessionClosed(session: Session): void {
+    if (!this.sessions.delete(session)) return;
+    const ip = session.options.remoteAddress;
+    const n = (this.perIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(ip);
+    else this.perIp.set(ip, n);
   }
 
   /** Stop admitting and tell every client to reconnect elsewhere. */
@@ -276,9 +285,22 @@ export class HeraldNode implements SessionOwner {
     const now = Date.now();
     const heartbeat = this.ticks % Math.max(1, Math.round((this.config.heartbeatSeconds * 1000) / TICK_MS)) === 0;
     for (const s of this.sessions) {
-      if (s.expiresAt !== undefined && s.expiresAt <= now) s.disconnect('expired');
+      if (s.isEnded) s.closeIfOverdue(now, this.config.closeGraceMs);
+      else if (s.expiresAt !== undefined && s.expiresAt <= now) s.disconnect('expired');
       else if (heartbeat) s.heartbeat();
     }
     for (const hook of this.tickHooks) hook(now);
   }
+}
+
+/**
+ * A replay must fit the client's queue (`maxQueueBytes`) beside what it holds already. One that does not is replaced
+ * by a `reload` `oversized` from the position the history read reached: the client reloads that channel's state and
+ * continues live, as Centrifugo answers a position it cannot recover. Sending it in pieces as the socket drains was
+ * the other choice; it would hold live messages (and queue memory) for as long as the slowest client takes.
+ */
+function fitReplay(session: Session, label: string, outcome: RecoveryOutcome): RecoveryOutcome {
+  if (outcome.reload || outcome.publications.length === 0 || session.replayFits(label, outcome.publications)) return outcome;
+  const last = outcome.publications[outcome.publications.length - 1]?.position;
+  return { publications: [], position: outcome.position ?? last, reload: 'oversized' };
 }

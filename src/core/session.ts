@@ -6,6 +6,13 @@
  * published after the subscription went live is lost. Once attached, the socket's own write buffer is the outgoing
  * queue, bounded by `maxQueueBytes`: a client that stops reading is disconnected as "slow".
  *
+ * Ending is two steps. `disconnect` ends the stream: the session leaves its channels at once and its reason is
+ * written after what is already queued (a small frame past the bound, so the client learns why before the cut;
+ * frames are whole buffers, so it never lands inside a message). The session stays counted against the node's
+ * connection limits until the socket has closed (`clientGone`); the node's ticker destroys a socket that has not
+ * closed `closeGraceMs` after its last words (`closeIfOverdue`). A session ended before its sink was attached (while
+ * opening) says its last words on attach, so a client never gets a silent 200 or 101.
+ *
  * Resume without gaps or duplicates (docs/protocol.md "Message ids and resume"): per channel the session remembers
  * the position of the last message it delivered. To recover a channel it first holds that channel's live messages
  * (`beginRecovery`, while already joined to the hub), then the node reads history, and `endRecovery` writes the
@@ -58,7 +65,10 @@ export interface SessionOptions {
 
 /** What a session needs from its node: to leave the hub and be forgotten when it ends, and to recover a channel. */
 export interface SessionOwner {
+  /** The stream ended: it must leave its channels. The socket may still be open (its last words in flight). */
   sessionEnded(session: Session, reason: DisconnectReason | 'client_gone'): void;
+  /** The socket closed: the session no longer counts against the connection limits. */
+  sessionClosed(session: Session): void;
   /** A live message revealed a loss on `label`'s channel: read its history (the session already holds live ones). */
   recoverGap?(session: Session, label: string): void;
   /** The client was told to reload a channel (for metrics: each one is a loss the client must repair). */
@@ -100,6 +110,11 @@ export class Session implements HubMember {
   /** `sink.sentBytes()` at the previous heartbeat. */
   private lastSent = -1;
   private ended = false;
+  /** Why the server ended the stream; undefined while open, or when the client left first. */
+  private endReason: DisconnectReason | undefined;
+  /** When the last words went to the sink: the socket must close within `closeGraceMs` of it. */
+  private closingSince: number | undefined;
+  private closed = false;
   /** An array, not a Map: most sessions hold one channel, and an empty Map costs more than the cursor itself. */
   private cursors: ChannelCursor[] = [];
   /** Resume mode (SSE, or a client that sent a cursor): position changes without a message are announced. */
@@ -274,10 +289,38 @@ export class Session implements HubMember {
   /** Start writing to the socket: flush what was held since the subscription went live. */
   attach(sink: SessionSink): void {
     this.sink = sink;
+    if (this.ended) {
+      // Ended while opening (e.g. its queue overflowed before the headers were out): the client still gets why.
+      if (this.endReason !== undefined && !this.closed) this.sayLastWords(sink, this.endReason);
+      else sink.destroy();
+      return;
+    }
     const held = this.held ?? [];
     this.held = undefined;
     for (const frame of held) this.heldBytes -= frame.length;
     for (const frame of held) this.write(frame);
+  }
+
+  /** Bytes waiting for this client: held (before attach, or while a channel recovers) and in the socket's queue. */
+  queuedBytes(): number {
+    return this.heldBytes + (this.sink?.bufferedBytes() ?? 0);
+  }
+
+  /**
+   * Would replaying `publications` on `label` keep this client's queue within `maxQueueBytes`, with what it holds
+   * already and room for the response head and the lines after a replay? (Encodes them to measure: a resume is rare,
+   * and exact sizes keep a fitting replay from ending as `slow`.)
+   */
+  replayFits(label: string, publications: readonly Publication[]): boolean {
+    let bytes = this.queuedBytes() + REPLAY_HEADROOM;
+    const wrap = this.codec.withCursor;
+    const cursor = wrap ? this.cursor() : '';
+    for (const p of publications) {
+      const frame = this.codec.encode(p, label);
+      bytes += wrap ? wrap(frame, cursor).length : frame.length;
+      if (bytes > this.options.maxQueueBytes) return false;
+    }
+    return true;
   }
 
   write(frame: Buffer): void {
@@ -314,29 +357,49 @@ export class Session implements HubMember {
   }
 
   /**
-   * End the stream from the server side with a reason the client can act on. A slow client gets nothing more
-   * (its queue is full); others get the codec's last frame.
+   * End the stream from the server side with a reason the client can act on: its channels are left now, and the
+   * reason follows what is queued (a slow client too: it gets whole messages, then `slow`, within the grace).
+   * A dead peer is cut at once: it drains nothing, so nothing more can reach it.
    */
   disconnect(reason: DisconnectReason): void {
     if (this.ended) return;
     this.ended = true;
-    if (this.sink) {
-      if (reason === 'slow' || reason === 'dead_peer') this.sink.destroy();
-      else if (this.sink.close) this.sink.close(reason);
-      else this.sink.end(this.codec.encodeDisconnect(reason));
-    }
-    this.held = undefined;
+    this.endReason = reason;
     this.owner.sessionEnded(this, reason);
+    this.held = undefined;
+    if (this.sink) this.sayLastWords(this.sink, reason);
   }
 
-  /** The client went away (socket closed or errored). */
+  private sayLastWords(sink: SessionSink, reason: DisconnectReason): void {
+    if (reason === 'dead_peer') {
+      sink.destroy();
+      return;
+    }
+    this.closingSince = Date.now();
+    if (sink.close) sink.close(reason);
+    else sink.end(this.codec.encodeDisconnect(reason));
+  }
+
+  /** From the node's ticker: a socket still open `graceMs` after its last words is destroyed. */
+  closeIfOverdue(now: number, graceMs: number): void {
+    if (this.closingSince !== undefined && !this.closed && now - this.closingSince >= graceMs) this.sink?.destroy();
+  }
+
+  /** The socket closed (the client went away, or the server's close completed). */
   clientGone(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.held = undefined;
-    this.owner.sessionEnded(this, 'client_gone');
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.ended) {
+      this.ended = true;
+      this.held = undefined;
+      this.owner.sessionEnded(this, 'client_gone');
+    }
+    this.owner.sessionClosed(this);
   }
 }
+
+/** Queue room a replay leaves free: the response head, and the position or reload lines that may follow it. */
+const REPLAY_HEADROOM = 1024;
 
 function idOf(position: StreamPosition | undefined): string {
   return position ? formatMessageId(position) : '';

@@ -36,9 +36,10 @@ export interface StreamCodec extends FrameEncoder {
 /**
  * Why a client must reload a channel (docs/protocol.md): `expired` the messages after its position are no longer
  * kept; `epoch` the channel's history generation changed (or its position is unknown to this history); `no_history`
- * the channel keeps no history; `broker_lost` the node lost its broker and cannot tell what the client missed.
+ * the channel keeps no history; `broker_lost` the node lost its broker and cannot tell what the client missed;
+ * `oversized` the missed messages are more than the connection's outgoing queue (`maxQueueBytes`) may hold.
  */
-export type ReloadReason = 'expired' | 'epoch' | 'no_history' | 'broker_lost';
+export type ReloadReason = 'expired' | 'epoch' | 'no_history' | 'broker_lost' | 'oversized';
 
 export function reloadLine(label: string, reason: ReloadReason, id: string): string {
   return JSON.stringify(['reload', label, reason, id]);

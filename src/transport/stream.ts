@@ -156,12 +156,14 @@ class SocketSink implements SessionSink, SocketOwner {
     return this.socket.bytesWritten - this.socket.writableLength;
   }
 
+  /**
+   * The last words go after everything queued, even past `maxQueueBytes` (a slow client gets whole messages, then
+   * its reason). A client that never reads them is cut by the node's ticker (`closeGraceMs`), not a timer here.
+   */
   end(last: Buffer | undefined): void {
     if (last && last.length > 0) this.socket.write(last);
     if (this.chunked) this.socket.write(LAST_CHUNK);
     this.socket.end();
-    // A client that never reads cannot keep the socket open past a graceful end.
-    this.socket.setTimeout(5000, () => this.socket.destroy());
   }
 
   destroy(): void {
