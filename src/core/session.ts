@@ -115,6 +115,8 @@ export class Session implements HubMember {
   /** When the last words went to the sink: the socket must close within `closeGraceMs` of it. */
   private closingSince: number | undefined;
   private closed = false;
+  /** The cursor when the stream ended (its channels are gone by then): a poll answer still carries it. */
+  private finalCursor: string | undefined;
   /** An array, not a Map: most sessions hold one channel, and an empty Map costs more than the cursor itself. */
   private cursors: ChannelCursor[] = [];
   /** Resume mode (SSE, or a client that sent a cursor): position changes without a message are announced. */
@@ -176,6 +178,7 @@ export class Session implements HubMember {
 
   /** The connection's cursor: every channel's position in target order (docs/protocol.md). */
   cursor(): string {
+    if (this.finalCursor !== undefined) return this.finalCursor;
     let out = '';
     for (let i = 0; i < this.targets.length; i++) {
       if (i > 0) out += ',';
@@ -365,6 +368,7 @@ export class Session implements HubMember {
     if (this.ended) return;
     this.ended = true;
     this.endReason = reason;
+    this.finalCursor = this.cursor();
     this.owner.sessionEnded(this, reason);
     this.held = undefined;
     if (this.sink) this.sayLastWords(this.sink, reason);
@@ -391,6 +395,7 @@ export class Session implements HubMember {
     this.closed = true;
     if (!this.ended) {
       this.ended = true;
+      this.finalCursor = this.cursor();
       this.held = undefined;
       this.owner.sessionEnded(this, 'client_gone');
     }
