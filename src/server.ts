@@ -78,6 +78,16 @@ export class HeraldServer {
       return history ? { history } : undefined;
     };
     const publish = new PublishApi(config, broker, metrics, publishOptions, auth.namespaces, clientAddress);
+    if (broker instanceof MemoryBroker) {
+      const memo = broker.idempotency;
+      metrics.registry.gauge('herald_idempotency_keys', 'Idempotency keys the memory broker remembers now.', () => memo.size());
+      metrics.registry.gauge(
+        'herald_idempotency_evicted_total',
+        'Idempotency keys dropped before their window ended because the memory broker held its bound.',
+        () => memo.evicted,
+        'counter',
+      );
+    }
     const streamRoute = (transport: StreamTransport) => (req: IncomingMessage, res: ServerResponse, q: URLSearchParams) =>
       serveStream(stream, transport, streamRequestFromNode(req, q, clientAddress), () => {
         // A request pipelined behind another gets its socket only once the earlier answer is done, and never behind

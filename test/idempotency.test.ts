@@ -101,6 +101,10 @@ test('memory broker: a retried key answers the same id and delivers once', async
   const node = await startServer({ historySize: 100, namespaces: { plain: { historySize: 0 } } });
   try {
     await checkBroker(node, 'memory');
+    const metrics = await (await fetch(`${node.url}/metrics`)).text();
+    assert.match(metrics, /^herald_idempotency_keys [1-9]\d*$/m);
+    assert.match(metrics, /^herald_publish_replayed_total\{source="api"\} [1-9]/m);
+    assert.match(metrics, /^herald_publish_replayed_total\{source="ws"\} 1$/m);
   } finally {
     await node.close();
   }
