@@ -65,7 +65,8 @@ test('redis-server killed and restarted under a publisher: nothing hangs, readin
 
     assert.deepEqual(changes.slice(0, 3), [true, false, true]);
     assert.ok((statuses.get(200) ?? 0) > 0 && (statuses.get(503) ?? 0) > 0, `statuses ${JSON.stringify([...statuses])}`);
-    assert.deepEqual([...statuses.keys()].sort(), [200, 503], 'only 200 or 503');
+    // 504 outcome_unknown: a publish that was in flight when Redis died (it may have run); 503: refused, not sent.
+    assert.ok([...statuses.keys()].every((s) => s === 200 || s === 503 || s === 504), `only 200, 503 or 504: ${JSON.stringify([...statuses])}`);
     assert.ok(slowest < TIMEOUT_MS + 1000, `a publish took ${slowest} ms`);
 
     // The streams never closed, and their channels were resubscribed: a plain PUBLISH reaches them now.
