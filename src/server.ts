@@ -11,7 +11,7 @@ import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
 import type { HeraldConfig } from './config.js';
 import { ERROR_TABLE, HeraldError } from './errors.js';
-import { FastPublisher } from './http/fast-publish.js';
+import { DRAIN_RETRY_AFTER_SECONDS, FastPublisher } from './http/fast-publish.js';
 import { FrontReader } from './http/front.js';
 import { createNodeMetrics, MetricsRegistry } from './core/metrics.js';
 import { historyPolicyFor, type HistoryPolicyFor } from './core/history-policy.js';
@@ -44,6 +44,9 @@ export class HeraldServer {
   readonly auth: Authorization;
   private readonly sockets = new Set<Socket>();
   private readonly front: FrontReader;
+  private readonly fastPublish: FastPublisher;
+  /** Publishes node:http is answering (publishers are few): a drain makes their answers close the connection. */
+  private readonly nodePublishes = new Set<ServerResponse>();
   /** One shared listener for every socket (a closure per socket would cost memory on every held stream). */
   private readonly forgetSocket = ((sockets: Set<Socket>) =>
     function (this: Socket): void {
@@ -107,7 +110,17 @@ export class HeraldServer {
     const metricsAllowed = metricsGate(config);
     for (const [path, transport] of streamTransports) router.add(path, withPreflight(streamRoute(transport), config.allowedOrigins));
     router
-      .add('/api/publish', (req, res) => publish.handle(req, res), 'POST')
+      .add('/api/publish', (req, res) => {
+        if (this.node.isDraining) {
+          // Not published: say so, and that another node will take it (the connection closes after this answer).
+          res.setHeader('Retry-After', String(DRAIN_RETRY_AFTER_SECONDS));
+          res.setHeader('Connection', 'close');
+          throw new HeraldError('unavailable', 'node is draining: retry on another node');
+        }
+        this.nodePublishes.add(res);
+        res.once('close', () => this.nodePublishes.delete(res));
+        return publish.handle(req, res);
+      }, 'POST')
       .add('/poll', withPreflight(poll.handle, config.allowedOrigins))
       .add('/ws', () => {
         throw new HeraldError('bad_request', 'GET /ws is a WebSocket endpoint: send an Upgrade request');
@@ -116,12 +129,13 @@ export class HeraldServer {
       .add('/readyz', (req, res) => serveReady(this.node, req, res))
       .add('/metrics', (req, res) => serveMetrics(this.node, req, res, metricsAllowed));
 
+    const requestTimeoutMs = Math.max(config.headersTimeoutMs, 30_000);
     this.http = createHttpServer(
       {
         // The URL is checked against maxUrlBytes (414) before the header bound (431) can hide it.
         maxHeaderSize: config.maxHeaderBytes + config.maxUrlBytes,
         headersTimeout: config.headersTimeoutMs,
-        requestTimeout: Math.max(config.headersTimeoutMs, 30_000),
+        requestTimeout: requestTimeoutMs,
         connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
         keepAliveTimeout: 5000,
       },
@@ -132,6 +146,16 @@ export class HeraldServer {
     const [nodeConnectionListener] = this.http.listeners('connection') as ((socket: Socket) => void)[];
     if (!nodeConnectionListener) throw new Error('node:http registered no connection listener');
     this.http.removeAllListeners('connection');
+    this.fastPublish = new FastPublisher({
+      handle: (authorization, remoteAddress, body, header) => publish.handleRaw(authorization, remoteAddress, body, header),
+      refuseEarly: (authorization, remoteAddress, header) => publish.refuseEarly(authorization, remoteAddress, header),
+      handOff: (socket, since) => this.front.handToNode(socket, since),
+      maxHeaderBytes: config.maxHeaderBytes,
+      maxBodyBytes: config.maxBodyBytes,
+      headersTimeoutMs: config.headersTimeoutMs,
+      requestTimeoutMs,
+      onRefused: (code) => metrics.rejected.inc({ code }),
+    });
     this.front = new FrontReader({
       streamPaths: new Set(streamTransports.keys()),
       serve: (req, takeOver) => {
@@ -140,21 +164,17 @@ export class HeraldServer {
         return serveStream(stream, transport, req, takeOver);
       },
       handOff: (socket) => nodeConnectionListener.call(this.http, socket),
-      fastPublish: new FastPublisher({
-        handle: (authorization, remoteAddress, body, header) => publish.handleRaw(authorization, remoteAddress, body, header),
-        refuseEarly: (authorization, remoteAddress, header) => publish.refuseEarly(authorization, remoteAddress, header),
-        handOff: (socket) => nodeConnectionListener.call(this.http, socket),
-        maxHeaderBytes: config.maxHeaderBytes,
-        maxBodyBytes: config.maxBodyBytes,
-        headersTimeoutMs: config.headersTimeoutMs,
-        onRefused: (code) => metrics.rejected.inc({ code }),
-      }),
+      fastPublish: this.fastPublish,
       maxUrlBytes: config.maxUrlBytes,
       maxHeaderBytes: config.maxHeaderBytes,
       headersTimeoutMs: config.headersTimeoutMs,
       onRefused: (code) => metrics.rejected.inc({ code }),
       clientAddress,
     });
+    // node:http has a request head: the front reader's header clock for a handed-off connection stops.
+    const headComplete = (req: IncomingMessage): void => this.front.headComplete(req.socket);
+    this.http.prependListener('request', headComplete);
+    this.http.prependListener('upgrade', headComplete);
     this.http.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.on('close', this.forgetSocket);
@@ -215,8 +235,9 @@ export class HeraldServer {
   }
 
   /**
-   * Drain and stop: refuse new connections, tell every client to reconnect elsewhere, wait up to drainTimeoutMs for
-   * sockets to go, close the rest, stop the broker.
+   * Drain and stop: tell every stream to reconnect elsewhere, close idle publisher connections and refuse new
+   * publishes (503 + Retry-After), and stop as soon as the last client is gone, or at drainTimeoutMs, when the rest
+   * are closed. Then stop the broker.
    */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
@@ -227,10 +248,21 @@ export class HeraldServer {
     // Streams first: each gets its last "reconnect elsewhere" frame before node:http closes idle sockets (held
     // streams look idle to it, since they were taken over).
     this.node.drain();
+    // Publishers: idle keep-alive connections close now, busy ones right after their last answer owed (it says
+    // `Connection: close`); a publish not started yet gets 503 `unavailable` + Retry-After, never an ack.
+    this.fastPublish.drain();
+    for (const res of this.nodePublishes) if (!res.headersSent) res.setHeader('Connection', 'close');
     await new Promise((r) => setImmediate(r));
-    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    this.http.closeIdleConnections();
+    // The listener stays open until the clients are gone: a balancer's /readyz probe still gets its 503, and a late
+    // publish its 503 + Retry-After rather than a refused connection.
     const deadline = Date.now() + this.config.drainTimeoutMs;
-    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (this.sockets.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      // A connection node:http holds turns idle once its answer is out (node:http keeps it alive otherwise).
+      this.http.closeIdleConnections();
+    }
+    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     this.http.closeAllConnections();
     for (const s of this.sockets) s.destroy();
     this.front.stop();

@@ -9,13 +9,28 @@
  *
  * Only the plain case is handled: `Content-Length` bodies, no `Transfer-Encoding`, no `Expect`. Anything else, and
  * any other request on the same connection, is handed to node:http with the bytes not yet consumed, at a request
- * boundary, so node:http's full HTTP/1.1 handling answers it.
+ * boundary, so node:http's full HTTP/1.1 handling answers it. What the fast path does decide, it decides as node:http
+ * (llhttp) would: control bytes in a header value are 400, a header block over `maxHeaderBytes` is 431, a head not
+ * here within `headersTimeoutMs` of the connection's accept (or of the request's first byte, after the first) is 408.
+ *
+ * Bounds: at most MAX_IN_FLIGHT answers owed per connection, and reading stops while more than MAX_UNSENT_BYTES of
+ * answers wait unsent (a client that pipelines and never reads is held by TCP flow control, not by server memory).
  */
 import type { Socket } from 'node:net';
+import { HeraldError } from '../errors.js';
 import type { SocketOwner } from '../transport/socket-owner.js';
 import { releaseSocket, setOwner } from '../transport/socket-owner.js';
+import { ByteQueue } from './byte-queue.js';
 
 export const PUBLISH_REQUEST_LINE = 'POST /api/publish HTTP/1.1';
+/** `Retry-After` (seconds) on a publish refused because the node drains: the balancer has another node by then. */
+export const DRAIN_RETRY_AFTER_SECONDS = 1;
+
+export interface PublishAnswer {
+  status: number;
+  json: unknown;
+  code?: string;
+}
 
 export interface FastPublishOptions {
   readonly handle: (
@@ -23,25 +38,35 @@ export interface FastPublishOptions {
     remoteAddress: string | undefined,
     body: Buffer,
     header: (name: string) => string | undefined,
-  ) => Promise<{ status: number; json: unknown; code?: string }>;
+  ) => Promise<PublishAnswer>;
   /** The answer for a request refused on its headers alone (it is sent before the body is read), or undefined. */
   readonly refuseEarly: (
     authorization: string | undefined,
     remoteAddress: string | undefined,
     header: (name: string) => string | undefined,
-  ) => { status: number; json: unknown; code: string } | undefined;
-  /** Give the connection to node:http (the bytes not yet consumed were pushed back onto the socket). */
-  readonly handOff: (socket: Socket) => void;
+  ) => PublishAnswer | undefined;
+  /**
+   * Give the connection to node:http (the bytes not yet consumed were pushed back onto the socket). `since` is when
+   * the request it is in the middle of began, so that node:http's header clock does not start over.
+   */
+  readonly handOff: (socket: Socket, since: number) => void;
   readonly maxHeaderBytes: number;
   readonly maxBodyBytes: number;
   readonly headersTimeoutMs: number;
+  /** A whole request (head and body) must arrive within this, as node:http's `requestTimeout`. */
+  readonly requestTimeoutMs: number;
   readonly onRefused: (code: string) => void;
 }
 
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
-const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
+const CRLF = Buffer.from('\r\n', 'latin1');
+const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/s;
+/** What llhttp allows in a header value: HTAB, SP, VCHAR, obs-text (the head is read as latin1, a char per byte). */
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 /** Answers owed at once on one connection before it stops reading (a bound on work queued per publisher). */
 const MAX_IN_FLIGHT = 256;
+/** Bytes of answers written but not yet taken by the kernel, beyond which the connection stops reading. */
+const MAX_UNSENT_BYTES = 64 * 1024;
 /** A publisher connection idle this long is closed, as node:http's keep-alive timeout would. */
 const IDLE_TIMEOUT_MS = 5000;
 
@@ -50,40 +75,105 @@ const REASONS: Record<number, string> = {
   400: 'Bad Request',
   401: 'Unauthorized',
   403: 'Forbidden',
+  408: 'Request Timeout',
   413: 'Payload Too Large',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',
 };
 
 export class FastPublisher {
+  private readonly connections = new Set<PublishConnection>();
+  private draining = false;
+
   constructor(readonly options: FastPublishOptions) {}
 
-  /** Take a connection whose first request line is PUBLISH_REQUEST_LINE; `bytes` is everything read so far. */
-  adopt(socket: Socket, bytes: Buffer): void {
-    const conn = new PublishConnection(this.options, socket, bytes);
+  /**
+   * Take a connection whose first request line is PUBLISH_REQUEST_LINE; `bytes` is everything read so far and
+   * `since` the connection's accept time (the first request's header clock runs from there).
+   */
+  adopt(socket: Socket, bytes: Buffer, since: number): void {
+    const conn = new PublishConnection(this, socket, bytes, since);
+    this.connections.add(conn);
     setOwner(socket, conn);
     // Publishers are few (backends), so a per-connection idle timer is affordable here, unlike on held streams.
     socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
     conn.process();
   }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Refuse requests not received in time (408). Called by the front reader's sweeper: no timer per connection. */
+  sweep(now: number): void {
+    for (const conn of this.connections) conn.sweep(now);
+  }
+
+  /**
+   * The node drains: idle connections are closed now, busy ones after the last answer owed (which says
+   * `Connection: close`), and every request not yet started is refused with 503 `unavailable` + `Retry-After`.
+   */
+  drain(): void {
+    this.draining = true;
+    for (const conn of [...this.connections]) conn.drain();
+  }
+
+  /** @internal */
+  forget(conn: PublishConnection): void {
+    this.connections.delete(conn);
+  }
+}
+
+/** The request being read once its head is parsed (its body may still be on its way). */
+interface PendingRequest {
+  readonly header: (name: string) => string | undefined;
+  readonly authorization: string | undefined;
+  readonly close: boolean;
+  readonly bodyStart: number;
+  readonly bodyLength: number;
 }
 
 class PublishConnection implements SocketOwner {
-  private buffer: Buffer;
+  private readonly input = new ByteQueue();
   /** The chain of answers in request order. */
   private tail: Promise<void> = Promise.resolve();
   private inFlight = 0;
   private corked = false;
+  /** No more requests are read here: the connection closes, or goes to node:http, once the answers owed are out. */
   private closing = false;
-  private partialSince = 0;
+  private handingOff = false;
+  /** Reading stopped: too many answers owed, or too many of their bytes unsent. */
+  private paused = false;
+  private waitingForDrain = false;
+  /** When the request being read began (the accept time for the first); 0 when none is partly here. */
+  private requestSince: number;
+  private request: PendingRequest | undefined;
+  /** Bytes of the queue already searched for the end of the head, so a dribbled head is searched once. */
+  private scanned = 0;
+  private readonly onDrain = (): void => {
+    this.waitingForDrain = false;
+    this.maybeResume();
+  };
 
-  constructor(private readonly o: FastPublishOptions, private readonly socket: Socket, bytes: Buffer) {
-    this.buffer = bytes;
+  constructor(private readonly publisher: FastPublisher, private readonly socket: Socket, bytes: Buffer, since: number) {
+    this.input.push(bytes);
+    this.requestSince = since;
   }
 
   onData(chunk: Buffer): void {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    // Bytes after a refusal are read and dropped: they must never be taken for a request, nor pile up. (A hand-off
+    // pauses the socket, so its bytes stay queued for node:http.)
+    if (this.closing && !this.handingOff) return;
+    this.input.push(chunk);
+    if (this.closing) return;
+    // A body still on its way: nothing to parse until all of it is here.
+    if (this.request && this.input.length < this.request.bodyStart + this.request.bodyLength) return;
     this.process();
   }
   onEnd(): void {
@@ -95,60 +185,107 @@ class PublishConnection implements SocketOwner {
     this.socket.destroy();
   }
   onClose(): void {
-    this.buffer = Buffer.alloc(0);
+    this.publisher.forget(this);
+    this.input.clear();
   }
 
-  /** Start every complete request in the buffer; hand off or wait at the first that is not one. */
+  /** Start every complete request queued; refuse, hand off or wait at the first that is not one. */
   process(): void {
-    while (this.buffer.length > 0 && !this.closing) {
-      if (this.inFlight >= MAX_IN_FLIGHT) {
-        this.socket.pause();
-        return;
-      }
-      const lineEnd = this.buffer.indexOf('\r\n');
-      if (lineEnd < 0) {
-        if (this.buffer.length > PUBLISH_REQUEST_LINE.length + 2) return this.handOff();
-        return this.waitForMore();
-      }
-      if (this.buffer.toString('latin1', 0, lineEnd) !== PUBLISH_REQUEST_LINE) return this.handOff();
-      const headEnd = this.buffer.indexOf(HEAD_END);
-      if (headEnd < 0) {
-        if (this.buffer.length > this.o.maxHeaderBytes) return this.handOff();
-        return this.waitForMore();
-      }
-      const headers = parseHeaders(this.buffer.toString('latin1', lineEnd + 2, headEnd));
-      const length = headers?.get('content-length');
-      if (!headers || headers.has('transfer-encoding') || headers.has('expect') || length === undefined || !/^\d{1,10}$/.test(length)) {
-        return this.handOff();
-      }
-      const bodyStart = headEnd + 4;
-      const bodyLength = Number(length);
-      const header = (name: string): string | undefined => headers.get(name);
-      const refused = this.o.refuseEarly(headers.get('authorization'), this.socket.remoteAddress, header);
-      if (refused) {
+    const o = this.publisher.options;
+    while (!this.closing && this.input.length > 0) {
+      if (this.inFlight >= MAX_IN_FLIGHT || this.socket.writableLength > MAX_UNSENT_BYTES) return this.pauseReading();
+      if (this.requestSince === 0) this.requestSince = Date.now();
+      const buf = this.input.view();
+      let request = this.request;
+      if (!request) {
+        const lineEnd = buf.subarray(0, PUBLISH_REQUEST_LINE.length + 2).indexOf(CRLF);
+        if (lineEnd < 0) return buf.length >= PUBLISH_REQUEST_LINE.length + 2 ? this.handOff() : undefined;
+        if (lineEnd !== PUBLISH_REQUEST_LINE.length || buf.toString('latin1', 0, lineEnd) !== PUBLISH_REQUEST_LINE) {
+          return this.handOff();
+        }
+        const headEnd = buf.indexOf(HEAD_END, Math.max(lineEnd, this.scanned - 3));
+        // The header block, its lines' CRLFs included, is bounded as on node:http's path (router.ts): 431.
+        const headerBytes = (headEnd < 0 ? buf.length : headEnd + 2) - (lineEnd + 2);
+        if (headerBytes > o.maxHeaderBytes) {
+          return this.refuse(new HeraldError('header_too_large', `request headers over ${o.maxHeaderBytes} bytes`));
+        }
+        if (headEnd < 0) {
+          this.scanned = buf.length;
+          return;
+        }
+        const headers = parseHeaders(buf.toString('latin1', lineEnd + 2, headEnd));
+        if (headers === undefined) return this.handOff();
+        if (typeof headers === 'string') return this.refuse(new HeraldError('bad_request', headers));
+        const length = headers.get('content-length');
+        if (!headers.has('host') || headers.has('transfer-encoding') || headers.has('expect') || length === undefined || !/^\d{1,10}$/.test(length)) {
+          return this.handOff();
+        }
+        if (this.publisher.isDraining) return this.refuseDraining();
+        const authorization = headers.get('authorization');
+        const header = (name: string): string | undefined => headers.get(name);
+        const refused = o.refuseEarly(authorization, this.socket.remoteAddress, header);
         // Refused before its body is read: answer and close, so the body can never be taken for a next request.
-        this.closing = true;
-        this.answer(Promise.resolve(refused), true);
-        return;
+        if (refused) return this.refuseWith(refused);
+        const bodyLength = Number(length);
+        if (bodyLength > o.maxBodyBytes) {
+          // The body will not be read: answer and close, as node:http's publish route does.
+          return this.refuse(new HeraldError('payload_too_large', `body over ${o.maxBodyBytes} bytes`));
+        }
+        const close = /\bclose\b/i.test(headers.get('connection') ?? '');
+        request = this.request = { header, authorization, close, bodyStart: headEnd + 4, bodyLength };
       }
-      if (bodyLength > this.o.maxBodyBytes) {
-        // The body will not be read: answer and close, as node:http's publish route does.
-        this.closing = true;
-        this.answer(Promise.resolve({ status: 413, json: tooLarge(this.o.maxBodyBytes), code: 'payload_too_large' }), true);
-        return;
-      }
-      if (this.buffer.length < bodyStart + bodyLength) return this.waitForMore();
-      const body = this.buffer.subarray(bodyStart, bodyStart + bodyLength);
-      this.buffer = this.buffer.subarray(bodyStart + bodyLength);
-      this.partialSince = 0;
-      const close = /\bclose\b/i.test(headers.get('connection') ?? '');
-      if (close) this.closing = true;
-      this.answer(this.o.handle(headers.get('authorization'), this.socket.remoteAddress, Buffer.from(body), header), close);
+      const end = request.bodyStart + request.bodyLength;
+      if (buf.length < end) return;
+      if (this.publisher.isDraining) return this.refuseDraining();
+      const body = Buffer.from(buf.subarray(request.bodyStart, end));
+      this.input.consume(end);
+      this.request = undefined;
+      this.scanned = 0;
+      this.requestSince = 0;
+      if (request.close) this.closing = true;
+      this.answer(o.handle(request.authorization, this.socket.remoteAddress, body, request.header), request.close);
     }
   }
 
+  /** @internal A request that has not arrived in time gets 408 and the connection closes. */
+  sweep(now: number): void {
+    // Bytes waiting because this side stopped reading are not the client's delay.
+    if (this.closing || this.paused || this.requestSince === 0) return;
+    const o = this.publisher.options;
+    const limit = this.request ? o.requestTimeoutMs : o.headersTimeoutMs;
+    if (now - this.requestSince >= limit) {
+      this.refuse(new HeraldError('request_timeout', this.request ? 'request body not received in time' : 'request headers not received in time'));
+    }
+  }
+
+  /** @internal See FastPublisher.drain. */
+  drain(): void {
+    if (this.closing || this.inFlight > 0) return; // a busy connection closes after its last answer (see answer)
+    if (this.input.length === 0) {
+      this.closing = true;
+      this.socket.destroySoon();
+      return;
+    }
+    // A request is partly or wholly here: once its head is, it gets its 503 (the header timeout bounds the wait).
+    this.process();
+  }
+
+  private refuseDraining(): void {
+    this.refuse(new HeraldError('unavailable', 'node is draining: retry on another node'), `Retry-After: ${DRAIN_RETRY_AFTER_SECONDS}\r\n`);
+  }
+
+  /** Answer `err` after the answers owed, then close: what follows this request is not read. */
+  private refuse(err: HeraldError, extraHeaders = ''): void {
+    this.refuseWith({ status: err.status, json: err.toJSON(), code: err.code }, extraHeaders);
+  }
+
+  private refuseWith(answer: PublishAnswer, extraHeaders = ''): void {
+    this.closing = true;
+    this.answer(Promise.resolve(answer), true, extraHeaders);
+  }
+
   /** Queue an answer behind the ones before it; the socket stays corked until the queue is empty. */
-  private answer(result: Promise<{ status: number; json: unknown; code?: string }>, close: boolean): void {
+  private answer(result: Promise<PublishAnswer>, close: boolean, extraHeaders = ''): void {
     if (!this.corked) {
       this.socket.cork();
       this.corked = true;
@@ -157,29 +294,53 @@ class PublishConnection implements SocketOwner {
     this.tail = this.tail
       .then(() => result)
       .then((r) => {
-        if (r.code) this.o.onRefused(r.code);
+        if (r.code) this.publisher.options.onRefused(r.code);
+        this.inFlight--;
+        // While the node drains, the last answer owed ends the connection.
+        const last = close || (this.publisher.isDraining && this.inFlight === 0 && !this.handingOff);
+        if (last) this.closing = true;
+        if (this.socket.destroyed) return;
         const text = JSON.stringify(r.json);
         this.socket.write(
           `HTTP/1.1 ${r.status} ${REASONS[r.status] ?? 'Error'}\r\n` +
             'Content-Type: application/json; charset=utf-8\r\n' +
             `Content-Length: ${Buffer.byteLength(text)}\r\n` +
-            `Cache-Control: no-store\r\n${close ? 'Connection: close\r\n' : ''}\r\n${text}`,
+            `Cache-Control: no-store\r\n${extraHeaders}${last ? 'Connection: close\r\n' : ''}\r\n${text}`,
         );
-        this.inFlight--;
-        if (close) {
+        if (last) {
           this.uncork();
+          // A half-close, as before a refusal: the client reads the answer while what it still sends is dropped.
           this.socket.end();
         } else if (this.inFlight === 0) {
           this.uncork();
-          if (this.socket.isPaused()) {
-            this.socket.resume();
-            this.process();
-          }
+          this.maybeResume();
         }
       })
       .catch(() => {
         this.socket.destroy();
       });
+  }
+
+  private pauseReading(): void {
+    if (!this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+    // The clock of a request not being read restarts when reading does.
+    this.requestSince = 0;
+    if (this.socket.writableLength > MAX_UNSENT_BYTES && !this.waitingForDrain) {
+      this.waitingForDrain = true;
+      this.socket.once('drain', this.onDrain);
+    }
+  }
+
+  /** Read again once the answers owed are written out and the kernel has taken most of them. */
+  private maybeResume(): void {
+    if (!this.paused || this.closing || this.corked || this.socket.destroyed) return;
+    if (this.inFlight >= MAX_IN_FLIGHT || this.socket.writableLength > MAX_UNSENT_BYTES) return this.pauseReading();
+    this.paused = false;
+    this.socket.resume();
+    this.process();
   }
 
   private uncork(): void {
@@ -189,44 +350,45 @@ class PublishConnection implements SocketOwner {
     }
   }
 
-  /** A request is only partly here. Its head must arrive within the header timeout, as on node:http. */
-  private waitForMore(): void {
-    const now = Date.now();
-    if (this.partialSince === 0) this.partialSince = now;
-    else if (now - this.partialSince > this.o.headersTimeoutMs) this.socket.destroy();
-  }
-
   /** Give the rest of the connection to node:http once every answer owed is written. */
   private handOff(): void {
     this.closing = true;
+    this.handingOff = true;
     const socket = this.socket;
+    const since = this.requestSince || Date.now();
     socket.pause();
+    socket.off('drain', this.onDrain);
     this.tail.then(() => {
       this.uncork();
+      this.publisher.forget(this);
       if (socket.destroyed) return;
       releaseSocket(socket);
       socket.setTimeout(0);
-      socket.unshift(this.buffer);
-      this.buffer = Buffer.alloc(0);
-      this.o.handOff(socket);
+      socket.unshift(this.input.takeAll());
+      this.publisher.options.handOff(socket, since);
       socket.resume();
     }, () => socket.destroy());
   }
 }
 
-function parseHeaders(block: string): Map<string, string> | undefined {
+/**
+ * The headers of a plain publish request. A string says why the request is refused with 400 (what llhttp refuses
+ * too, and a repeated `Authorization`); undefined means "not the plain case": node:http decides.
+ */
+function parseHeaders(block: string): Map<string, string> | string | undefined {
   const headers = new Map<string, string>();
   for (const line of block.split('\r\n')) {
     const h = HEADER_LINE.exec(line);
     if (!h || h[1] === undefined || h[2] === undefined) return undefined;
+    if (BAD_VALUE.test(h[2])) return `header ${h[1].slice(0, 64)} holds a control character`;
     const name = h[1].toLowerCase();
-    // A repeated Content-Length (or any repeated header) is left to node:http's stricter rules.
-    if (headers.has(name)) return undefined;
+    if (headers.has(name)) {
+      // Two credentials: which one counts is ambiguous (proxies and servers disagree), so neither does.
+      if (name === 'authorization') return 'more than one Authorization header';
+      // A repeated Content-Length (or any other repeated header) is left to node:http's stricter rules.
+      return undefined;
+    }
     headers.set(name, h[2]);
   }
   return headers;
-}
-
-function tooLarge(max: number): unknown {
-  return { error: { code: 'payload_too_large', message: `body over ${max} bytes` } };
 }

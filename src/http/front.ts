@@ -8,7 +8,12 @@
  * WebSocket upgrades, streams on kept-alive connections) keeps node:http's full HTTP/1.1 handling.
  *
  * The reader accepts only what it must: `GET <origin-form target> HTTP/1.0|1.1`, CRLF line ends, token header
- * names, no folded lines, no body. Anything else gets a 400 and the connection is closed.
+ * names, no folded lines, no body. Anything else gets a 400 and the connection is closed. Its rules are llhttp's
+ * (what node:http would answer), with one deliberate difference: raw UTF-8 in the target is taken (curl sends it).
+ *
+ * The header clock (`headersTimeoutMs`) runs from the connection's accept, whoever ends up reading the request: a
+ * connection handed to node:http, or to the publish fast path, keeps its accept time (node:http's own clock would
+ * start over at the hand-off, so a client could stretch its head over twice the timeout).
  */
 import type { Socket } from 'node:net';
 import { HeraldError, toHeraldError } from '../errors.js';
@@ -37,13 +42,19 @@ export interface FrontOptions {
 
 const MAX_HEADER_LINES = 100;
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
-const REQUEST_LINE = /^GET (\/[^ ]*) HTTP\/1\.([01])$/;
+// The target: VCHAR and obs-text, as llhttp allows (no CTL, SP, DEL: a CR or TAB in it is a 400).
+const REQUEST_LINE = /^GET (\/[!-~\u0080-\u00ff]*) HTTP\/1\.([01])$/;
 const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
 // eslint-disable-next-line no-control-regex
 const BAD_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 export class FrontReader {
   private readonly pending = new Set<PendingConnection>();
+  /**
+   * Connections handed to node:http before their first request head was complete: their accept time, and the bytes
+   * written on them by then (once node:http writes an answer, it had a head, whatever event it emitted for it).
+   */
+  private readonly handedOff = new Map<Socket, { since: number; written: number }>();
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: FrontOptions) {}
@@ -66,14 +77,35 @@ export class FrontReader {
     if (this.sweeper) clearInterval(this.sweeper);
     for (const conn of this.pending) conn.socket.destroy();
     this.pending.clear();
+    this.handedOff.clear();
+  }
+
+  /** node:http has a complete request head on `socket` (its 'request' or 'upgrade' event): its clock is node's now. */
+  headComplete(socket: Socket): void {
+    if (this.handedOff.size > 0) this.handedOff.delete(socket);
+  }
+
+  /** Give `socket` to node:http; its header clock keeps running from `since` until node:http has a head. */
+  handToNode(socket: Socket, since: number): void {
+    this.handedOff.set(socket, { since, written: socket.bytesWritten });
+    this.options.handOff(socket);
   }
 
   private sweep(now: number): void {
+    const timeout = this.options.headersTimeoutMs;
     for (const conn of this.pending) {
-      if (now - conn.since >= this.options.headersTimeoutMs) {
-        this.refuse(conn, new HeraldError('request_timeout', 'request headers not received in time'));
+      if (now - conn.since >= timeout) this.refuse(conn, new HeraldError('request_timeout', 'request headers not received in time'));
+    }
+    for (const [socket, { since, written }] of this.handedOff) {
+      if (socket.destroyed || !socket.writable || socket.bytesWritten > written) this.handedOff.delete(socket);
+      else if (now - since >= timeout) {
+        this.handedOff.delete(socket);
+        this.options.onRefused('request_timeout');
+        writeError(socket, 408, 'request_timeout', 'request headers not received in time');
+        socket.destroySoon();
       }
     }
+    this.options.fastPublish?.sweep(now);
   }
 
   /** @internal Called by a pending connection once its fate is known. */
@@ -94,7 +126,7 @@ export class FrontReader {
       if (line === PUBLISH_REQUEST_LINE && o.fastPublish) {
         this.forget(conn);
         conn.done = true;
-        return o.fastPublish.adopt(conn.socket, conn.take());
+        return o.fastPublish.adopt(conn.socket, conn.take(), conn.since);
       }
       const path = REQUEST_LINE.exec(line)?.[1]?.split('?')[0];
       if (path === undefined || !o.streamPaths.has(path)) return this.giveToNode(conn);
@@ -129,7 +161,7 @@ export class FrontReader {
     releaseSocket(socket);
     socket.pause();
     socket.unshift(conn.take());
-    this.options.handOff(socket);
+    this.handToNode(socket, conn.since);
     socket.resume();
   }
 

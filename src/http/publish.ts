@@ -94,6 +94,8 @@ export class PublishApi {
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== 'POST') throw new HeraldError('method_not_allowed', 'use POST');
+    // node:http keeps the first of two Authorization headers; which one counts is ambiguous, so neither does.
+    if ((req.headersDistinct['authorization']?.length ?? 0) > 1) throw new HeraldError('bad_request', 'more than one Authorization header');
     const scope = this.authenticate(req.headers.authorization, req.socket.remoteAddress, headerOf(req));
     const body = await readJsonBody(req, this.config.maxBodyBytes);
     const key = req.headers['idempotency-key'];

@@ -10,9 +10,14 @@ import type { ClientAddress } from '../http/client-address.js';
 import { queryParams, streamRequestFromNode, type StreamRequest } from './request.js';
 
 /** The upgrade request as a StreamRequest, or a HeraldError for what is wrong with it before any auth. */
-export function upgradeRequest(req: IncomingMessage, maxUrlBytes: number, clients?: ClientAddress): StreamRequest {
+export function upgradeRequest(req: IncomingMessage, maxUrlBytes: number, maxHeaderBytes: number, clients?: ClientAddress): StreamRequest {
   const raw = req.url ?? '/';
   if (raw.length > maxUrlBytes) throw new HeraldError('uri_too_long', `URL over ${maxUrlBytes} bytes`);
+  // node:http's own bound covers the URL and the headers together (server.ts): the header block alone is checked
+  // here, as the router does for every other request (an upgrade never reaches the router).
+  let headerBytes = 0;
+  for (const h of req.rawHeaders) headerBytes += h.length + 2;
+  if (headerBytes > maxHeaderBytes) throw new HeraldError('header_too_large', `request headers over ${maxHeaderBytes} bytes`);
   const q = raw.indexOf('?');
   const path = q < 0 ? raw : raw.slice(0, q);
   if (path !== '/ws') throw new HeraldError('not_found', `no WebSocket route ${path.slice(0, 100)}`);
@@ -60,6 +65,7 @@ const STATUS_TEXT: Record<number, string> = {
   413: 'Payload Too Large',
   414: 'URI Too Long',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',

@@ -83,7 +83,7 @@ export class WebSocketTransport {
 
   private async upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const { node, config, authorizer } = this.ctx;
-    const sreq = upgradeRequest(req, config.maxUrlBytes, this.ctx.clientAddress);
+    const sreq = upgradeRequest(req, config.maxUrlBytes, config.maxHeaderBytes, this.ctx.clientAddress);
     checkDevHost(config, sreq.header('host'));
     const origin = sreq.header('origin');
     if (!originAllowed(origin, config.allowedOrigins, config.dev)) {
