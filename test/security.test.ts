@@ -399,3 +399,9 @@ ROWS[25] = 'test/zombie.test.ts';
 test('row 25: a resume whose replay exceeds the outgoing queue: see test/zombie.test.ts', () => {
   assert.ok(ROWS[25]);
 });
+
+// Row 24 (issue 15 finding 4: the fast publish path's write backpressure), apart from the table for the same reason.
+ROWS[24] = 'test/security-http.test.ts';
+test('row 24: pipelined publishes from a client that never reads: see test/security-http.test.ts ("write backpressure")', () => {
+  assert.ok(ROWS[24]);
+});
