@@ -178,6 +178,19 @@ test('/sub: CR and TAB in the request target are 400; every ASCII byte is refuse
   // The one deliberate difference (raw UTF-8 in the target, as curl sends it) is tested in sub.test.ts.
 });
 
+test('/sub: header value bytes are refused exactly as llhttp refuses them (all 256 byte values)', async () => {
+  await guarded(node, control(), async (guard) => {
+    const disagree: string[] = [];
+    for (let b = 0; b < 256; b++) {
+      const req = `GET /sub?channel=public:a HTTP/1.1\r\nHost: localhost\r\nX-Probe: a${String.fromCharCode(b)}b\r\n\r\n`;
+      const [ours, theirs] = await Promise.all([statusOf(node.url, req), statusOf(referenceUrl, req)]);
+      if ((ours === 400) !== (theirs === 400)) disagree.push(`0x${b.toString(16)}: ${ours} vs ${theirs}`);
+      if (b % 64 === 0) await guard.tick();
+    }
+    assert.deepEqual(disagree, []);
+  });
+});
+
 test('WebSocket upgrade: a 20 KB header block (under node:http\'s own bound of headers + URL) is 431 before any 101', async () => {
   await guarded(node, control(), async () => {
     const upgrade = (pad: number): string =>
