@@ -1,7 +1,8 @@
 // Issue 15 finding 5, "zombie streams": a resume whose replay is larger than the client's queue (maxQueueBytes) used
 // to end the session as `slow` inside openSession; the client still got 200 or 101 and then nothing, uncounted, so
 // 20 such streams passed `maxConnections 3`, and /poll answered an empty batch that dropped the client's cursor.
-// Now such a replay is a `reload` `oversized` and the stream goes on live, counted; a session that ends while it opens
+// Now such a replay is a `reload` `oversized` and the stream goes on live, counted (/poll gets it in pieces that fit,
+// or the reload when not even one message fits); a session that ends while it opens
 // (its live messages overflowed the queue while history was read) gets 200/101, its `slow` reason, and a close.
 // SECURITY-TESTS.md row 25. Every test runs beside a control subscriber (test/helpers/guard.ts), which takes one of
 // the node's 3 connections.
@@ -202,21 +203,45 @@ describe('an oversized replay (SECURITY-TESTS row 25)', () => {
     });
   });
 
-  test('/poll: the answer is a reload with the cursor to continue from, never an empty batch; parked polls count', async () => {
+  test('/poll: the replay comes in pieces that fit, the cursor of each answer at its last message: every message once', async () => {
     await guarded(node, CONTROL(), async () => {
       const ids = await fillHistory('zp');
-      const r = await fetch(`${node.url}/poll?channel=zp&since=${ids[0]}`);
+      const got: string[] = [];
+      const sizes: number[] = [];
+      let cursor = ids[0]!;
+      while (got.length < HISTORY - 1) {
+        assert.ok(sizes.length < HISTORY, `no progress: ${JSON.stringify(sizes)}`);
+        const r = await fetch(`${node.url}/poll?channel=zp&since=${cursor}`);
+        assert.equal(r.status, 200);
+        const body = (await r.json()) as { messages: string[][]; cursor: string };
+        assert.ok(body.messages.length > 0 && body.messages.every((m) => m[0] === 'message'), JSON.stringify(body).slice(0, 300));
+        sizes.push(body.messages.length);
+        got.push(...body.messages.map((m) => m[3]!));
+        assert.equal(body.cursor, got[got.length - 1], 'the cursor is the last message of the answer');
+        cursor = body.cursor;
+      }
+      assert.deepEqual(got, ids.slice(1), 'messages 2..20 exactly once, in order');
+      assert.ok(sizes.length > 1, `in pieces: ${sizes.join()}`);
+      console.log(`/poll oversized replay of ${HISTORY - 1} messages of 2 KB, queue ${QUEUE} B: answers of ${sizes.join(', ')} messages`);
+    });
+  });
+
+  test('/poll: a message larger than the queue is a reload with the cursor to continue from; parked polls count', async () => {
+    await guarded(node, CONTROL(), async () => {
+      const small = await publishId('zq', 'small');
+      const huge = await publishId('zq', 'h'.repeat(QUEUE + 1000));
+      const r = await fetch(`${node.url}/poll?channel=zq&since=${small}`);
       assert.equal(r.status, 200);
       const body = (await r.json()) as { messages: unknown[][]; cursor: string };
-      assert.deepEqual(body, { messages: [['reload', 'zp', 'oversized', ids[HISTORY - 1]]], cursor: ids[HISTORY - 1] });
+      assert.deepEqual(body, { messages: [['reload', 'zq', 'oversized', huge]], cursor: huge });
       // Two polls wait from that cursor: with the control they hold the 3 connections, a third is refused.
-      const waiting = [0, 1].map(() => fetch(`${node.url}/poll?channel=zp&since=${body.cursor}`));
+      const waiting = [0, 1].map(() => fetch(`${node.url}/poll?channel=zq&since=${body.cursor}`));
       await eventually(() => node.server.node.sessionCount() === 3, 5000, 'two parked polls');
-      assert.equal((await fetch(`${node.url}/poll?channel=zp&since=${body.cursor}`)).status, 503);
-      const live = await publishId('zp', 'after');
+      assert.equal((await fetch(`${node.url}/poll?channel=zq&since=${body.cursor}`)).status, 503);
+      const live = await publishId('zq', 'after');
       for (const w of await Promise.all(waiting)) {
         assert.equal(w.status, 200);
-        assert.deepEqual(await w.json(), { messages: [['message', 'zp', 'after', live]], cursor: live });
+        assert.deepEqual(await w.json(), { messages: [['message', 'zq', 'after', live]], cursor: live });
       }
     });
   });

@@ -187,6 +187,9 @@ export class HeraldNode implements SessionOwner {
     // Messages can flow on a rebuilt broker link before it reports ready: the history read would fail now. The
     // session keeps holding; the coming onConnectionChange(true) recovers every channel.
     if (this.brokerLost || !this.broker.isReady()) return;
+    // A poll that holds its answer already (e.g. a replay cut where its queue was full) needs no read: the next poll
+    // reads on from the answer's cursor.
+    if (session.options.replayInPieces && session.hasUnsent()) return;
     this.metrics.recoveries.inc({ cause: 'gap' });
     this.recoverOne(session, target, session.positionOf(label), new Map());
   }
@@ -294,13 +297,22 @@ export class HeraldNode implements SessionOwner {
 }
 
 /**
- * A replay must fit the client's queue (`maxQueueBytes`) beside what it holds already. One that does not is replaced
- * by a `reload` `oversized` from the position the history read reached: the client reloads that channel's state and
- * continues live, as Centrifugo answers a position it cannot recover. Sending it in pieces as the socket drains was
- * the other choice; it would hold live messages (and queue memory) for as long as the slowest client takes.
+ * A replay must fit the client's queue (`maxQueueBytes`) beside what it holds already. On `/poll` one that does not
+ * is cut after the messages that fit: the answer's cursor stands at the last of them, and the next poll reads on
+ * from there. On a stream it is replaced by a `reload` `oversized` from the position the history read reached: the
+ * client reloads that channel's state and continues live, as Centrifugo answers a position it cannot recover.
+ * Sending a stream's replay in pieces as its socket drains was the other choice; it would hold the channel's live
+ * messages, and the queue memory, for as long as the slowest client takes, which is what the bound prevents.
+ * A poll that cannot take even the first message gets the reload too, so it never polls in place.
  */
 function fitReplay(session: Session, label: string, outcome: RecoveryOutcome): RecoveryOutcome {
-  if (outcome.reload || outcome.publications.length === 0 || session.replayFits(label, outcome.publications)) return outcome;
+  if (outcome.reload || outcome.publications.length === 0) return outcome;
+  const n = session.replayFitting(label, outcome.publications);
+  if (n === outcome.publications.length) return outcome;
+  if (n > 0 && session.options.replayInPieces) {
+    const publications = outcome.publications.slice(0, n);
+    return { publications, position: publications[n - 1]!.position };
+  }
   const last = outcome.publications[outcome.publications.length - 1]?.position;
   return { publications: [], position: outcome.position ?? last, reload: 'oversized' };
 }

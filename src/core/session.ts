@@ -61,6 +61,11 @@ export interface SessionOptions {
   readonly maxQueueBytes: number;
   /** Milliseconds since the epoch when the client's credentials expire. */
   readonly expiresAt?: number;
+  /**
+   * A replay too large for the queue may be cut after the messages that fit (`/poll`: the answer ends the session,
+   * and the next poll continues from its cursor). Otherwise such a replay is a `reload` `oversized`.
+   */
+  readonly replayInPieces?: boolean;
 }
 
 /** What a session needs from its node: to leave the hub and be forgotten when it ends, and to recover a channel. */
@@ -309,21 +314,26 @@ export class Session implements HubMember {
     return this.heldBytes + (this.sink?.bufferedBytes() ?? 0);
   }
 
+  /** True when frames were written for this client and not sent yet (not counting messages held for recovery). */
+  hasUnsent(): boolean {
+    return (this.held?.length ?? 0) > 0 || (this.sink?.bufferedBytes() ?? 0) > 0;
+  }
+
   /**
-   * Would replaying `publications` on `label` keep this client's queue within `maxQueueBytes`, with what it holds
-   * already and room for the response head and the lines after a replay? (Encodes them to measure: a resume is rare,
-   * and exact sizes keep a fitting replay from ending as `slow`.)
+   * How many of `publications` (oldest first) can be replayed on `label` while this client's queue stays within
+   * `maxQueueBytes`, with what it holds already and room for the response head and the lines after a replay?
+   * (Encodes them to measure: a resume is rare, and exact sizes keep a fitting replay from ending as `slow`.)
    */
-  replayFits(label: string, publications: readonly Publication[]): boolean {
+  replayFitting(label: string, publications: readonly Publication[]): number {
     let bytes = this.queuedBytes() + REPLAY_HEADROOM;
     const wrap = this.codec.withCursor;
     const cursor = wrap ? this.cursor() : '';
-    for (const p of publications) {
-      const frame = this.codec.encode(p, label);
+    for (let i = 0; i < publications.length; i++) {
+      const frame = this.codec.encode(publications[i]!, label);
       bytes += wrap ? wrap(frame, cursor).length : frame.length;
-      if (bytes > this.options.maxQueueBytes) return false;
+      if (bytes > this.options.maxQueueBytes) return i;
     }
-    return true;
+    return publications.length;
   }
 
   write(frame: Buffer): void {

@@ -70,6 +70,8 @@ export class PollTransport {
         remoteAddress: sreq.remoteAddress,
         maxQueueBytes: config.maxQueueBytes,
         expiresAt: auth.expiresAt,
+        // The answer ends the poll; the next one continues from its cursor.
+        replayInPieces: true,
       },
       { since },
     );
