@@ -226,6 +226,24 @@ describe('an oversized replay (SECURITY-TESTS row 25)', () => {
     });
   });
 
+  test('/poll over two channels: each answer fills the queue, a channel that did not fit waits for the next poll', async () => {
+    await guarded(node, CONTROL(), async () => {
+      const a = await fillHistory('zpa');
+      const b = await fillHistory('zpb');
+      const got: Record<string, string[]> = { zpa: [], zpb: [] };
+      let cursor = `${a[0]},${b[0]}`;
+      for (let polls = 0; got['zpa']!.length + got['zpb']!.length < 2 * (HISTORY - 1); polls++) {
+        assert.ok(polls < 2 * HISTORY, 'no progress');
+        const r = await fetch(`${node.url}/poll?channel=zpa&channel=zpb&since=${cursor}`);
+        const body = (await r.json()) as { messages: string[][]; cursor: string };
+        assert.ok(body.messages.length > 0 && body.messages.every((m) => m[0] === 'message'), JSON.stringify(body).slice(0, 300));
+        for (const m of body.messages) got[m[1]!]!.push(m[3]!);
+        cursor = body.cursor;
+      }
+      assert.deepEqual(got, { zpa: a.slice(1), zpb: b.slice(1) }, 'both channels exactly once, in order, no reload');
+    });
+  });
+
   test('/poll: a message larger than the queue is a reload with the cursor to continue from; parked polls count', async () => {
     await guarded(node, CONTROL(), async () => {
       const small = await publishId('zq', 'small');

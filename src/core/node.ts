@@ -303,15 +303,17 @@ export class HeraldNode implements SessionOwner {
  * client reloads that channel's state and continues live, as Centrifugo answers a position it cannot recover.
  * Sending a stream's replay in pieces as its socket drains was the other choice; it would hold the channel's live
  * messages, and the queue memory, for as long as the slowest client takes, which is what the bound prevents.
- * A poll that cannot take even the first message gets the reload too, so it never polls in place.
+ * A poll that cannot take even the first message (and holds nothing else) gets the reload too, so it never polls in
+ * place.
  */
 function fitReplay(session: Session, label: string, outcome: RecoveryOutcome): RecoveryOutcome {
   if (outcome.reload || outcome.publications.length === 0) return outcome;
   const n = session.replayFitting(label, outcome.publications);
   if (n === outcome.publications.length) return outcome;
-  if (n > 0 && session.options.replayInPieces) {
+  // A poll whose answer holds something already (another channel's replay) leaves this channel where it was.
+  if (session.options.replayInPieces && (n > 0 || session.hasUnsent())) {
     const publications = outcome.publications.slice(0, n);
-    return { publications, position: publications[n - 1]!.position };
+    return { publications, position: publications[n - 1]?.position };
   }
   const last = outcome.publications[outcome.publications.length - 1]?.position;
   return { publications: [], position: outcome.position ?? last, reload: 'oversized' };
