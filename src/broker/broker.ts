@@ -104,8 +104,12 @@ export interface PublishResult {
 
 export interface BrokerHandler {
   onPublication(publication: Publication): void;
-  /** The broker lost (false) or regained (true) its connection; after regaining, subscriptions were restored. */
-  onConnectionChange?(ready: boolean): void;
+  /**
+   * The broker lost (false) or regained (true) a connection; after regaining, its subscriptions were restored and
+   * messages published meanwhile may have been missed. `scope` says which channels that connection carries (Redis
+   * Cluster: one shard's slots; called at once, it answers for the current slot map); undefined means every channel.
+   */
+  onConnectionChange?(ready: boolean, scope?: (channel: string) => boolean): void;
 }
 
 export interface Broker {
@@ -115,8 +119,12 @@ export interface Broker {
   subscribe(channels: readonly string[]): Promise<void>;
   unsubscribe(channels: readonly string[]): Promise<void>;
   publish(channel: string, data: string, options?: PublishOptions): Promise<PublishResult>;
-  /** True when the broker can publish and deliver now (for /readyz). */
+  /** True when the broker can publish and deliver now, on every channel. */
   isReady(): boolean;
+  /** True when `channel` can be published and delivered now; brokers without shards leave it out (isReady answers). */
+  isReadyFor?(channel: string): boolean;
+  /** Brokers with shards (Redis Cluster): how many are up, of how many (for /readyz: some up is serving). */
+  shardReadiness?(): { readonly ready: number; readonly total: number } | undefined;
   /** Channels this node is subscribed to at the broker (for tests and metrics). */
   subscribedCount(): number;
   close(): Promise<void>;

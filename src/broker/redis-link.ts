@@ -1,54 +1,54 @@
 /**
- * One set of live connections to a Redis deployment, standalone or Cluster, behind one small interface. A link never
- * reconnects by itself (node-redis' reconnectStrategy is off): when any of its connections breaks it calls
- * `onBroken` once and is thrown away; the broker (./redis.ts) builds a new link and restores subscriptions from its
- * own set. One owner of reconnection keeps the states few and testable.
+ * The live connections to one Redis server: the standalone Redis, or one master of a Redis Cluster (the broker keeps
+ * one link per master, ./redis.ts). A link is two connections, one for commands and one subscriber, and it never
+ * reconnects by itself (node-redis' reconnectStrategy is off): when either connection breaks it calls `onBroken` once
+ * and is thrown away; the broker's shard (./redis-shard.ts) builds a new one and restores its subscriptions from the
+ * broker's own set. One owner of reconnection keeps the states few and testable.
  *
- * Connections: standalone, one command connection + one subscriber connection. Cluster, per master, one command
- * connection + one sharded-subscriber connection (node-redis opens the latter per shard on the first SSUBSCRIBE).
- * Every channel is multiplexed over them, whatever the number of clients.
+ * `destroy()` closes both sockets at once, also while they are still connecting: every socket of a link is created
+ * with the link's AbortSignal, so a destroy can never leave behind a socket that finishes connecting later (node-redis'
+ * own destroy() misses a socket whose TCP handshake is in flight; such sockets piled up, one per failed attempt, and
+ * kept a stopping process alive).
  */
 import {
   AbortError,
   ClientClosedError,
   ClientOfflineError,
   createClient,
-  createCluster,
   ErrorReply,
   SocketTimeoutDuringMaintenanceError,
   TimeoutError,
 } from '@redis/client';
-import { slotOf, tagForSlot } from './redis-slot.js';
+import { slotOf } from './redis-slot.js';
 
-type StandaloneClient = ReturnType<typeof createClient>;
-type ClusterClient = ReturnType<typeof createCluster>;
+type Client = ReturnType<typeof createClient>;
 
 export interface LinkOptions {
-  /** `redis://...`, `rediss://...` or `redis-cluster://HOST:PORT,HOST:PORT`. */
+  /** `redis://[user:pass@]HOST:PORT[/db]` or `rediss://...`: one server. */
   readonly url: string;
   /** CLIENT SETNAME of every connection (so operators and tests can tell a node's connections in CLIENT LIST). */
   readonly clientName: string;
   /** Connect timeout and per-command timeout, milliseconds. */
   readonly timeoutMs: number;
+  /** Cluster: sharded pub/sub (SSUBSCRIBE/SPUBLISH, channels grouped by slot). Standalone: SUBSCRIBE/PUBLISH. */
+  readonly sharded: boolean;
   onMessage(channel: string, data: string): void;
   /** Called once, when the first of the link's connections breaks. */
   onBroken(reason: string): void;
+  /** Redis unsubscribed `channel` on its own: its slot now belongs to another master (a resharding or failover). */
+  onMoved?(channel: string): void;
+  /** A command was answered MOVED or ASK: the cluster's slot map changed. */
+  onRedirect?(): void;
 }
 
 export interface RedisLink {
-  /** "redis" or "redis-cluster". */
-  readonly kind: string;
   /** The publish command a script must use on this deployment: PUBLISH (standalone) or SPUBLISH (cluster). */
   readonly publishCommand: 'PUBLISH' | 'SPUBLISH';
   connect(): Promise<void>;
   publish(channel: string, data: string): Promise<void>;
   subscribe(channels: readonly string[]): Promise<void>;
   unsubscribe(channels: readonly string[]): Promise<void>;
-  /** Channels whose round trip proves every subscriber connection delivers: one per shard. */
-  probeChannels(prefix: string): string[];
-  /** Index, in `probeChannels`' answer, of the probe sharing `channel`'s subscriber connection. */
-  shardOf(channel: string): number;
-  /** Run a raw command on the connection that owns `key` (any connection when undefined). */
+  /** Run a raw command on the command connection (`key` only names what the broker routed it by). */
   command(key: string | undefined, args: readonly string[]): Promise<unknown>;
   destroy(): void;
 }
@@ -79,25 +79,44 @@ function chunks<T>(items: readonly T[]): T[][] {
   return out;
 }
 
-export function createLink(options: LinkOptions): RedisLink {
-  return options.url.startsWith('redis-cluster://') ? new ClusterLink(options) : new StandaloneLink(options);
+/** SSUBSCRIBE accepts the channels of one slot per call: group by slot (node-redis pipelines the calls). */
+function bySlot(channels: readonly string[]): string[][] {
+  const groups = new Map<number, string[]>();
+  for (const c of channels) {
+    const slot = slotOf(c);
+    const g = groups.get(slot);
+    if (g) g.push(c);
+    else groups.set(slot, [c]);
+  }
+  return [...groups.values()].flatMap((g) => chunks(g));
 }
 
-class StandaloneLink implements RedisLink {
-  readonly kind = 'redis';
-  readonly publishCommand = 'PUBLISH';
-  private readonly cmd: StandaloneClient;
-  private readonly sub: StandaloneClient;
+/** A MOVED or ASK error reply: the command went to a master that no longer serves the slot. */
+export function isRedirect(err: unknown): boolean {
+  return err instanceof Error && /^(MOVED|ASK) /.test(err.message);
+}
+
+export function createLink(options: LinkOptions): RedisLink {
+  return new ServerLink(options);
+}
+
+class ServerLink implements RedisLink {
+  readonly publishCommand: 'PUBLISH' | 'SPUBLISH';
+  private readonly cmd: Client;
+  private readonly sub: Client;
+  /** Destroys every socket of this link, connected or still connecting. */
+  private readonly abort = new AbortController();
   private broken = false;
   private readonly listener = (message: string, channel: string): void => this.options.onMessage(channel, message);
 
   constructor(private readonly options: LinkOptions) {
+    this.publishCommand = options.sharded ? 'SPUBLISH' : 'PUBLISH';
     this.cmd = createClient({
       url: options.url,
       name: options.clientName,
       // Commands fail at once while the connection is down, instead of queueing: a publish answers 503 at once.
       disableOfflineQueue: true,
-      socket: { connectTimeout: options.timeoutMs, reconnectStrategy: false },
+      socket: { connectTimeout: options.timeoutMs, reconnectStrategy: false, signal: this.abort.signal },
       commandOptions: { timeout: options.timeoutMs },
     });
     this.sub = this.cmd.duplicate();
@@ -105,38 +124,37 @@ class StandaloneLink implements RedisLink {
       c.on('error', (err: Error) => this.fail(`connection error: ${err.message}`));
       c.on('end', () => this.fail('connection closed'));
     }
+    this.sub.on('sharded-channel-moved', (channel: string) => {
+      if (!this.broken) this.options.onMoved?.(channel);
+    });
   }
 
   async connect(): Promise<void> {
     await Promise.all([this.cmd.connect(), this.sub.connect()]);
+    if (this.broken) throw new Error('link destroyed while connecting');
   }
 
   async publish(channel: string, data: string): Promise<void> {
-    await this.cmd.publish(channel, data);
+    await this.watch(this.options.sharded ? this.cmd.sPublish(channel, data) : this.cmd.publish(channel, data));
   }
 
   async subscribe(channels: readonly string[]): Promise<void> {
-    await Promise.all(chunks(channels).map((c) => this.sub.subscribe(c, this.listener)));
+    if (this.options.sharded) await Promise.all(bySlot(channels).map((c) => this.sub.sSubscribe(c, this.listener)));
+    else await Promise.all(chunks(channels).map((c) => this.sub.subscribe(c, this.listener)));
   }
 
   async unsubscribe(channels: readonly string[]): Promise<void> {
-    await Promise.all(chunks(channels).map((c) => this.sub.unsubscribe(c, this.listener)));
-  }
-
-  probeChannels(prefix: string): string[] {
-    return [prefix];
-  }
-
-  shardOf(_channel: string): number {
-    return 0;
+    if (this.options.sharded) await Promise.all(bySlot(channels).map((c) => this.sub.sUnsubscribe(c, this.listener)));
+    else await Promise.all(chunks(channels).map((c) => this.sub.unsubscribe(c, this.listener)));
   }
 
   command(_key: string | undefined, args: readonly string[]): Promise<unknown> {
-    return this.cmd.sendCommand([...args]);
+    return this.watch(this.cmd.sendCommand([...args]));
   }
 
   destroy(): void {
     this.broken = true;
+    this.abort.abort();
     for (const c of [this.cmd, this.sub]) {
       try {
         c.destroy();
@@ -144,6 +162,13 @@ class StandaloneLink implements RedisLink {
         /* not open */
       }
     }
+  }
+
+  private watch<T>(call: Promise<T>): Promise<T> {
+    return call.catch((err: unknown) => {
+      if (isRedirect(err)) this.options.onRedirect?.();
+      throw err;
+    });
   }
 
   private fail(reason: string): void {
@@ -170,99 +195,42 @@ export function parseClusterUrl(url: string): { rootNodes: { url: string }[]; us
   return { rootNodes, ...(username ? { username } : {}), ...(password ? { password } : {}) };
 }
 
-class ClusterLink implements RedisLink {
-  readonly kind = 'redis-cluster';
-  readonly publishCommand = 'SPUBLISH';
-  private readonly cluster: ClusterClient;
-  /** Slot → index of the probe on the master serving it (filled by probeChannels). */
-  private readonly probeOfSlot = new Uint8Array(16384);
-  private broken = false;
-  private readonly listener = (message: string, channel: string): void => this.options.onMessage(channel, message);
+/** The `redis://` URL of one cluster node (`host:port`), with the cluster URL's credentials. */
+export function nodeUrl(clusterUrl: string, address: string): string {
+  const { username, password } = parseClusterUrl(clusterUrl);
+  const auth = password !== undefined ? `${encodeURIComponent(username ?? '')}:${encodeURIComponent(password)}@` : '';
+  const colon = address.lastIndexOf(':');
+  const host = address.slice(0, colon);
+  // An IPv6 address goes in brackets in a URL.
+  return `redis://${auth}${host.includes(':') ? `[${host}]` : host}${address.slice(colon)}`;
+}
 
-  constructor(private readonly options: LinkOptions) {
-    const { rootNodes, username, password } = parseClusterUrl(options.url);
-    this.cluster = createCluster({
-      rootNodes,
-      defaults: {
-        name: options.clientName,
-        disableOfflineQueue: true,
-        socket: { connectTimeout: options.timeoutMs, reconnectStrategy: false },
-        ...(username ? { username } : {}),
-        ...(password ? { password } : {}),
-      },
-      commandOptions: { timeout: options.timeoutMs },
-    });
-    this.cluster.on('error', (err: Error) => this.fail(`cluster error: ${err.message}`));
-    this.cluster.on('node-error', (err: Error) => this.fail(`node error: ${err.message}`));
-    this.cluster.on('node-disconnect', () => this.fail('node connection closed'));
-  }
-
-  async connect(): Promise<void> {
-    await this.cluster.connect();
-  }
-
-  async publish(channel: string, data: string): Promise<void> {
-    await this.cluster.sPublish(channel, data);
-  }
-
-  /** SSUBSCRIBE accepts the channels of one slot per call: group by slot; node-redis pipelines the calls. */
-  async subscribe(channels: readonly string[]): Promise<void> {
-    await Promise.all(this.bySlot(channels).map((c) => this.cluster.sSubscribe(c, this.listener)));
-  }
-
-  async unsubscribe(channels: readonly string[]): Promise<void> {
-    await Promise.all(this.bySlot(channels).map((c) => this.cluster.sUnsubscribe(c, this.listener)));
-  }
-
-  /** One probe channel per master, each hashed (by a tag) to a slot that master serves. */
-  probeChannels(prefix: string): string[] {
-    const out: string[] = [];
-    const index = new Map<string, number>();
-    for (let slot = 0; slot < 16384; slot++) {
-      const master = this.cluster.getSlotMaster(slot);
-      const id = `${master.host}:${master.port}`;
-      let i = index.get(id);
-      if (i === undefined) {
-        i = out.length;
-        index.set(id, i);
-        out.push(`${prefix}:${tagForSlot(slot)}`);
-      }
-      this.probeOfSlot[slot] = i;
-    }
-    return out;
-  }
-
-  shardOf(channel: string): number {
-    return this.probeOfSlot[slotOf(channel)] ?? 0;
-  }
-
-  command(key: string | undefined, args: readonly string[]): Promise<unknown> {
-    return this.cluster.sendCommand(key, false, [...args]);
-  }
-
-  destroy(): void {
-    this.broken = true;
+/**
+ * One CLUSTER SLOTS from a cluster node that no link holds (when no master is reachable through a link): a single
+ * connection, closed when answered, failed or aborted.
+ */
+export async function clusterSlotsFrom(url: string, timeoutMs: number, signal: AbortSignal): Promise<unknown> {
+  const abort = new AbortController();
+  const onAbort = (): void => abort.abort();
+  signal.addEventListener('abort', onAbort);
+  const client = createClient({
+    url,
+    disableOfflineQueue: true,
+    socket: { connectTimeout: timeoutMs, reconnectStrategy: false, signal: abort.signal },
+    commandOptions: { timeout: timeoutMs },
+  });
+  client.on('error', () => undefined);
+  try {
+    if (signal.aborted) throw new Error('closed');
+    await client.connect();
+    return await client.sendCommand(['CLUSTER', 'SLOTS']);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    abort.abort();
     try {
-      this.cluster.destroy();
+      client.destroy();
     } catch {
       /* not open */
     }
-  }
-
-  private bySlot(channels: readonly string[]): string[][] {
-    const groups = new Map<number, string[]>();
-    for (const c of channels) {
-      const slot = slotOf(c);
-      const g = groups.get(slot);
-      if (g) g.push(c);
-      else groups.set(slot, [c]);
-    }
-    return [...groups.values()].flatMap((g) => chunks(g));
-  }
-
-  private fail(reason: string): void {
-    if (this.broken) return;
-    this.broken = true;
-    this.options.onBroken(reason);
   }
 }

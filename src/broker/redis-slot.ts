@@ -86,3 +86,25 @@ export function tagForSlot(slot: number): string {
 export function keyInSlotOf(channel: string, prefix: string): string {
   return prefix + tagForSlot(slotOf(channel)) + channel;
 }
+
+/**
+ * CLUSTER SLOTS' answer → the master serving each slot, as `host:port` ('' for a slot no master serves). A node
+ * that does not know its own address answers an empty host or `?`: `fallbackHost` (the one that was asked) stands in.
+ * Undefined when the answer is not a slot table.
+ */
+export function parseClusterSlots(reply: unknown, fallbackHost: string): string[] | undefined {
+  if (!Array.isArray(reply)) return undefined;
+  const owners = new Array<string>(SLOTS).fill('');
+  for (const range of reply) {
+    if (!Array.isArray(range) || range.length < 3 || !Array.isArray(range[2])) continue;
+    const from = Number(range[0]);
+    const to = Number(range[1]);
+    const master = range[2] as unknown[];
+    const raw = String(master[0] ?? '');
+    const host = raw === '' || raw === '?' ? fallbackHost : raw;
+    const port = Number(master[1]);
+    if (!Number.isInteger(from) || !Number.isInteger(to) || !Number.isInteger(port)) continue;
+    for (let s = Math.max(0, from); s <= Math.min(SLOTS - 1, to); s++) owners[s] = `${host}:${port}`;
+  }
+  return owners;
+}

@@ -1,19 +1,24 @@
 /**
  * The Redis broker, for standalone Redis (PUBLISH/SUBSCRIBE) and Redis Cluster (SPUBLISH/SSUBSCRIBE, so a message
  * travels only to the shard that owns its channel). A node holds a constant number of connections whatever its
- * client count (see ./redis-link.ts) and multiplexes every channel over them.
+ * client count (two per Redis server, see ./redis-link.ts) and multiplexes every channel over them.
  *
  * What it adds to the bare connections, and why:
- * - Its own set of subscribed channels. Whenever the link breaks (Redis restart, network cut, a stalled subscriber
- *   found by the probe) it throws the link away, builds a new one with backoff, subscribes the whole set again, proves
- *   the path with one probe round trip, and only then reports ready (`onConnectionChange(true)`).
+ * - Its own set of subscribed channels. One shard (./redis-shard.ts) per Redis server: the standalone Redis, or each
+ *   Cluster master. Whenever a shard's link breaks (Redis restart, network cut, a stalled subscriber found by the
+ *   probe) the shard throws it away, builds a new one with backoff, subscribes the set's channels of its slots again,
+ *   proves the path with one probe round trip, and only then reports ready (`onConnectionChange(true, scope)`).
+ *   Other shards go on: a dead master pauses only the channels of its slots.
+ * - Cluster topology: the slot → master map from CLUSTER SLOTS, read at start, before every retry of a down shard
+ *   (which is how a failover is found: the replica's address replaces the dead master's), and on MOVED/ASK or a
+ *   channel Redis moved. A new master gets a shard; a master that is gone has its shard closed.
  * - Batching: subscribe/unsubscribe calls made while a batch is pending (same tick, or a burst of joins) go to Redis
  *   as one command per chunk/slot.
  * - A liveness probe: every `probeIntervalMs` it publishes a token to a per-node probe channel (one per shard) and
  *   expects it back on its subscriber connection within `timeoutMs`. A connection that silently stopped delivering
  *   is thus found within seconds, reported by `isReady()` (/readyz), and repaired by a reconnect.
- * - Bounded calls: every Redis call has a timeout; while the link is down publish and subscribe reject at once with
- *   HeraldError('unavailable') (503), never queue, never hang.
+ * - Bounded calls: every Redis call has a timeout; while a channel's shard is down publish and subscribe on it reject
+ *   at once with HeraldError('unavailable') (503), never queue, never hang.
  *
  * Data is delivered verbatim: a plain `PUBLISH ch data` from any Redis client reaches every node's subscribers of ch.
  */
@@ -30,8 +35,9 @@ import type {
   PublishResult,
 } from './broker.js';
 import { RedisHistory, toPublication } from './redis-history.js';
-import { certainlyNotApplied, createLink, type RedisLink } from './redis-link.js';
-import { tagForSlot } from './redis-slot.js';
+import { certainlyNotApplied, clusterSlotsFrom, nodeUrl, parseClusterUrl, type RedisLink } from './redis-link.js';
+import { Shard, type ShardOwner } from './redis-shard.js';
+import { parseClusterSlots, slotOf, tagForSlot } from './redis-slot.js';
 
 export interface RedisBrokerOptions {
   /** `redis://HOST:PORT`, `rediss://...` or `redis-cluster://HOST:PORT,HOST:PORT`. */
@@ -45,52 +51,47 @@ export interface RedisBrokerOptions {
   readonly clientNamePrefix?: string;
 }
 
-interface Batch {
+interface Batch<T> {
   readonly channels: Set<string>;
-  readonly promise: Promise<void>;
-  resolve(): void;
-  reject(err: unknown): void;
+  readonly promise: Promise<T>;
 }
 
-interface Probe {
-  readonly channel: string;
-  /** Token in flight and when it was sent; undefined when none is outstanding. */
-  token: string | undefined;
-  sentAt: number;
-  /** When the last message of any channel arrived on this probe's subscriber connection (its shard). */
-  lastDataAt: number;
-}
-
-/** Reconnect backoff: full jitter between 0 and min(cap, base * 2^attempt) (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015). */
+/** Full-jitter backoff of the topology discovery while no cluster node answers (as the shards' reconnects). */
 function backoffMs(attempt: number): number {
   return Math.random() * Math.min(2000, 50 * 2 ** attempt);
 }
+
+/** The standalone Redis' shard key. */
+const STANDALONE = '';
 
 export class RedisBroker implements HistoryBroker {
   readonly kind: string;
   /** CLIENT SETNAME of every connection of this node: tells its connections apart in CLIENT LIST. */
   readonly clientName: string;
+  private readonly sharded: boolean;
   private readonly probePrefix: string;
   private handler: BrokerHandler | undefined;
   /** Channels this node is subscribed to: the truth that every new link is rebuilt from. */
   private readonly channels = new Set<string>();
-  /** The link being proven or in use; undefined while connecting. */
-  private link: RedisLink | undefined;
-  /** The link is up, every channel is subscribed on it, and a probe came back: publish and subscribe may use it. */
-  private ready = false;
-  private connecting: Promise<void> | undefined;
-  /** The link an attempt is building, so close() can end it mid-attempt (its sockets would keep the process alive). */
-  private attempting: RedisLink | undefined;
-  /** Links lost since start (for /metrics). */
-  reconnects = 0;
-  private probes: Probe[] = [];
+  /** One per Redis server: the standalone Redis (key ''), or every Cluster master (key `host:port`). */
+  private readonly shards = new Map<string, Shard>();
+  /** Cluster: the master (`host:port`) serving each slot, '' where none does; undefined until first read. */
+  private owners: string[] | undefined;
+  private topologyRead: Promise<void> | undefined;
+  /** Channels Redis unsubscribed on its own (their slot moved), to subscribe where they live now. */
+  private readonly moved = new Set<string>();
+  /** Shards whose loss the handler was told of (or that took over lost slots), not yet told back. */
+  private readonly down = new Set<Shard>();
+  /** The first connection attempts of the shards of the first slot map, which start() waits for. */
+  private readonly firstAttempts: Promise<void>[] = [];
   private probeTimer: NodeJS.Timeout | undefined;
-  private probeSeq = 0;
-  private subBatch: Batch | undefined;
-  private unsubBatch: Batch | undefined;
-  /** Last readiness told to the handler, so each change is told once. */
-  private told = true;
+  private subBatch: Batch<Map<string, unknown>> | undefined;
+  private unsubBatch: Batch<void> | undefined;
   private closed = false;
+  /** Aborts the topology reads in flight (their connections) on close. */
+  private readonly closing = new AbortController();
+  /** What the shards call back. */
+  private readonly owner: ShardOwner;
   /** History (./redis-history.ts): the `herald` Redis Function library, run through `command`. */
   private readonly store = new RedisHistory(
     (key, args, write) => this.command(key, args, write),
@@ -98,10 +99,28 @@ export class RedisBroker implements HistoryBroker {
   );
 
   constructor(private readonly options: RedisBrokerOptions) {
-    this.kind = options.url.startsWith('redis-cluster://') ? 'redis-cluster' : 'redis';
+    this.sharded = options.url.startsWith('redis-cluster://');
+    this.kind = this.sharded ? 'redis-cluster' : 'redis';
     const id = randomBytes(6).toString('hex');
     this.clientName = `${options.clientNamePrefix ?? 'herald'}-${id}`;
     this.probePrefix = `herald:probe:${id}`;
+    this.owner = {
+      log: options.log,
+      timeoutMs: options.timeoutMs,
+      clientName: this.clientName,
+      sharded: this.sharded,
+      channelsOf: (shard) => [...this.channels].filter((c) => this.shardFor(c) === shard),
+      probeChannelOf: (shard) => this.probeChannelOf(shard),
+      onMessage: (shard, channel, data) => this.onMessage(shard, channel, data),
+      onReadyChange: (shard, ready) => this.shardReadyChanged(shard, ready),
+      onMoved: (_shard, channel) => this.channelMoved(channel),
+      onRedirect: () => void this.readTopology(),
+      beforeRetry: async (shard) => {
+        if (this.sharded) await this.readTopology();
+        return !this.closed && this.shards.get(shard.address) === shard;
+      },
+      bounded: (call, what) => this.bounded(call, what),
+    };
   }
 
   /** Connects once; if Redis is unreachable the node still starts (not ready) and keeps trying in the background. */
@@ -109,15 +128,41 @@ export class RedisBroker implements HistoryBroker {
     this.handler = handler;
     // Wait for the first attempt only (connect, resubscribe, probe: each bounded by timeoutMs): a Redis that is down
     // must not keep the node from starting; it starts not ready and keeps trying.
-    await new Promise<void>((resolve) => {
-      this.reconnect(resolve).then(resolve, resolve);
-    });
-    this.probeTimer = setInterval(() => this.probeTick(), this.options.probeIntervalMs);
+    if (this.sharded) await this.discover();
+    else await this.addShard(STANDALONE, this.options.url).start();
+    this.probeTimer = setInterval(() => {
+      const now = Date.now();
+      for (const shard of this.shards.values()) shard.probeTick(now);
+    }, this.options.probeIntervalMs);
     this.probeTimer.unref();
   }
 
+  /** Every channel can be published and delivered now: every shard is up and every slot has a master. */
   isReady(): boolean {
-    return this.ready && !this.closed;
+    if (this.closed || this.shards.size === 0) return false;
+    if (this.sharded && (!this.owners || this.owners.includes(''))) return false;
+    for (const shard of this.shards.values()) if (!shard.ready) return false;
+    return true;
+  }
+
+  /** `channel`'s shard is up: it can be published and delivered now. */
+  isReadyFor(channel: string): boolean {
+    return !this.closed && this.shardFor(channel)?.ready === true;
+  }
+
+  /** Cluster: how many masters this node can use now, of how many it knows (for /readyz). */
+  shardReadiness(): { ready: number; total: number } | undefined {
+    if (!this.sharded) return undefined;
+    let ready = 0;
+    for (const shard of this.shards.values()) if (shard.ready) ready++;
+    return { ready, total: this.shards.size };
+  }
+
+  /** Links lost since start, over the shards this node holds now (for /metrics). */
+  get reconnects(): number {
+    let n = 0;
+    for (const shard of this.shards.values()) n += shard.reconnects;
+    return n;
   }
 
   subscribedCount(): number {
@@ -127,23 +172,26 @@ export class RedisBroker implements HistoryBroker {
   async subscribe(channels: readonly string[]): Promise<void> {
     const fresh = channels.filter((c) => !this.channels.has(c));
     if (fresh.length === 0) return;
-    this.requireLink();
+    for (const c of fresh) this.requireLink(c);
     this.subBatch ??= this.newBatch(() => this.flushSubscribe());
-    for (const c of fresh) this.subBatch.channels.add(c);
-    return this.subBatch.promise;
+    const batch = this.subBatch;
+    for (const c of fresh) batch.channels.add(c);
+    // One batch serves many callers; each fails only for its own channels (a shard that is down fails only its own).
+    const failed = await batch.promise;
+    for (const c of fresh) if (failed.has(c)) throw failed.get(c);
   }
 
   async unsubscribe(channels: readonly string[]): Promise<void> {
     const known = channels.filter((c) => this.channels.delete(c));
-    // Down: nothing to tell Redis; the next link is built from the set, which no longer holds them.
-    if (known.length === 0 || !this.ready) return;
+    // Nothing to tell a shard that is down: its next link is built from the set, which no longer holds them.
+    if (known.length === 0) return;
     this.unsubBatch ??= this.newBatch(() => this.flushUnsubscribe());
     for (const c of known) this.unsubBatch.channels.add(c);
     return this.unsubBatch.promise;
   }
 
   async publish(channel: string, data: string, options?: PublishOptions): Promise<PublishResult> {
-    const link = this.requireLink();
+    const link = this.requireLink(channel);
     const policy = options?.history && options.history.size > 0 ? options.history : undefined;
     const once = options?.idempotency;
     // With history or an idempotency key: check the key, append, trim, expire and publish (with the id) in one
@@ -167,111 +215,212 @@ export class RedisBroker implements HistoryBroker {
    * marks a command that publishes (see `bounded`).
    */
   async command(key: string | undefined, args: readonly string[], write = false): Promise<unknown> {
-    return this.bounded(this.requireLink().command(key, args), 'command', write);
+    return this.bounded(this.requireLink(key).command(key, args), 'command', write);
   }
 
   /** PUBLISH (standalone) or SPUBLISH (Cluster): what a script must call to reach this broker's subscribers. */
   get publishCommand(): 'PUBLISH' | 'SPUBLISH' {
-    return this.kind === 'redis-cluster' ? 'SPUBLISH' : 'PUBLISH';
+    return this.sharded ? 'SPUBLISH' : 'PUBLISH';
   }
 
+  /** Closes every connection at once, those of reconnect attempts and topology reads in flight included. */
   async close(): Promise<void> {
     this.closed = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
-    this.link?.destroy();
-    this.attempting?.destroy();
-    this.link = undefined;
-    this.ready = false;
+    this.closing.abort();
+    for (const shard of this.shards.values()) shard.close();
+    this.shards.clear();
+    this.down.clear();
     this.channels.clear();
   }
 
-  // --- connection lifecycle -------------------------------------------------------------------------------------
+  // --- shards and topology --------------------------------------------------------------------------------------
 
-  /** Build links (in the background) until one is up with every channel subscribed and a probe round trip done. */
-  private reconnect(onFirstAttempt?: () => void): Promise<void> {
-    this.connecting ??= this.connectLoop(onFirstAttempt).finally(() => {
-      this.connecting = undefined;
-    });
-    return this.connecting;
+  private addShard(address: string, url: string): Shard {
+    const shard = new Shard(address, url, this.owner);
+    this.shards.set(address, shard);
+    return shard;
   }
 
-  private async connectLoop(onFirstAttempt?: () => void): Promise<void> {
-    for (let attempt = 0; !this.closed; attempt++) {
-      const link = createLink({
-        url: this.options.url,
-        clientName: this.clientName,
-        timeoutMs: this.options.timeoutMs,
-        onMessage: (channel, data) => this.onMessage(link, channel, data),
-        onBroken: (reason) => this.linkBroken(link, reason),
-      });
-      this.attempting = link;
-      try {
-        await this.bounded(link.connect(), 'connect');
-        const probes = link.probeChannels(this.probePrefix).map((channel): Probe => ({ channel, token: undefined, sentAt: 0, lastDataAt: 0 }));
-        await this.bounded(link.subscribe([...probes.map((p) => p.channel), ...this.channels]), 'resubscribe');
-        this.probes = probes;
-        this.link = link; // from here on, the probe's echo is accepted
-        await this.probeOnce(link);
-        if (this.closed) {
-          link.destroy();
-          break;
-        }
-        this.ready = true;
-        this.tell(true);
-        this.loadHistoryLibrary();
-        if (attempt > 0) this.options.log.info('redis broker connected', { channels: this.channels.size, attempts: attempt + 1 });
-        return;
-      } catch (err) {
-        if (this.link === link) this.link = undefined;
-        link.destroy();
-        if (attempt === 0) {
-          this.options.log.warn('redis broker unavailable, retrying', { err: String(err) });
-          this.tell(false);
-          onFirstAttempt?.();
-        }
-        await new Promise((r) => setTimeout(r, backoffMs(attempt)).unref());
-      } finally {
-        if (this.attempting === link) this.attempting = undefined;
-      }
+  /** The shard serving `name` (a channel or key); undefined when no master serves its slot. */
+  private shardFor(name: string): Shard | undefined {
+    if (!this.sharded) return this.shards.get(STANDALONE);
+    const address = this.owners?.[slotOf(name)];
+    return address ? this.shards.get(address) : undefined;
+  }
+
+  private probeChannelOf(shard: Shard): string | undefined {
+    if (!this.sharded) return this.probePrefix;
+    const slot = this.owners?.indexOf(shard.address) ?? -1;
+    return slot < 0 ? undefined : `${this.probePrefix}:${tagForSlot(slot)}`;
+  }
+
+  /** Cluster start: read the slot map (retrying in the background until a node answers), start a shard per master. */
+  private async discover(): Promise<void> {
+    await this.readTopology();
+    if (this.owners || this.closed) {
+      await Promise.all(this.firstAttempts.splice(0));
+      return;
     }
+    this.options.log.warn('redis cluster unavailable, retrying', { url: this.options.url });
+    void (async () => {
+      for (let attempt = 0; !this.owners && !this.closed; attempt++) {
+        await new Promise((r) => setTimeout(r, backoffMs(attempt)).unref());
+        await this.readTopology();
+      }
+    })();
   }
 
-  private linkBroken(link: RedisLink, reason: string): void {
-    if (this.closed) return;
-    if (this.link !== link) return; // a link still connecting fails its own attempt
-    this.options.log.warn('redis broker connection lost', { reason });
-    this.reconnects++;
-    this.link = undefined;
-    this.ready = false;
-    link.destroy();
-    this.tell(false);
-    this.reconnect().catch(() => undefined);
+  /** Read CLUSTER SLOTS and apply it; one read at a time, callers meanwhile share it. Never rejects. */
+  private readTopology(): Promise<void> {
+    if (!this.sharded) return Promise.resolve();
+    this.topologyRead ??= this.fetchSlots()
+      .then((owners) => {
+        if (owners && !this.closed) this.applyTopology(owners);
+      })
+      .catch((err: unknown) => this.options.log.debug('redis cluster slots not read', { err: String(err) }))
+      .finally(() => {
+        this.topologyRead = undefined;
+      });
+    return this.topologyRead;
   }
 
   /**
-   * Load the history library on every shard now, so a backend can FCALL it before any Herald node published (and
+   * The slot map from a master whose link is up (no new connection), else from the root nodes of the URL, one at a
+   * time, each over one short-lived connection.
+   */
+  private async fetchSlots(): Promise<string[] | undefined> {
+    for (const shard of this.shards.values()) {
+      if (!shard.ready || !shard.link) continue;
+      try {
+        const reply = await this.bounded(shard.link.command(undefined, ['CLUSTER', 'SLOTS']), 'cluster slots');
+        const owners = parseClusterSlots(reply, hostOf(shard.address));
+        if (owners) return owners;
+      } catch {
+        /* ask the next */
+      }
+    }
+    for (const root of parseClusterUrl(this.options.url).rootNodes) {
+      if (this.closed) return undefined;
+      const address = root.url.slice('redis://'.length);
+      try {
+        const reply = await this.bounded(
+          clusterSlotsFrom(nodeUrl(this.options.url, address), this.options.timeoutMs, this.closing.signal),
+          'cluster slots',
+        );
+        const owners = parseClusterSlots(reply, hostOf(address));
+        if (owners) return owners;
+      } catch {
+        /* ask the next */
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * A new slot map: close the shards of masters that are gone (failed over, removed), start one for each new master,
+   * and subscribe channels whose slot moved between two masters that stay where they live now.
+   */
+  private applyTopology(owners: string[]): void {
+    const before = this.owners;
+    this.owners = owners;
+    const masters = new Set(owners.filter((a) => a !== ''));
+    for (const [address, shard] of this.shards) {
+      if (masters.has(address)) continue;
+      this.options.log.warn('redis master left the slot map', { server: address });
+      shard.close();
+      this.shards.delete(address);
+      this.down.delete(shard);
+    }
+    for (const address of masters) {
+      if (this.shards.has(address)) continue;
+      const shard = this.addShard(address, nodeUrl(this.options.url, address));
+      if (!before) {
+        this.firstAttempts.push(shard.start());
+        continue;
+      }
+      // It took over slots whose messages may have been lost meanwhile (a failover): its subscribers are told to
+      // recover when it is ready.
+      this.options.log.info('redis master joined the slot map', { server: address });
+      this.down.add(shard);
+      void shard.start();
+    }
+    if (!before) return;
+    for (const c of this.channels) {
+      const slot = slotOf(c);
+      if (before[slot] !== owners[slot]) this.moved.add(c);
+    }
+    this.resubscribeMoved();
+  }
+
+  /** Redis unsubscribed `channel` on its own: its slot moved. Find where, and subscribe it there. */
+  private channelMoved(channel: string): void {
+    this.moved.add(channel);
+    void this.readTopology().then(() => this.resubscribeMoved());
+  }
+
+  /**
+   * Subscribe moved channels on the shard that serves them now, if it is up (one that is connecting subscribes them
+   * itself), and have their subscribers recover what they may have missed.
+   */
+  private resubscribeMoved(): void {
+    const byShard = new Map<Shard, string[]>();
+    for (const c of this.moved) {
+      const shard = this.shardFor(c);
+      if (!this.channels.has(c) || !shard?.ready || !shard.link) continue;
+      this.moved.delete(c);
+      const list = byShard.get(shard);
+      if (list) list.push(c);
+      else byShard.set(shard, [c]);
+    }
+    for (const [shard, list] of byShard) {
+      const link = shard.link as RedisLink;
+      this.bounded(link.subscribe(list), 'subscribe').then(
+        () => {
+          const moved = new Set(list);
+          this.handler?.onConnectionChange?.(true, (c) => moved.has(c));
+        },
+        (err: unknown) => this.options.log.warn('redis resubscribe after a slot move failed', { server: shard.address, err: String(err) }),
+      );
+    }
+  }
+
+  /**
+   * Tell the handler once per change: standalone about every channel, Cluster about the channels of the shard's
+   * slots. A shard that comes up after a loss (or took over lost slots) loads the history library there first.
+   */
+  private shardReadyChanged(shard: Shard, ready: boolean): void {
+    if (this.closed || this.shards.get(shard.address) !== shard) return;
+    if (ready) {
+      this.loadHistoryLibrary(shard);
+      if (!this.down.delete(shard)) return;
+    } else {
+      if (this.down.has(shard)) return;
+      this.down.add(shard);
+    }
+    const scope = this.sharded ? (c: string): boolean => this.shardFor(c) === shard : undefined;
+    this.handler?.onConnectionChange?.(ready, scope);
+  }
+
+  /**
+   * Load the history library on the shard now, so a backend can FCALL it before any Herald node published (and
    * after a Redis restart that lost it). In the background: history calls load it themselves where it is missing.
    */
-  private loadHistoryLibrary(): void {
-    const load = async (): Promise<void> => {
-      if (this.kind !== 'redis-cluster') return this.store.load();
-      const ranges = await this.command(undefined, ['CLUSTER', 'SLOTS']);
-      if (!Array.isArray(ranges)) return;
-      await Promise.all(ranges.map((r: unknown) => this.store.load(tagForSlot(Number(Array.isArray(r) ? r[0] : 0)))));
-    };
-    load().catch((err: unknown) => this.options.log.warn('redis history library not loaded yet', { err: String(err) }));
+  private loadHistoryLibrary(shard: Shard): void {
+    const slot = this.owners?.indexOf(shard.address) ?? -1;
+    const key = this.sharded ? (slot >= 0 ? tagForSlot(slot) : undefined) : undefined;
+    if (this.sharded && key === undefined) return;
+    this.store.load(key).catch((err: unknown) => this.options.log.warn('redis history library not loaded yet', { err: String(err) }));
   }
 
-  private tell(ready: boolean): void {
-    if (this.told === ready) return;
-    this.told = ready;
-    this.handler?.onConnectionChange?.(ready);
-  }
-
-  private requireLink(): RedisLink {
+  /** The link of the shard serving `key` (any shard that is up when undefined); 503 when it is down. */
+  private requireLink(key?: string): RedisLink {
     if (this.closed) throw new HeraldError('unavailable', 'broker is closed');
-    if (!this.link || !this.ready) throw new HeraldError('unavailable', 'redis is unreachable');
-    return this.link;
+    const shard = key === undefined ? [...this.shards.values()].find((s) => s.ready) : this.shardFor(key);
+    if (!shard?.link || !shard.ready) {
+      throw new HeraldError('unavailable', this.sharded ? 'the redis cluster shard is unreachable' : 'redis is unreachable');
+    }
+    return shard.link;
   }
 
   /**
@@ -306,20 +455,13 @@ export class RedisBroker implements HistoryBroker {
       .finally(() => clearTimeout(timer));
   }
 
-  // --- messages and probes --------------------------------------------------------------------------------------
+  // --- messages -------------------------------------------------------------------------------------------------
 
-  private onMessage(link: RedisLink, channel: string, data: string): void {
-    if (link !== this.link) return;
-    // Any message proves its connection delivers: a probe stuck behind a backlog is late, not lost.
-    const shard = this.probes[link.shardOf(channel)];
-    if (shard) shard.lastDataAt = Date.now();
-    if (channel.startsWith(this.probePrefix)) {
-      const probe = this.probes.find((p) => p.channel === channel);
-      if (probe && probe.token === data) probe.token = undefined;
-      return;
-    }
-    // Channels left behind by a failed unsubscribe are ignored: the set is the truth.
+  private onMessage(shard: Shard, channel: string, data: string): void {
+    // Channels left behind by a failed unsubscribe are ignored: the set is the truth. So are messages from a master
+    // that no longer serves the channel's slot: its new master delivers them.
     if (!this.channels.has(channel)) return;
+    if (this.sharded && this.shardFor(channel) !== shard) return;
     this.handler?.onPublication(this.toPublication(channel, data));
   }
 
@@ -328,86 +470,81 @@ export class RedisBroker implements HistoryBroker {
     return toPublication(channel, data, Date.now());
   }
 
-  /** Every interval: a probe that has not come back within timeoutMs means a stalled link; else send the next. */
-  private probeTick(): void {
-    const link = this.link;
-    if (!link || !this.ready || this.closed) return;
-    const now = Date.now();
-    for (const probe of this.probes) {
-      if (probe.token !== undefined) {
-        // Overdue and nothing at all arrived on that connection since the probe was sent: it stopped delivering.
-        // Were messages still arriving, the node is merely behind (CPU-starved, a burst): reconnecting would only
-        // throw away what Redis has buffered for it, so wait for the echo.
-        if (now - probe.sentAt > this.options.timeoutMs && probe.lastDataAt <= probe.sentAt) {
-          this.linkBroken(link, `probe on ${probe.channel} not delivered within ${this.options.timeoutMs} ms`);
-          return;
-        }
-        continue;
-      }
-      probe.token = String(++this.probeSeq);
-      probe.sentAt = now;
-      this.bounded(link.publish(probe.channel, probe.token), 'probe publish').catch((err: unknown) => {
-        this.linkBroken(link, `probe publish failed: ${String(err)}`);
-      });
-    }
-  }
-
-  /** One round trip on every probe channel: resolves when all came back, rejects after timeoutMs. */
-  private async probeOnce(link: RedisLink): Promise<void> {
-    const deadline = Date.now() + this.options.timeoutMs;
-    for (const p of this.probes) {
-      p.token = String(++this.probeSeq);
-      p.sentAt = Date.now();
-    }
-    await Promise.all(this.probes.map((p) => this.bounded(link.publish(p.channel, p.token ?? ''), 'probe publish')));
-    while (this.probes.some((p) => p.token !== undefined)) {
-      if (Date.now() > deadline || link !== this.link) throw new HeraldError('unavailable', 'probe not delivered');
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-
   // --- batching -------------------------------------------------------------------------------------------------
 
-  private newBatch(flush: () => Promise<void>): Batch {
-    let resolve!: () => void;
-    let reject!: (err: unknown) => void;
-    const promise = new Promise<void>((ok, fail) => {
-      resolve = ok;
-      reject = fail;
-    });
-    const batch: Batch = { channels: new Set(), promise, resolve, reject };
+  private newBatch<T>(flush: () => Promise<T>): Batch<T> {
+    const channels = new Set<string>();
     // Flush after the current I/O events: joins arriving together go out as one command.
-    setImmediate(() => flush().then(batch.resolve, batch.reject));
-    return batch;
+    const promise = new Promise<T>((resolve, reject) => setImmediate(() => flush().then(resolve, reject)));
+    return { channels, promise };
   }
 
-  private async flushSubscribe(): Promise<void> {
+  /** Subscribe a batch, per shard; resolves with the channels that failed and why. */
+  private async flushSubscribe(): Promise<Map<string, unknown>> {
     const batch = this.subBatch;
     this.subBatch = undefined;
-    if (!batch) return;
-    const link = this.requireLink();
-    const channels = [...batch.channels];
-    await this.bounded(link.subscribe(channels), 'subscribe');
-    // A new link built meanwhile was subscribed from a set that lacked these: the caller must try again.
-    if (link !== this.link || !this.ready) {
-      throw new HeraldError('unavailable', 'redis connection was replaced during subscribe');
+    const failed = new Map<string, unknown>();
+    if (!batch) return failed;
+    const groups = new Map<Shard, string[]>();
+    for (const c of batch.channels) {
+      const shard = this.shardFor(c);
+      if (this.closed || !shard?.ready || !shard.link) {
+        failed.set(c, new HeraldError('unavailable', 'redis is unreachable'));
+        continue;
+      }
+      const list = groups.get(shard);
+      if (list) list.push(c);
+      else groups.set(shard, [c]);
     }
-    for (const c of channels) this.channels.add(c);
+    await Promise.all(
+      [...groups].map(async ([shard, list]) => {
+        const link = shard.link as RedisLink;
+        try {
+          await this.bounded(link.subscribe(list), 'subscribe');
+          // A new link built meanwhile was subscribed from a set that lacked these: the caller must try again.
+          if (link !== shard.link || !shard.ready) {
+            throw new HeraldError('unavailable', 'redis connection was replaced during subscribe');
+          }
+          for (const c of list) {
+            // Its slot moved to another master meanwhile: that one was not subscribed to it.
+            if (this.shardFor(c) === shard) this.channels.add(c);
+            else failed.set(c, new HeraldError('unavailable', 'redis cluster slot moved during subscribe'));
+          }
+        } catch (err) {
+          for (const c of list) failed.set(c, err);
+        }
+      }),
+    );
+    return failed;
   }
 
   private async flushUnsubscribe(): Promise<void> {
     const batch = this.unsubBatch;
     this.unsubBatch = undefined;
-    const link = this.link;
-    if (!batch || !link) return;
+    if (!batch) return;
+    const groups = new Map<RedisLink, string[]>();
     // A channel subscribed again since (set holds it) must stay subscribed at Redis.
-    const channels = [...batch.channels].filter((c) => !this.channels.has(c));
-    if (channels.length === 0) return;
-    try {
-      await this.bounded(link.unsubscribe(channels), 'unsubscribe');
-    } catch (err) {
-      // Harmless: a stale subscription's messages are dropped in onMessage, and the next link will not have it.
-      this.options.log.debug('redis unsubscribe failed', { err: String(err) });
+    for (const c of batch.channels) {
+      const shard = this.shardFor(c);
+      if (this.channels.has(c) || !shard?.ready || !shard.link) continue;
+      const list = groups.get(shard.link);
+      if (list) list.push(c);
+      else groups.set(shard.link, [c]);
     }
+    await Promise.all(
+      [...groups].map(async ([link, list]) => {
+        try {
+          await this.bounded(link.unsubscribe(list), 'unsubscribe');
+        } catch (err) {
+          // Harmless: a stale subscription's messages are dropped in onMessage, and the next link will not have it.
+          this.options.log.debug('redis unsubscribe failed', { err: String(err) });
+        }
+      }),
+    );
   }
+}
+
+/** `host` of `host:port` (IPv6 hosts hold colons). */
+function hostOf(address: string): string {
+  return address.slice(0, address.lastIndexOf(':'));
 }

@@ -68,7 +68,7 @@ export class HeraldNode implements SessionOwner {
   async start(): Promise<void> {
     await this.broker.start({
       onPublication: (p) => this.hub.onPublication(p),
-      onConnectionChange: (ready) => this.brokerConnectionChanged(ready),
+      onConnectionChange: (ready, scope) => this.brokerConnectionChanged(ready, scope),
     });
     this.ticker = setInterval(() => this.tick(), TICK_MS);
     this.ticker.unref();
@@ -186,7 +186,7 @@ export class HeraldNode implements SessionOwner {
     if (!target) return;
     // Messages can flow on a rebuilt broker link before it reports ready: the history read would fail now. The
     // session keeps holding; the coming onConnectionChange(true) recovers every channel.
-    if (this.brokerLost || !this.broker.isReady()) return;
+    if (this.brokerLost || !(this.broker.isReadyFor?.(target.channel) ?? this.broker.isReady())) return;
     // A poll that holds its answer already (e.g. a replay cut where its queue was full) needs no read: the next poll
     // reads on from the answer's cursor.
     if (session.options.replayInPieces && session.hasUnsent()) return;
@@ -198,18 +198,30 @@ export class HeraldNode implements SessionOwner {
    * The broker lost its connection (messages may have been published meanwhile) and got it back with every
    * subscription restored: every session re-reads each channel's history from its last delivered position, or is
    * told to reload where that cannot be done. One read per (channel, position) serves every session there.
+   * With a `scope` (one Redis Cluster shard) only the channels in it: the others never stopped.
    */
-  private brokerConnectionChanged(ready: boolean): void {
-    this.log.warn(ready ? 'broker connection restored' : 'broker connection lost');
+  private brokerConnectionChanged(ready: boolean, scope?: (channel: string) => boolean): void {
+    this.log.warn(ready ? 'broker connection restored' : 'broker connection lost', scope ? { scope: 'shard' } : {});
+    if (scope) {
+      // Lost: the shard's channels wait (recoverGap skips them while their shard is down). Back: recover them.
+      if (ready) this.recoverAll(scope);
+      return;
+    }
     if (!ready) {
       this.brokerLost = true;
       return;
     }
     if (!this.brokerLost) return;
     this.brokerLost = false;
+    this.recoverAll(() => true);
+  }
+
+  /** Every session re-reads each channel in `scope` from its last delivered position. */
+  private recoverAll(scope: (channel: string) => boolean): void {
     const reads = new Map<string, Promise<RecoveryOutcome>>();
     for (const session of this.sessions) {
       for (const target of session.targets) {
+        if (!scope(target.channel)) continue;
         // Also when it is already holding (a gap seen before the broker reported ready, or a read in flight): a
         // recovery applied twice delivers nothing twice (Session.endRecovery skips what was delivered).
         session.beginRecovery(target.label);

@@ -18,11 +18,15 @@ export function serveHealth(req: IncomingMessage, res: ServerResponse): void {
 
 export function serveReady(node: HeraldNode, req: IncomingMessage, res: ServerResponse): void {
   requireGet(req);
-  const broker = node.broker.isReady();
-  const ready = broker && !node.isDraining;
+  // Redis Cluster with some masters down is "degraded" and still ready: the channels of the other shards work, and
+  // every node sees the same outage, so taking them all out of the balancer would only stop those channels too.
+  const shards = node.broker.shardReadiness?.();
+  const broker = node.broker.isReady() ? 'up' : shards && shards.ready > 0 ? 'degraded' : 'down';
+  const ready = broker !== 'down' && !node.isDraining;
   sendJson(res, ready ? 200 : 503, {
     status: ready ? 'ready' : 'not ready',
-    broker: broker ? 'up' : 'down',
+    broker,
+    ...(shards ? { shards } : {}),
     draining: node.isDraining,
   });
 }

@@ -184,9 +184,10 @@ export interface RedisClusterProcesses {
 
 /**
  * Start `masters * (1 + replicas)` redis-server processes in cluster mode and join them with
- * `redis-cli --cluster create` (which makes the first `masters` of them masters).
+ * `redis-cli --cluster create` (which makes the first `masters` of them masters). `extraArgs` go to every server
+ * (e.g. `--cluster-require-full-coverage no`).
  */
-export async function startRedisCluster(masters = 3, replicas = 0): Promise<RedisClusterProcesses> {
+export async function startRedisCluster(masters = 3, replicas = 0, extraArgs: readonly string[] = []): Promise<RedisClusterProcesses> {
   const nodes: RedisProcess[] = [];
   try {
     for (let i = 0; i < masters * (1 + replicas); i++) {
@@ -194,7 +195,7 @@ export async function startRedisCluster(masters = 3, replicas = 0): Promise<Redi
       nodes.push(
         await startRedis({
           port,
-          extraArgs: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000'],
+          extraArgs: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000', ...extraArgs],
         }),
       );
     }
