@@ -6,7 +6,7 @@ import { RedisBroker } from '../src/broker/redis.js';
 import { slotOf } from '../src/broker/redis-slot.js';
 import { createLogger } from '../src/util/log.js';
 import { eventually } from './helpers/server.js';
-import { startRedisCluster, type RedisClusterProcesses } from './helpers/redis.js';
+import { masterPortOfSlot, startRedisCluster, type RedisClusterProcesses, type RedisProcess } from './helpers/redis.js';
 
 let cluster: RedisClusterProcesses;
 before(async () => {
@@ -32,15 +32,25 @@ test('a master killed and restarted: not ready meanwhile, then every channel on 
     assert.ok(victim);
     await victim.kill();
     await eventually(() => !broker.isReady(), 3000, 'not ready after a master died');
+    const onVictim = channels.find((c) => masterPortOfSlot(cluster.nodes[0] as RedisProcess, slotOf(c)) === victim.port) as string;
+    const elsewhere = channels.find((c) => masterPortOfSlot(cluster.nodes[0] as RedisProcess, slotOf(c)) !== victim.port) as string;
     const t0 = Date.now();
-    await assert.rejects(broker.publish('shard-0', 'x'));
+    await assert.rejects(broker.publish(onVictim, 'x'));
     assert.ok(Date.now() - t0 < 1500, 'publish while down answers within the timeout');
+    // Only the dead master's channels stop: the other shards go on.
+    await broker.publish(elsewhere, 'still');
+    assert.equal((await seen.waitFor(elsewhere, 1))[0]?.data, 'still');
+    assert.equal((broker as RedisBroker).isReadyFor(onVictim), false);
+    assert.equal((broker as RedisBroker).isReadyFor(elsewhere), true);
     await victim.restart();
     await eventually(() => broker.isReady(), 15_000, 'ready after the master came back');
     assert.deepEqual(seen.changes, [false, true]);
 
     for (const c of channels) cluster.cli('SPUBLISH', c, `back-${c}`);
-    for (const c of channels) assert.equal((await seen.waitFor(c, 1))[0]?.data, `back-${c}`);
+    for (const c of channels) {
+      const n = c === elsewhere ? 2 : 1;
+      assert.equal((await seen.waitFor(c, n))[n - 1]?.data, `back-${c}`);
+    }
     assert.equal(broker.subscribedCount(), channels.length);
   } finally {
     await broker.close();

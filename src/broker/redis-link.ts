@@ -139,7 +139,8 @@ class ServerLink implements RedisLink {
   }
 
   async subscribe(channels: readonly string[]): Promise<void> {
-    if (this.options.sharded) await Promise.all(bySlot(channels).map((c) => this.sub.sSubscribe(c, this.listener)));
+    // A MOVED answer here means the slot map changed: watch() has it re-read.
+    if (this.options.sharded) await Promise.all(bySlot(channels).map((c) => this.watch(this.sub.sSubscribe(c, this.listener))));
     else await Promise.all(chunks(channels).map((c) => this.sub.subscribe(c, this.listener)));
   }
 

@@ -33,6 +33,8 @@ export interface ShardOwner {
   onRedirect(): void;
   /** Before each retry: refresh the slot map. False when this server is no longer a master (the shard was closed). */
   beforeRetry(shard: Shard): Promise<boolean>;
+  /** Checks before a link may be proven, e.g. that a Cluster master takes writes; rejects to retry later. */
+  verify(shard: Shard, link: RedisLink): Promise<void>;
   /** A Redis call with the broker's deadline and error mapping. */
   bounded<T>(call: Promise<T>, what: string): Promise<T>;
 }
@@ -121,6 +123,7 @@ export class Shard {
       this.attempting = link;
       try {
         await this.owner.bounded(link.connect(), 'connect');
+        await this.owner.verify(this, link);
         const probeChannel = this.owner.probeChannelOf(this);
         if (probeChannel === undefined) throw new HeraldError('unavailable', `${this.address} serves no slot`);
         await this.owner.bounded(link.subscribe([probeChannel, ...this.owner.channelsOf(this)]), 'resubscribe');

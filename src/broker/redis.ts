@@ -119,6 +119,7 @@ export class RedisBroker implements HistoryBroker {
         if (this.sharded) await this.readTopology();
         return !this.closed && this.shards.get(shard.address) === shard;
       },
+      verify: (shard, link) => this.verifyJoined(shard, link),
       bounded: (call, what) => this.bounded(call, what),
     };
   }
@@ -253,6 +254,23 @@ export class RedisBroker implements HistoryBroker {
     if (!this.sharded) return this.probePrefix;
     const slot = this.owners?.indexOf(shard.address) ?? -1;
     return slot < 0 ? undefined : `${this.probePrefix}:${tagForSlot(slot)}`;
+  }
+
+  /**
+   * A master that just restarted answers CLUSTERDOWN to writes (history publishes) for a while, ~2 s, until it has
+   * rejoined; its pub/sub already works, so the probe alone would call it ready. Not ready while it says
+   * `cluster_state:fail` and a master that is up says `ok`. (When every master says fail, e.g. a shard is down under
+   * `cluster-require-full-coverage yes`, the writes fail on every shard alike: waiting would not help.)
+   */
+  private async verifyJoined(shard: Shard, link: RedisLink): Promise<void> {
+    if (!this.sharded) return;
+    const stateOf = async (l: RedisLink): Promise<string> =>
+      /cluster_state:(\w+)/.exec(String(await this.bounded(l.command(undefined, ['CLUSTER', 'INFO']), 'cluster info')))?.[1] ?? '';
+    if ((await stateOf(link)) === 'ok') return;
+    const other = [...this.shards.values()].find((s) => s !== shard && s.ready && s.link);
+    if (other?.link && (await stateOf(other.link)) === 'ok') {
+      throw new HeraldError('unavailable', `${shard.address} has not rejoined the cluster yet`);
+    }
   }
 
   /** Cluster start: read the slot map (retrying in the background until a node answers), start a shard per master. */

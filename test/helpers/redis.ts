@@ -257,3 +257,17 @@ export async function startNodeOnRedis(broker: string, overrides: Partial<Herald
   }
   return node;
 }
+
+/** The port of the master serving `slot`, as `node` sees it (CLUSTER NODES); undefined when none does. */
+export function masterPortOfSlot(node: RedisProcess, slot: number): number | undefined {
+  for (const line of node.cli('CLUSTER', 'NODES').split('\n')) {
+    const [, address, flags, , , , , , ...slots] = line.split(' ');
+    if (!address || !flags?.includes('master')) continue;
+    for (const range of slots) {
+      if (range.startsWith('[')) continue; // a slot being migrated
+      const [from, to] = range.split('-').map(Number);
+      if (from !== undefined && slot >= from && slot <= (to ?? from)) return Number(address.split('@')[0]?.split(':').pop());
+    }
+  }
+  return undefined;
+}
