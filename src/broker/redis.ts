@@ -385,6 +385,7 @@ export class RedisBroker implements HistoryBroker {
     const byShard = new Map<Shard, string[]>();
     for (const c of this.moved) {
       const shard = this.shardFor(c);
+      if (!this.channels.has(c)) this.moved.delete(c);
       if (!this.channels.has(c) || !shard?.ready || !shard.link) continue;
       this.moved.delete(c);
       const list = byShard.get(shard);
@@ -410,6 +411,8 @@ export class RedisBroker implements HistoryBroker {
   private shardReadyChanged(shard: Shard, ready: boolean): void {
     if (this.closed || this.shards.get(shard.address) !== shard) return;
     if (ready) {
+      // Its link subscribed every channel of its slots, moved ones included.
+      for (const c of this.moved) if (this.shardFor(c) === shard) this.moved.delete(c);
       this.loadHistoryLibrary(shard);
       if (!this.down.delete(shard)) return;
     } else {

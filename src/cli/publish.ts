@@ -109,7 +109,8 @@ async function publishToBroker(
   const broker = createBroker(config, createLogger('silent'));
   try {
     await broker.start({ onPublication: () => undefined });
-    if (!broker.isReady()) {
+    // On Redis Cluster only the channel's shard matters: another shard being down does not stop this publish.
+    if (!(broker.isReadyFor?.(channel) ?? broker.isReady())) {
       process.stderr.write(`herald publish: cannot reach ${url}\n`);
       return 1;
     }
