@@ -59,6 +59,11 @@ export interface HeraldConfig {
   readonly maxUrlBytes: number;
   /** Largest publish request body in bytes. @default 65536 */
   readonly maxBodyBytes: number;
+  /**
+   * Deepest nesting of objects and arrays in client JSON (WebSocket frames, publish API bodies); deeper is refused
+   * (`bad_frame` on /ws, 400 on HTTP). @default 64
+   */
+  readonly maxJsonDepth: number;
   /** Milliseconds SIGTERM waits for clients to leave before closing the rest. @default 5000 */
   readonly drainTimeoutMs: number;
   /** Seconds a publish's idempotency key is remembered: a retry under it within this window publishes nothing. @default 300 */
@@ -180,6 +185,8 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
   maxHeaderBytes: { kind: 'int', min: 1024, max: 1 << 20 },
   maxUrlBytes: { kind: 'int', min: 256, max: 1 << 20 },
   maxBodyBytes: { kind: 'int', min: 64, max: 64 << 20 },
+  // Above ~1000 levels JSON.stringify's recursion nears the stack limit: that is what the bound is for.
+  maxJsonDepth: { kind: 'int', min: 2, max: 512 },
   drainTimeoutMs: { kind: 'int', min: 0, max: 600_000 },
   idempotencyWindowSeconds: { kind: 'int', min: 1, max: 86_400 },
   allowedOrigins: { kind: 'list' },
@@ -228,6 +235,7 @@ export const DEFAULTS: HeraldConfig = {
   maxHeaderBytes: 16 * 1024,
   maxUrlBytes: 8 * 1024,
   maxBodyBytes: 64 * 1024,
+  maxJsonDepth: 64,
   drainTimeoutMs: 5000,
   idempotencyWindowSeconds: 300,
   allowedOrigins: [],

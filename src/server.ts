@@ -28,6 +28,7 @@ import { sseTransport } from './transport/sse.js';
 import { serveStream, type StreamContext, type StreamTransport } from './transport/stream.js';
 import { PollTransport } from './transport/poll.js';
 import { WebSocketTransport } from './transport/websocket.js';
+import { describeError, faultCounts, onFault } from './util/faults.js';
 import { createLogger, type Logger } from './util/log.js';
 
 export interface HeraldServerOptions {
@@ -53,6 +54,7 @@ export class HeraldServer {
       sockets.delete(this);
     })(this.sockets);
   private closing: Promise<void> | undefined;
+  private readonly stopFaultLog: () => void;
 
   constructor(readonly config: HeraldConfig, options: HeraldServerOptions = {}) {
     this.log = options.logger ?? createLogger(config.logLevel);
@@ -68,6 +70,21 @@ export class HeraldServer {
     this.auth = new Authorization(config, (channel) => hub.memberCount(channel));
     const auth = this.auth;
     historyFor = (channel) => auth.historyFor(channel, nodeHistory);
+    metrics.registry.gauge(
+      'herald_internal_errors_total',
+      'Unexpected errors caught at a connection boundary (the connection was closed), by where; process-wide.',
+      () => faultCounts('internal'),
+      'counter',
+    );
+    metrics.registry.gauge(
+      'herald_uncaught_errors_total',
+      'Errors that escaped every handler, seen by the process guard of herald serve (the node kept running), by where.',
+      () => faultCounts('uncaught'),
+      'counter',
+    );
+    this.stopFaultLog = onFault((f) => {
+      if (f.kind === 'internal') this.log.error('connection closed on an unexpected error', { where: f.where, err: describeError(f.error) });
+    });
     metrics.registry.gauge(
       'herald_token_verifications_total',
       'Token signature checks run (verified tokens are cached per token string).',
@@ -268,6 +285,7 @@ export class HeraldServer {
     this.front.stop();
     await closed;
     await this.node.stop();
+    this.stopFaultLog();
   }
 }
 

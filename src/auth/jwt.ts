@@ -6,20 +6,34 @@
  *   included) is refused before any key is looked at, and HS* tokens are checked only against the secret, never
  *   against a public key (the classic RS256→HS256 confusion).
  * - `exp` is required; `nbf`/`exp` get a small leeway; `aud` and `iss` are checked where configured.
- * - Results are cached per token string (bounded LRU, never past `exp`), and concurrent verifications of one token
+ * - Results are cached per token (bounded LRU, never past `exp`), and concurrent verifications of one token
  *   share one promise, so 10,000 clients connecting with the same token cost one signature check.
+ * - A token's length and shape are checked before any cache is looked at, and the caches are keyed by the token's
+ *   SHA-256, never by its text: V8 hashes strings over 16,383 characters by their length alone, so long tokens of one
+ *   length used as Map keys all fall in one bucket and every lookup compares them all (issue 15: a flood of refused
+ *   60 KB tokens stalled the event loop for seconds).
  */
 import type { KeyObject } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { HeraldError } from '../errors.js';
 import { channelProblem, MAX_CHANNEL_BYTES } from '../protocol/channel.js';
-import { ExpiringLru } from '../util/lru.js';
+import { credentialDigest, ExpiringLru } from '../util/lru.js';
 import { parseChannelGrant, type ChannelGrant, type Grant } from './grant.js';
 import type { PublicKeys } from './jwt-keys.js';
 import type { SecretRing } from './secrets.js';
 
 /** Longest token looked at. Longer ones are refused unparsed. */
 export const MAX_TOKEN_CHARS = 8192;
+/** A compact JWS: three base64url segments (the signature may be empty only for `alg: none`, refused later). */
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+/** Why a token is refused on its length and shape alone, or undefined. Cheap: no lookup, no decoding. */
+export function tokenShapeProblem(token: string): string | undefined {
+  if (token.length === 0) return 'invalid token: empty';
+  if (token.length > MAX_TOKEN_CHARS) return `invalid token: longer than ${MAX_TOKEN_CHARS} characters`;
+  if (!JWT_SHAPE.test(token)) return 'invalid token: not a JWT (three base64url segments)';
+  return undefined;
+}
 /** Most entries a `channels` claim may hold. */
 export const MAX_CLAIM_CHANNELS = 1000;
 /** How long a refused token is remembered, so a flood of one bad token is cheap too. */
@@ -52,34 +66,37 @@ export class TokenVerifier {
 
   /** A `GrantResolvers.verifyToken`: the grant of a token, or a HeraldError (401; 503 when a JWKS is unreachable). */
   readonly verify = (token: string): Promise<Grant> => {
+    // Length and shape first: a refused shape costs no lookup, no hash, and is not remembered.
+    const shape = tokenShapeProblem(token);
+    if (shape) return Promise.reject(invalid(shape));
+    const key = credentialDigest(token);
     const now = Date.now();
-    const hit = this.cache.get(token, now);
+    const hit = this.cache.get(key, now);
     if (hit) return Promise.resolve(hit);
-    const bad = this.refused.get(token, now);
+    const bad = this.refused.get(key, now);
     if (bad) return Promise.reject(bad);
-    let p = this.inflight.get(token);
+    let p = this.inflight.get(key);
     if (!p) {
       p = this.verifyUncached(token).then(
         (grant) => {
-          this.inflight.delete(token);
-          this.cache.set(token, grant, grant.expiresAt ?? now);
+          this.inflight.delete(key);
+          this.cache.set(key, grant, grant.expiresAt ?? now);
           return grant;
         },
         (err: unknown) => {
-          this.inflight.delete(token);
+          this.inflight.delete(key);
           if (err instanceof HeraldError && err.code === 'unauthorized' && !TRANSIENT.has(err)) {
-            this.refused.set(token, err, Date.now() + NEGATIVE_TTL_MS);
+            this.refused.set(key, err, Date.now() + NEGATIVE_TTL_MS);
           }
           throw err;
         },
       );
-      this.inflight.set(token, p);
+      this.inflight.set(key, p);
     }
     return p;
   };
 
   private async verifyUncached(token: string): Promise<Grant> {
-    if (token.length === 0 || token.length > MAX_TOKEN_CHARS) throw invalid('invalid token');
     let alg: string | undefined;
     try {
       alg = decodeProtectedHeader(token).alg;
@@ -102,6 +119,7 @@ export class TokenVerifier {
       this.verifications++;
       try {
         const { payload } = await jwtVerify(token, candidate.key as KeyObject, verifyOptions);
+        issuedInThePast(payload, verifyOptions.clockTolerance, Date.now());
         return grantFromClaims(payload, candidate.until);
       } catch (err) {
         if (isWrongKey(err)) {
@@ -132,6 +150,18 @@ export class TokenVerifier {
     }
     // Key sets bound to an issuer serve only that issuer's tokens; the signature check proves the rest.
     for (const set of pk.sets) if (set.issuer === undefined || set.issuer === iss) yield { key: set.getKey };
+  }
+}
+
+/**
+ * jose checks that `iat` is a number but not that it is in the past (only with `maxTokenAge`). A token issued
+ * later than now plus the leeway is refused, as `nbf` is: 401, not remembered (time may cure a skewed clock).
+ */
+function issuedInThePast(payload: JWTPayload, leewaySeconds: number, now: number): void {
+  if (typeof payload.iat === 'number' && payload.iat * 1000 > now + leewaySeconds * 1000) {
+    const e = invalid('token issued in the future (iat)');
+    TRANSIENT.add(e);
+    throw e;
   }
 }
 

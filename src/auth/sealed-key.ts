@@ -13,7 +13,7 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { HeraldError } from '../errors.js';
 import { channelProblem } from '../protocol/channel.js';
-import { ExpiringLru } from '../util/lru.js';
+import { credentialDigest, ExpiringLru } from '../util/lru.js';
 import type { OpenedKey } from './grant.js';
 import type { SecretRing } from './secrets.js';
 
@@ -25,6 +25,7 @@ const PAD = 32;
 /** Longest key accepted: a 255-byte channel padded, in base64url. Anything longer is refused before decoding. */
 export const MAX_KEY_CHARS = Math.ceil(((HEADER + IV_BYTES + Math.ceil((5 + 255) / PAD) * PAD + TAG_BYTES) * 4) / 3);
 const MIN_KEY_BYTES = HEADER + IV_BYTES + PAD + TAG_BYTES;
+const MIN_KEY_CHARS = Math.ceil((MIN_KEY_BYTES * 4) / 3);
 
 /** One answer for every bad key (tampered, truncated, expired, foreign), so a refusal tells nothing about a channel. */
 const INVALID = 'invalid or expired channel key';
@@ -83,9 +84,16 @@ export function sealChannel(channel: string, options: SealOptions): string {
   return Buffer.concat([header, iv, body, cipher.getAuthTag()]).toString('base64url');
 }
 
+const KEY_SHAPE = /^[A-Za-z0-9_-]+$/;
+
+/** Could `key` be a sealed key, by its length and alphabet alone? (Checked before any lookup or decoding.) */
+export function sealedKeyShapeOk(key: string): boolean {
+  return key.length >= MIN_KEY_CHARS && key.length <= MAX_KEY_CHARS && KEY_SHAPE.test(key);
+}
+
 /** Open a sealed key with the ring's accepted secrets. Throws HeraldError 401 (always the same) when it cannot. */
 export function openSealedKey(key: string, ring: SecretRing, now = Date.now()): OpenedKey & { validUntil: number } {
-  if (key.length > MAX_KEY_CHARS || !/^[A-Za-z0-9_-]+$/.test(key)) throw invalid();
+  if (!sealedKeyShapeOk(key)) throw invalid();
   const raw = Buffer.from(key, 'base64url');
   // Only the canonical encoding is accepted, so one key has one spelling (and one stream label).
   if (raw.length < MIN_KEY_BYTES || raw.toString('base64url') !== key || raw[0] !== VERSION) throw invalid();
@@ -128,7 +136,7 @@ function invalid(): HeraldError {
 
 /**
  * Opens keys for the subscribe path, remembering what it opened (bounded, and never past a key's expiry or its
- * secret's end date) so a crowd connecting with one key costs one decryption.
+ * secret's end date, keyed by the key's SHA-256) so a crowd connecting with one key costs one decryption.
  */
 export class SealedKeyOpener {
   private readonly cache: ExpiringLru<string, OpenedKey>;
@@ -140,10 +148,13 @@ export class SealedKeyOpener {
   readonly open = async (key: string): Promise<OpenedKey> => this.openSync(key);
 
   openSync(key: string, now = Date.now()): OpenedKey {
-    const hit = this.cache.get(key, now);
+    // Shape first, then the cache by the key's digest (see credentialDigest): never a lookup keyed by client text.
+    if (!sealedKeyShapeOk(key)) throw invalid();
+    const digest = credentialDigest(key);
+    const hit = this.cache.get(digest, now);
     if (hit) return hit;
     const { validUntil, ...opened } = openSealedKey(key, this.ring, now);
-    this.cache.set(key, opened, validUntil);
+    this.cache.set(digest, opened, validUntil);
     return opened;
   }
 }

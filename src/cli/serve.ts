@@ -2,11 +2,14 @@
 import { resolveConfig } from '../config.js';
 import { createHeraldServer } from '../server.js';
 import { configSources, parseCommand, settingOptions } from './args.js';
+import { installProcessGuard } from './process-guard.js';
 
 export async function serve(argv: string[], env: Record<string, string | undefined>): Promise<number> {
   const parsed = parseCommand(argv, settingOptions());
   const config = resolveConfig(configSources(parsed, env));
   const server = createHeraldServer(config);
+  // Anything that escapes every connection boundary is logged and counted, and the node keeps serving.
+  installProcessGuard(server.log);
   const address = await server.listen();
   server.log.info('herald listening', {
     address: `${address.address}:${address.port}`,

@@ -1,13 +1,15 @@
 /** Reading a request body with a hard size bound. */
 import type { IncomingMessage } from 'node:http';
 import { HeraldError } from '../errors.js';
+import { JsonRefused, parseClientJson } from '../protocol/json-bounds.js';
 
 /**
- * Read and parse a JSON body of at most `maxBytes`. Throws 413 when larger, 400 when not JSON. The Content-Type is
+ * Read and parse a JSON body of at most `maxBytes`, nested at most `maxDepth` deep. Throws 413 when larger, 400 when
+ * not JSON or too deep. The Content-Type is
  * not insisted on, so `curl -d '{...}'` works as it does with the anchors' publish APIs.
  * Plain 'data'/'end' events rather than async iteration: this is the publish hot path.
  */
-export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+export function readJsonBody(req: IncomingMessage, maxBytes: number, maxDepth: number): Promise<unknown> {
   const declared = Number(req.headers['content-length'] ?? '0');
   if (declared > maxBytes) return Promise.reject(new HeraldError('payload_too_large', `body over ${maxBytes} bytes`));
   return new Promise((resolve, reject) => {
@@ -30,12 +32,22 @@ export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<un
     });
     req.on('end', () => {
       if (failed) return;
-      const text = chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8');
+      const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
       try {
-        resolve(JSON.parse(text) as unknown);
-      } catch {
-        reject(new HeraldError('bad_request', 'body is not valid JSON'));
+        resolve(parseJsonBody(bytes, maxDepth));
+      } catch (err) {
+        reject(err);
       }
     });
   });
+}
+
+/** A publish body's JSON, bounded in depth: 400 `bad_request` naming the problem (the node:http and fast paths). */
+export function parseJsonBody(bytes: Buffer, maxDepth: number): unknown {
+  try {
+    return parseClientJson(bytes, maxDepth);
+  } catch (err) {
+    const why = err instanceof JsonRefused && err.message !== 'not JSON' ? err.message : 'not valid JSON';
+    throw new HeraldError('bad_request', `body is ${why}`);
+  }
 }

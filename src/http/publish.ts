@@ -19,7 +19,8 @@ import type { NodeMetrics } from '../core/metrics.js';
 import { HeraldError, toHeraldError } from '../errors.js';
 import { channelProblem } from '../protocol/channel.js';
 import { requestIdempotencyKey } from '../protocol/idempotency.js';
-import { readJsonBody } from './body.js';
+import { dataText, JsonRefused } from '../protocol/json-bounds.js';
+import { parseJsonBody, readJsonBody } from './body.js';
 import { sendJson } from './respond.js';
 
 export interface PublishRequest {
@@ -28,14 +29,23 @@ export interface PublishRequest {
   readonly idempotencyKey?: string;
 }
 
-/** Validate a publish body. Throws HeraldError 400 naming what is wrong. */
-export function parsePublishBody(body: unknown, maxChannels: number): PublishRequest {
+/**
+ * Validate a publish body. Throws HeraldError 400 naming what is wrong, 413 when `data` as JSON text would be longer
+ * than `maxDataChars`.
+ */
+export function parsePublishBody(body: unknown, maxChannels: number, maxDataChars: number): PublishRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new HeraldError('bad_request', 'body must be a JSON object');
   }
   const b = body as Record<string, unknown>;
   if (!('data' in b) || b['data'] === undefined) throw new HeraldError('bad_request', '"data" is missing');
-  const data = typeof b['data'] === 'string' ? b['data'] : JSON.stringify(b['data']);
+  let data: string;
+  try {
+    data = dataText(b['data'], maxDataChars);
+  } catch (err) {
+    const tooLarge = err instanceof JsonRefused && err.tooLarge;
+    throw new HeraldError(tooLarge ? 'payload_too_large' : 'bad_request', err instanceof Error ? err.message : 'bad data');
+  }
   let channels: unknown[];
   if (b['channel'] !== undefined && b['channels'] !== undefined) {
     throw new HeraldError('bad_request', 'give "channel" or "channels", not both');
@@ -97,7 +107,7 @@ export class PublishApi {
     // node:http keeps the first of two Authorization headers; which one counts is ambiguous, so neither does.
     if ((req.headersDistinct['authorization']?.length ?? 0) > 1) throw new HeraldError('bad_request', 'more than one Authorization header');
     const scope = this.authenticate(req.headers.authorization, req.socket.remoteAddress, headerOf(req));
-    const body = await readJsonBody(req, this.config.maxBodyBytes);
+    const body = await readJsonBody(req, this.config.maxBodyBytes, this.config.maxJsonDepth);
     const key = req.headers['idempotency-key'];
     sendJson(res, 200, await this.answer(scope, body, Array.isArray(key) ? key.join(', ') : key));
   }
@@ -117,12 +127,7 @@ export class PublishApi {
       if (body.length > this.config.maxBodyBytes) {
         throw new HeraldError('payload_too_large', `body over ${this.config.maxBodyBytes} bytes`);
       }
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(body.toString('utf8'));
-      } catch {
-        throw new HeraldError('bad_request', 'body is not valid JSON');
-      }
+      const parsed = parseJsonBody(body, this.config.maxJsonDepth);
       return { status: 200, json: await this.answer(scope, parsed, header('idempotency-key')) };
     } catch (err) {
       const e = toHeraldError(err);
@@ -149,7 +154,7 @@ export class PublishApi {
 
   /** Validate, check the key's scope, publish; the JSON answer. */
   private async answer(scope: ApiKeyScope, body: unknown, keyHeader: string | undefined): Promise<unknown> {
-    const parsed = parsePublishBody(body, this.config.maxChannelsPerConnection);
+    const parsed = parsePublishBody(body, this.config.maxChannelsPerConnection, this.config.maxBodyBytes);
     const idempotencyKey = requestIdempotencyKey(keyHeader, parsed.idempotencyKey);
     const request: PublishRequest = { ...parsed, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) };
     if (scope.namespaces) {

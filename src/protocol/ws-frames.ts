@@ -10,6 +10,7 @@
 import type { Publication } from '../broker/broker.js';
 import { DISCONNECT_TABLE, type DisconnectReason, type ErrorCode } from '../errors.js';
 import type { StreamCodec } from './frames.js';
+import { dataText, DEFAULT_MAX_JSON_DEPTH, JsonRefused, parseClientJson } from './json-bounds.js';
 
 /** Longest request id a client may choose. */
 export const MAX_REQUEST_ID_CHARS = 64;
@@ -36,16 +37,32 @@ export type ClientRequest =
     }
   | { readonly op: 'ping'; readonly id: RequestId };
 
-/** Why a frame was refused: the connection is closed with `bad_frame` (3501) and this text as the reason. */
-export class BadFrame extends Error {}
+/**
+ * Why a frame was refused: the connection is closed with `bad_frame` (3501), or `too_large` (1009) for a publish
+ * whose `data`, as JSON text, is longer than a frame may be.
+ */
+export class BadFrame extends Error {
+  constructor(message: string, readonly reason: 'bad_frame' | 'too_large' = 'bad_frame') {
+    super(message);
+  }
+}
 
-/** Parse one text frame. Throws BadFrame for anything the protocol does not allow. */
-export function parseRequest(text: string): ClientRequest {
+export interface FrameLimits {
+  /** Deepest nesting of objects and arrays in a frame (`maxJsonDepth`). */
+  readonly maxDepth: number;
+  /** Longest JSON text a publish's non-string `data` may become (`wsMaxFrameBytes`). */
+  readonly maxDataChars: number;
+}
+
+const DEFAULT_LIMITS: FrameLimits = { maxDepth: DEFAULT_MAX_JSON_DEPTH, maxDataChars: 64 * 1024 };
+
+/** Parse one text frame (its UTF-8 bytes). Throws BadFrame (and nothing else) for anything the protocol does not allow. */
+export function parseRequest(bytes: Buffer, limits: FrameLimits = DEFAULT_LIMITS): ClientRequest {
   let value: unknown;
   try {
-    value = JSON.parse(text);
-  } catch {
-    throw new BadFrame('not JSON');
+    value = parseClientJson(bytes, limits.maxDepth);
+  } catch (err) {
+    throw new BadFrame(err instanceof JsonRefused ? err.message : 'not JSON');
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new BadFrame('not a JSON object');
   const frame = value as Record<string, unknown>;
@@ -71,7 +88,13 @@ export function parseRequest(text: string): ClientRequest {
       if (data === undefined) throw new BadFrame('publish needs data');
       const channel = str(frame, 'channel', true);
       const idempotencyKey = str(frame, 'idempotency_key', false);
-      const text = typeof data === 'string' ? data : JSON.stringify(data);
+      let text: string;
+      try {
+        text = dataText(data, limits.maxDataChars);
+      } catch (err) {
+        if (err instanceof JsonRefused && err.tooLarge) throw new BadFrame(err.message, 'too_large');
+        throw new BadFrame(err instanceof JsonRefused ? err.message : 'bad data');
+      }
       return idempotencyKey === undefined ? { op, id, channel, data: text } : { op, id, channel, data: text, idempotencyKey };
     }
     case 'ping':

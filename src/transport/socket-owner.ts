@@ -7,6 +7,7 @@
  * module-level functions installed once, and they call whoever owns the socket now.
  */
 import type { Socket } from 'node:net';
+import { reportFault } from '../util/faults.js';
 
 export interface SocketOwner {
   onData(chunk: Buffer): void;
@@ -19,11 +20,25 @@ export interface SocketOwner {
 const OWNER = Symbol('herald.socketOwner');
 type OwnedSocket = Socket & { [OWNER]?: SocketOwner | null };
 
+// The socket's event handlers are a connection's boundary: whatever an owner's parser throws on a client's bytes
+// ends this connection alone (counted and logged as a fault), never the process.
 function dispatchData(this: OwnedSocket, chunk: Buffer): void {
-  this[OWNER]?.onData(chunk);
+  try {
+    this[OWNER]?.onData(chunk);
+  } catch (err) {
+    fault(this, 'socket_data', err);
+  }
 }
 function dispatchEnd(this: OwnedSocket): void {
-  this[OWNER]?.onEnd();
+  try {
+    this[OWNER]?.onEnd();
+  } catch (err) {
+    fault(this, 'socket_end', err);
+  }
+}
+function fault(socket: OwnedSocket, where: string, err: unknown): void {
+  reportFault('internal', where, err);
+  socket.destroy();
 }
 function dispatchError(this: OwnedSocket, err: Error): void {
   const owner = this[OWNER];

@@ -37,6 +37,7 @@ import {
   type ClientRequest,
   type Framing,
 } from '../protocol/ws-frames.js';
+import { reportFault } from '../util/faults.js';
 import { subscribeCredentials } from './request.js';
 import { originAllowed, refuseUpgrade, upgradeRequest } from './upgrade.js';
 
@@ -252,25 +253,38 @@ class WsConnection implements SessionSink {
     this.session.disconnect(err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'too_large' : 'bad_frame');
   };
 
+  /**
+   * The connection's boundary: nothing a client sends may throw past it (an exception here would be uncaught and
+   * end the process). A refused frame closes with its documented code; anything unexpected is counted as a fault,
+   * logged, and closes this connection alone with `bad_frame`.
+   */
   private readonly onMessage = (raw: RawData, isBinary: boolean): void => {
+    try {
+      this.receive(raw, isBinary);
+    } catch (err) {
+      if (err instanceof BadFrame) {
+        this.session.disconnect(err.reason);
+        return;
+      }
+      reportFault('internal', 'ws_message', err);
+      this.session.disconnect('bad_frame');
+    }
+  };
+
+  private receive(raw: RawData, isBinary: boolean): void {
     this.alive = true;
     if (this.session.isEnded) return;
-    let request: ClientRequest;
-    try {
-      if (isBinary) throw new BadFrame('binary frames are not part of the protocol');
-      request = parseRequest(Buffer.isBuffer(raw) ? raw.toString('utf8') : Buffer.concat(toBuffers(raw)).toString('utf8'));
-    } catch (err) {
-      if (!(err instanceof BadFrame)) throw err;
-      this.session.disconnect('bad_frame');
-      return;
-    }
+    if (isBinary) throw new BadFrame('binary frames are not part of the protocol');
+    const config = this.ctx.config;
+    const bytes = Buffer.isBuffer(raw) ? raw : Buffer.concat(toBuffers(raw));
+    const request: ClientRequest = parseRequest(bytes, { maxDepth: config.maxJsonDepth, maxDataChars: config.wsMaxFrameBytes });
     if (this.pending >= MAX_PENDING_REQUESTS) {
       this.session.write(errorFrame(request.id, 'too_many_requests', `at most ${MAX_PENDING_REQUESTS} requests in flight`, this.framing));
       return;
     }
     this.pending++;
     this.queue = this.queue.then(() => this.run(request));
-  };
+  }
 
   // --- requests ----------------------------------------------------------------------------------------------------
 
@@ -281,7 +295,13 @@ class WsConnection implements SessionSink {
       this.session.write(replyFrame(request.id, result, this.framing));
     } catch (err) {
       const e = toHeraldError(err);
-      this.session.write(errorFrame(request.id, e.code, e.code === 'internal' ? 'internal error' : e.message, this.framing));
+      if (e.code === 'internal') reportFault('internal', `ws_${request.op}`, err);
+      try {
+        this.session.write(errorFrame(request.id, e.code, e.code === 'internal' ? 'internal error' : e.message, this.framing));
+      } catch (writeErr) {
+        reportFault('internal', 'ws_reply', writeErr);
+        this.session.disconnect('bad_frame');
+      }
     } finally {
       this.pending--;
     }
@@ -308,8 +328,10 @@ class WsConnection implements SessionSink {
 
   private async useToken(token: string): Promise<Record<string, unknown>> {
     const grant = await this.ctx.authorizer.verifyToken(token);
-    if (this.grant?.subject !== undefined && grant.subject !== this.grant.subject) {
-      throw new HeraldError('forbidden', 'a refreshed token must have the same subject');
+    // A refresh keeps the subject, and "no subject" is one too: a connection opened with a token without `sub`
+    // must not become some user's by refreshing with theirs (nor drop its user by refreshing without one).
+    if (this.token !== undefined && grant.subject !== this.grant?.subject) {
+      throw new HeraldError('forbidden', 'a refreshed token must have the same subject (sub) as the one it replaces');
     }
     if (this.session.isEnded) return {};
     this.token = token;
@@ -332,6 +354,7 @@ class WsConnection implements SessionSink {
     key: string | undefined,
     since: string | undefined,
   ): Promise<Record<string, unknown>> {
+    this.refuseIfExpired();
     const label = channel ?? key ?? '';
     // `since` is one channel's last id ("" for none yet): a one-channel cursor.
     const resume: ResumeRequest | undefined = since === undefined ? undefined : { since: parseCursor(since, 1) };
@@ -371,7 +394,19 @@ class WsConnection implements SessionSink {
     (this.tokenChannels ??= new Set()).add(channel);
   }
 
+  /**
+   * The node's ticker closes an expired connection within a second (and token checks allow `jwtLeewaySeconds` of
+   * skew): a publish or subscribe in that time is refused here, at the connection's own expiry.
+   */
+  private refuseIfExpired(): void {
+    const expiresAt = this.session.expiresAt;
+    if (expiresAt !== undefined && expiresAt <= Date.now()) {
+      throw new HeraldError('token_expired', 'credentials expired: refresh before expiresAt');
+    }
+  }
+
   private async publish(channel: string, data: string, key: string | undefined): Promise<Record<string, unknown>> {
+    this.refuseIfExpired();
     const problem = channelProblem(channel);
     if (problem) throw new HeraldError('invalid_channel', problem);
     const checkedKey = idempotencyKey(key, '"idempotency_key"');

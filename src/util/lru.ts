@@ -1,3 +1,16 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The key under which a credential (token, sealed key) is cached: its SHA-256, as a 44-character string.
+ * Never the credential's own text: V8 hashes strings over 16,383 characters by their length alone, so long keys of
+ * one length share a Map bucket and each lookup compares them all. A fixed-size digest hashes well, costs a few
+ * microseconds for the longest credential accepted, and a collision (another credential's cache entry) would need
+ * a SHA-256 collision.
+ */
+export function credentialDigest(credential: string): string {
+  return createHash('sha256').update(credential, 'utf8').digest('base64');
+}
+
 /**
  * A bounded least-recently-used map whose entries also expire. Map keeps insertion order, so re-inserting on a hit
  * makes the first key the least recently used one: eviction is O(1) with no linked list of our own.
