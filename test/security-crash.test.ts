@@ -27,8 +27,13 @@ async function closeAfter(url: string, frame: string | Buffer): Promise<{ code: 
   return c.closed;
 }
 
+/** /metrics is closed outside --dev: every node of this file is given this token. */
+const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
+const metricsOf = async (url: string): Promise<string> =>
+  (await fetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+
 async function faultCountsOn(url: string): Promise<{ internal: number; uncaught: number }> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  const text = await metricsOf(url);
   const sum = (name: string): number =>
     [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
   assert.match(text, /^# TYPE herald_uncaught_errors_total counter$/m);
@@ -42,7 +47,7 @@ describe('the crash frame against `herald serve` in production mode (secret and 
   before(async () => {
     herald = await startHerald(
       ['--port', '0', '--host', '127.0.0.1', '--allowed-origin', 'https://app.example', '--max-connections', '50'],
-      cleanEnv({ HERALD_SECRET: TEST_SECRET, HERALD_API_KEY: apiKey, HERALD_LOG_LEVEL: 'info' }),
+      cleanEnv({ HERALD_SECRET: TEST_SECRET, HERALD_API_KEY: apiKey, HERALD_LOG_LEVEL: 'info', HERALD_METRICS_TOKEN: METRICS_TOKEN }),
     );
   });
   after(() => killAll());
@@ -104,7 +109,7 @@ describe('JSON depth and size bounds (in-process node, production mode, with a c
   let node: TestServer;
   let controlToken: string;
   before(async () => {
-    node = await startServer({ dev: false });
+    node = await startServer({ dev: false, metricsToken: METRICS_TOKEN });
     controlToken = await token(['control']);
   });
   after(() => node.close());
@@ -198,7 +203,7 @@ describe('the process guard of `herald serve`', () => {
         "throw new RangeError('Maximum call stack size exceeded (planted)'); });",
     );
     const apiKey = 'guard-test-api-key-0123456789';
-    const env = cleanEnv({ HERALD_SECRET: TEST_SECRET, HERALD_API_KEY: apiKey, HERALD_LOG_LEVEL: 'info' });
+    const env = cleanEnv({ HERALD_SECRET: TEST_SECRET, HERALD_API_KEY: apiKey, HERALD_LOG_LEVEL: 'info', HERALD_METRICS_TOKEN: METRICS_TOKEN });
     const child = spawnTracked(process.execPath, ['--import', plant, HERALD_BIN, 'serve', '--port', '0', '--host', '127.0.0.1'], env);
     await eventually(() => /"address":"127\.0\.0\.1:\d+"/.test(child.stderr()), 15_000, 'herald serve to listen');
     const url = `http://${/"address":"(127\.0\.0\.1:\d+)"/.exec(child.stderr())?.[1] ?? ''}`;
@@ -212,7 +217,7 @@ describe('the process guard of `herald serve`', () => {
     assert.equal((await publish(url, { channel: 'control', data: 'after' }, apiKey)).status, 200);
     assert.deepEqual((await control.waitLines(2)).map((l) => (JSON.parse(l) as string[])[2]), ['before', 'after']);
     control.close();
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const metrics = await metricsOf(url);
     assert.match(metrics, /^herald_uncaught_errors_total\{where="uncaughtException"\} 1$/m);
     assert.match(metrics, /^herald_uncaught_errors_total\{where="unhandledRejection"\} 1$/m);
     const logged = child
