@@ -120,6 +120,12 @@ export interface HeraldConfig {
    * quiet channel resumes without a reload. At least historyTtlSeconds. @default 3600
    */
   readonly historyMetaTtlSeconds: number;
+  /**
+   * Bytes of history the memory broker keeps for all channels together (estimated: see docs/configuration.md); past
+   * it the least recently published channels are dropped first. With Redis, history lives in Redis: bound it there
+   * (docs/deployment.md). @default 67108864 (64 MiB)
+   */
+  readonly historyMaxBytes: number;
 }
 
 /** What a namespace allows. Every field is optional; a missing one means "no" (or the node-wide default). */
@@ -211,6 +217,7 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
   historySize: { kind: 'int', min: 0, max: 100_000 },
   historyTtlSeconds: { kind: 'int', min: 0, max: 30 * 86400 },
   historyMetaTtlSeconds: { kind: 'int', min: 1, max: 30 * 86400 },
+  historyMaxBytes: { kind: 'int', min: 1 << 20, max: 2 ** 40 },
 };
 
 export const DEFAULTS: HeraldConfig = {
@@ -260,6 +267,7 @@ export const DEFAULTS: HeraldConfig = {
   historySize: 100,
   historyTtlSeconds: 120,
   historyMetaTtlSeconds: 3600,
+  historyMaxBytes: 64 * 1024 * 1024,
 };
 
 /** Environment variables honoured when a setting's own `HERALD_*` variable is unset (INTERFACE.md names them). */

@@ -295,10 +295,10 @@ export function createHeraldServer(config: HeraldConfig, options?: HeraldServerO
 
 /** The one place a concrete broker is picked. config.ts has already checked the URL's shape. */
 export function createBroker(
-  config: Pick<HeraldConfig, 'broker' | 'redisTimeoutMs' | 'redisProbeIntervalMs'>,
+  config: Pick<HeraldConfig, 'broker' | 'redisTimeoutMs' | 'redisProbeIntervalMs' | 'historyMaxBytes'>,
   log: Logger,
 ): Broker {
-  if (config.broker === 'memory') return new MemoryBroker();
+  if (config.broker === 'memory') return new MemoryBroker({ maxHistoryBytes: config.historyMaxBytes });
   return new RedisBroker({
     url: config.broker,
     timeoutMs: config.redisTimeoutMs,

@@ -61,7 +61,7 @@ describe('resume on /sub', () => {
     const [position] = await linesOf(s, 1);
     assert.equal(position?.[0], 'position');
     assert.equal(position?.[1], c);
-    assert.match(position?.[2] ?? '', /^0-[0-9a-z]+$/);
+    assert.match(position?.[2] ?? '', /^0-S[0-9A-Za-z]+$/, 'a read stamp: the channel has no history yet');
     s.close();
     const id = await pub(node.url, c, 'while away');
     const again = await openStream(`${node.url}/sub?channel=${c}&since=${position?.[2]}`);
@@ -84,11 +84,17 @@ describe('resume on /sub', () => {
     assert.match(metrics, /herald_reloads_total\{reason="expired"\} [1-9]/);
   });
 
-  test('since= of another epoch gets a reload line', async () => {
+  test("since= of another epoch gets a reload line, then the current epoch's messages from its start", async () => {
     const c = fresh();
     const id = await pub(node.url, c, 'm1');
+    const id2 = await pub(node.url, c, 'm2');
     const s = await openStream(`${node.url}/sub?channel=${c}&since=1-otherepoch`);
-    assert.deepEqual(await linesOf(s, 1), [['reload', c, 'epoch', id]]);
+    const epoch = id.split('-')[1];
+    assert.deepEqual(await linesOf(s, 3), [
+      ['reload', c, 'epoch', `0-${epoch}`],
+      ['message', c, 'm1', id],
+      ['message', c, 'm2', id2],
+    ]);
     s.close();
   });
 
@@ -244,7 +250,7 @@ describe('resume on /sse with the eventsource package', () => {
       await eventually(() => got.filter((r) => r.type === 'position').length === 2, 5000, 'both positions');
       await pub(node.url, a, 'a-before');
       await eventually(() => got.some((r) => r.data[2] === 'a-before'), 5000, 'first message');
-      assert.match(got.at(-1)!.lastEventId, /^1-[0-9a-z]+,0-[0-9a-z]+$/, 'the cursor lists both channels');
+      assert.match(got.at(-1)!.lastEventId, /^1-[0-9a-z]+,0-S[0-9A-Za-z]+$/, 'the cursor lists both channels');
       proxy.cut();
       await pub(node.url, b, 'b-during');
       await pub(node.url, a, 'a-during');

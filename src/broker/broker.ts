@@ -26,10 +26,19 @@
  * - Keeping and delivering is atomic: a message is in history before (or at the same time as) any node receives it,
  *   so a reader that subscribed first and read history second misses nothing.
  * - `history(c, { since })` returns c's current position and, when `since` is in the current epoch, the kept messages
- *   after it, oldest first. It never invents: a message trimmed or expired is absent, and the caller sees the hole.
- * - A channel's position (epoch and offset) outlives its messages by `metaTtlMs`; reading it creates it when absent,
- *   so a subscriber of a quiet channel still gets a position to resume from.
- */
+ *   after it, oldest first; when `since` is of another epoch (or a read stamp), the current epoch's kept messages
+ *   from its start, so a client told to reload gets the new epoch's messages after the reload. It never invents: a
+ *   message trimmed, expired or evicted is absent, and the caller sees the hole.
+ * - The epoch changes whenever the broker may have lost or handed out again offsets: the channel's position expired
+ *   (`metaTtlMs` after its last publication or read) or was evicted, or (Redis) the server's replication id changed
+ *   (a restart, from an older snapshot or empty; a failover; a role change). A position of the old epoch then never
+ *   matches the new one: a resume across such an event sees another epoch, never re-issued offsets.
+ * - Reading never creates state for a channel without history: its position is a read stamp (`0-S…`, see
+ *   protocol/message-id.ts). `stampHolds` is true only when `since` is a read stamp from which nothing can have been
+ *   missed: issued by this broker (on Redis: under the same replication id) less than `metaTtlMs` ago, nothing
+ *   evicted early since, and the current epoch (if any) began after it. Then the first messages published after a
+ *   read of a quiet channel are resumable from its stamp without a reload.
+  */
 import type { StreamPosition } from '../protocol/message-id.js';
 
 export type { StreamPosition } from '../protocol/message-id.js';
@@ -72,7 +81,7 @@ export interface HistoryPolicy {
 }
 
 export interface HistoryQuery {
-  /** Return the messages after this position (none when it is absent or of another epoch). */
+  /** Return the messages after this position (none when absent; the current epoch's from its start when of another). */
   readonly since?: StreamPosition;
   /** At most this many messages (the oldest first). */
   readonly limit: number;
@@ -83,13 +92,30 @@ export interface HistoryQuery {
 export interface HistoryResult {
   /** The channel's current position: the last message published in the current epoch (offset 0 before any). */
   readonly position: StreamPosition;
-  /** Kept messages after `since`, oldest first, each with `id` and `position`. */
+  /**
+   * Kept messages after `since` (of the current epoch from its start when `since` is of another one), oldest first,
+   * each with `id` and `position`.
+   */
   readonly publications: readonly Publication[];
+  /** `since` is a read stamp from which nothing was missed (see the contract above): resume it from offset 0. */
+  readonly stampHolds?: boolean;
+}
+
+/** What a broker's own history holds (where it lives in the node's memory): for metrics and the memory bound. */
+export interface HistoryUsage {
+  /** Estimated bytes kept (docs/configuration.md `historyMaxBytes` says how they are counted). */
+  readonly bytes: number;
+  /** Channels with a position. */
+  readonly channels: number;
+  /** Channels dropped before their time to stay within the bound. */
+  readonly evictions: number;
 }
 
 /** The optional history capability. Brokers that keep history implement it; `hasHistory` tells them apart. */
 export interface HistoryBroker extends Broker {
   history(channel: string, query: HistoryQuery): Promise<HistoryResult>;
+  /** Where history lives in this process (the memory broker): its size. Absent where it lives elsewhere (Redis). */
+  historyUsage?(): HistoryUsage;
 }
 
 export function hasHistory(broker: Broker): broker is HistoryBroker {

@@ -1,41 +1,73 @@
 /**
- * The memory broker's history: per channel, a ring buffer of the last `size` messages, an offset and an epoch.
+ * The memory broker's history: per channel, a ring of its last `size` messages, an offset and an epoch, all within
+ * one bound of bytes for the whole process (`historyMaxBytes`).
  *
- * Expiry costs no timer per channel: a channel's messages are dropped when it is next touched after `ttlMs` of
- * quiet, and its position after `metaTtlMs`; `sweep()`, called from the broker's one interval, frees channels nobody
- * touches any more. Epochs are random, so a restarted process never hands out positions that look like old ones.
+ * - Expiry costs no timer per channel: a channel's messages are dropped when it is next touched after `ttlMs` of
+ *   quiet, and its position after `metaTtlMs`; `sweep()`, called from the broker's one interval, frees channels
+ *   nobody touches any more.
+ * - Reading never creates anything: a channel without history answers a read stamp (`0-S<time><tag>`, see
+ *   protocol/message-id.ts), so reads of unknown channels cost no memory at all.
+ * - The bound: every channel counts its estimated bytes (`messageBytes`, `channelBytes`). Channels are linked in the
+ *   order of their last publication, so when the total passes `maxBytes` the least recently published channel is
+ *   the list's head and is dropped whole (messages and position), in O(1) per channel and with no scan. A client
+ *   holding a position in it is told to reload (the channel's next message starts another epoch); read stamps
+ *   issued before the eviction stop vouching (`lastEvictionAt`), since the dropped epoch may have been one they
+ *   did not know of.
+ * - Epochs are random and stamps carry a random tag of this process: a restarted process (all history gone) never
+ *   hands out positions that look like old ones, and never vouches for a stamp it did not issue.
+ * - Rings grow as messages come (4, 8, ... up to `size` slots), so a channel with one message costs one slot.
  */
 import { randomBytes } from 'node:crypto';
-import type { HistoryPolicy, HistoryQuery, HistoryResult, Publication } from './broker.js';
-import { formatMessageId, type StreamPosition } from '../protocol/message-id.js';
+import type { HistoryPolicy, HistoryQuery, HistoryResult, HistoryUsage, Publication } from './broker.js';
+import { formatMessageId, isReadStamp, type StreamPosition } from '../protocol/message-id.js';
+
+/**
+ * Estimated bytes of one kept message besides its data: the Publication object, its id string and parsed position,
+ * and its ring slot (measured on Node 20 with `--expose-gc`: about 150; rounded up).
+ */
+export const MESSAGE_OVERHEAD_BYTES = 200;
+/** Estimated bytes of one channel besides its name and ring slots: its log object, Map entry and epoch text. */
+export const CHANNEL_OVERHEAD_BYTES = 300;
+
+/** A message's estimated bytes: 2 per UTF-16 unit of data (the most a JavaScript string takes) and the overhead. */
+function messageBytes(p: Publication): number {
+  return 2 * p.data.length + MESSAGE_OVERHEAD_BYTES;
+}
+
+/** A channel's estimated bytes without its messages: its name, its ring's slots and the overhead. */
+function channelBytes(channel: string, slots: number): number {
+  return 2 * channel.length + 8 * slots + CHANNEL_OVERHEAD_BYTES;
+}
 
 class ChannelLog {
   offset = 0;
-  /** Oldest kept message at ring[head]; `count` kept. */
-  private ring: (Publication | undefined)[];
+  /** Oldest kept message at ring[head]; `count` kept. Grows on demand up to the policy's size. */
+  private ring: (Publication | undefined)[] = [];
   private head = 0;
   private count = 0;
+  /** Estimated bytes of this channel, messages included. */
+  bytes: number;
   messagesExpireAt = 0;
   metaExpiresAt = 0;
+  /** Neighbours in the order of last publication (the bound evicts from the oldest). */
+  older: ChannelLog | undefined;
+  newer: ChannelLog | undefined;
 
-  constructor(readonly epoch: string, size: number) {
-    this.ring = new Array<Publication | undefined>(size);
+  constructor(readonly channel: string, readonly epoch: string, readonly createdAt: number) {
+    this.bytes = channelBytes(channel, 0);
   }
 
-  append(channel: string, data: string, policy: HistoryPolicy, now: number): Publication {
+  append(data: string, policy: HistoryPolicy, now: number): Publication {
     this.expire(now);
-    if (this.ring.length !== policy.size) this.resize(policy.size);
+    while (this.count >= policy.size) this.dropOldest();
+    if (this.count === this.ring.length) this.regrow(Math.min(policy.size, Math.max(4, this.ring.length * 2)));
     this.offset++;
     const position: StreamPosition = { offset: this.offset, epoch: this.epoch };
-    const p: Publication = { channel, data, id: formatMessageId(position), position, ts: now };
-    const cap = this.ring.length;
-    if (this.count < cap) {
-      this.ring[(this.head + this.count) % cap] = p;
-      this.count++;
-    } else {
-      this.ring[this.head] = p;
-      this.head = (this.head + 1) % cap;
-    }
+    // The log's own channel string: every kept message shares it, whatever string the publisher passed.
+    const p: Publication = { channel: this.channel, data, id: formatMessageId(position), position, ts: now };
+    this.ring[(this.head + this.count) % this.ring.length] = p;
+    this.count++;
+    this.bytes += messageBytes(p);
     this.messagesExpireAt = now + policy.ttlMs;
     this.metaExpiresAt = Math.max(this.metaExpiresAt, now + policy.metaTtlMs);
     return p;
@@ -56,74 +88,188 @@ class ChannelLog {
   /** Drop the messages once the channel has been quiet for its TTL; the position stays. */
   expire(now: number): void {
     if (this.count > 0 && now >= this.messagesExpireAt) {
-      this.ring.fill(undefined);
+      this.ring = [];
       this.head = 0;
       this.count = 0;
+      this.bytes = channelBytes(this.channel, 0);
     }
   }
 
-  private resize(size: number): void {
-    // A policy change keeps the newest messages that fit.
-    const kept = this.since(this.offset - Math.min(size, this.count), size);
-    this.ring = new Array<Publication | undefined>(size);
+  /** Drop the oldest messages until the log is within `bytes`, keeping at least the newest. */
+  trimTo(bytes: number): void {
+    while (this.count > 1 && this.bytes > bytes) this.dropOldest();
+  }
+
+  private dropOldest(): void {
+    const p = this.ring[this.head];
+    this.ring[this.head] = undefined;
+    this.head = (this.head + 1) % this.ring.length;
+    this.count--;
+    if (p) this.bytes -= messageBytes(p);
+  }
+
+  private regrow(slots: number): void {
+    const kept = this.since(this.offset - this.count, this.count);
+    this.bytes += 8 * (slots - this.ring.length);
+    this.ring = new Array<Publication | undefined>(slots);
+    for (let i = 0; i < kept.length; i++) this.ring[i] = kept[i];
     this.head = 0;
-    this.count = kept.length;
-    kept.forEach((p, i) => (this.ring[i] = p));
   }
 }
 
 export class MemoryHistory {
   private readonly logs = new Map<string, ChannelLog>();
+  /** Least and most recently published channels: the ends of the eviction order. */
+  private oldest: ChannelLog | undefined;
+  private newest: ChannelLog | undefined;
+  private bytes = 0;
+  private evicted = 0;
+  /** When a channel was last dropped before its time (stamps issued earlier no longer vouch). */
+  private lastEvictionAt = -Infinity;
+  /** This process's tag on its read stamps. */
+  private readonly tag = randomBase36(8);
+
+  /** `maxBytes`: the bound on the estimated bytes of all channels' history (`historyMaxBytes`). */
+  constructor(private readonly maxBytes = Number.POSITIVE_INFINITY) {}
 
   append(channel: string, data: string, policy: HistoryPolicy, now = Date.now()): Publication {
-    return this.log(channel, policy, now).append(channel, data, policy, now);
+    let log = this.live(channel, now);
+    if (log) this.unlink(log);
+    else {
+      log = new ChannelLog(channel, newEpoch(), now);
+      this.logs.set(channel, log);
+      this.bytes += log.bytes;
+    }
+    this.linkNewest(log);
+    const before = log.bytes;
+    const p = log.append(data, policy, now);
+    this.bytes += log.bytes - before;
+    if (this.bytes > this.maxBytes) this.evict(log, now);
+    return p;
   }
 
   read(channel: string, query: HistoryQuery, now = Date.now()): HistoryResult {
-    const log = this.log(channel, query.policy, now);
+    const since = query.since;
+    const log = this.live(channel, now);
+    if (!log) {
+      // No history: a read stamp, and nothing created.
+      const stampHolds = since !== undefined && this.stampHolds(since, now, query.policy, undefined);
+      return { position: { offset: 0, epoch: this.stamp(now) }, publications: [], stampHolds };
+    }
     // Reading keeps the position alive: a subscriber of a quiet channel must be able to resume from it.
     log.metaExpiresAt = Math.max(log.metaExpiresAt, now + query.policy.metaTtlMs);
-    const position: StreamPosition = { offset: log.offset, epoch: log.epoch };
-    const since = query.since;
+    const before = log.bytes;
     log.expire(now);
-    const publications =
-      since && since.epoch === log.epoch && since.offset < log.offset ? log.since(since.offset, query.limit) : [];
-    return { position, publications };
+    this.bytes += log.bytes - before;
+    const position: StreamPosition = { offset: log.offset, epoch: log.epoch };
+    if (!since) return { position, publications: [] };
+    const current = since.epoch === log.epoch;
+    // Of another epoch: this epoch's messages from its start (the client is told to reload first, unless its stamp holds).
+    const after = current ? since.offset : 0;
+    const publications = after < log.offset ? log.since(after, query.limit) : [];
+    const stampHolds = !current && this.stampHolds(since, now, query.policy, log.createdAt);
+    return { position, publications, stampHolds };
   }
 
   /** Free what expired. Called from the broker's single interval; O(channels). */
   sweep(now = Date.now()): void {
     for (const [channel, log] of this.logs) {
-      if (now >= log.metaExpiresAt) this.logs.delete(channel);
-      else log.expire(now);
+      if (now >= log.metaExpiresAt) this.drop(channel, log);
+      else {
+        const before = log.bytes;
+        log.expire(now);
+        this.bytes += log.bytes - before;
+      }
     }
   }
 
-  /** Channels with a live position (for tests). */
+  /** Channels with a live position. */
   size(): number {
     return this.logs.size;
   }
 
-  clear(): void {
-    this.logs.clear();
+  usage(): HistoryUsage {
+    return { bytes: this.bytes, channels: this.logs.size, evictions: this.evicted };
   }
 
-  private log(channel: string, policy: HistoryPolicy, now: number): ChannelLog {
-    let log = this.logs.get(channel);
+  clear(): void {
+    this.logs.clear();
+    this.oldest = this.newest = undefined;
+    this.bytes = 0;
+  }
+
+  /** The channel's log unless its position expired (then it is freed). */
+  private live(channel: string, now: number): ChannelLog | undefined {
+    const log = this.logs.get(channel);
     if (log && now >= log.metaExpiresAt) {
-      this.logs.delete(channel);
-      log = undefined;
-    }
-    if (!log) {
-      log = new ChannelLog(newEpoch(), policy.size);
-      log.metaExpiresAt = now + policy.metaTtlMs;
-      this.logs.set(channel, log);
+      this.drop(channel, log);
+      return undefined;
     }
     return log;
   }
+
+  /** Over the bound: drop the least recently published channels, then, if need be, the oldest messages of `current`. */
+  private evict(current: ChannelLog, now: number): void {
+    while (this.bytes > this.maxBytes && this.oldest && this.oldest !== current) {
+      this.drop(this.oldest.channel, this.oldest);
+      this.evicted++;
+      this.lastEvictionAt = now;
+    }
+    if (this.bytes > this.maxBytes) {
+      // `current` alone is over the bound: it keeps its newest messages that fit (a gap its readers see as `expired`).
+      const before = current.bytes;
+      current.trimTo(current.bytes - (this.bytes - this.maxBytes));
+      this.bytes += current.bytes - before;
+    }
+  }
+
+  private drop(channel: string, log: ChannelLog): void {
+    this.logs.delete(channel);
+    this.unlink(log);
+    this.bytes -= log.bytes;
+  }
+
+  private unlink(log: ChannelLog): void {
+    if (log.older) log.older.newer = log.newer;
+    else if (this.oldest === log) this.oldest = log.newer;
+    if (log.newer) log.newer.older = log.older;
+    else if (this.newest === log) this.newest = log.older;
+    log.older = log.newer = undefined;
+  }
+
+  private linkNewest(log: ChannelLog): void {
+    log.older = this.newest;
+    if (this.newest) this.newest.newer = log;
+    this.newest = log;
+    this.oldest ??= log;
+  }
+
+  /** `S<milliseconds, base 36><tag>`: "this process found no history here at this time". */
+  private stamp(now: number): string {
+    return 'S' + Math.floor(now).toString(36) + this.tag;
+  }
+
+  /**
+   * Whether a client at `since` (a read stamp) missed nothing before the channel's current epoch (created at
+   * `createdAt`; undefined when the channel has no history): the stamp is this process's, younger than the
+   * position TTL (an epoch created after it cannot have expired since), no channel was evicted since it was issued,
+   * and the current epoch began at or after it.
+   */
+  private stampHolds(since: StreamPosition, now: number, policy: HistoryPolicy, createdAt: number | undefined): boolean {
+    const s = since.epoch;
+    if (since.offset !== 0 || !isReadStamp(s) || s.length <= 1 + this.tag.length || !s.endsWith(this.tag)) return false;
+    const issued = parseInt(s.slice(1, s.length - this.tag.length), 36);
+    if (!Number.isSafeInteger(issued) || issued > now || now - issued >= policy.metaTtlMs) return false;
+    if (this.lastEvictionAt >= issued) return false;
+    return createdAt === undefined || createdAt >= issued;
+  }
 }
 
-/** 8 random base-36 characters: a new history generation. */
+/** 8 random base-36 characters: a new history generation (never starting with `S`: lowercase). */
 function newEpoch(): string {
-  return (randomBytes(6).readUIntBE(0, 6) % 36 ** 8).toString(36).padStart(8, '0');
+  return randomBase36(8);
+}
+
+function randomBase36(length: number): string {
+  return (randomBytes(8).readUIntBE(0, 6) % 36 ** length).toString(36).padStart(length, '0');
 }

@@ -1,7 +1,8 @@
 /**
  * The embedded broker: one node, no network. Publications are delivered synchronously, in publish order, to the
  * node's handler for every subscribed channel. It keeps history (see ./memory-history.ts): appending and delivering
- * happen in one synchronous step, which is the atomicity the history contract asks for.
+ * happen in one synchronous step, which is the atomicity the history contract asks for. Its history is bounded by
+ * `maxHistoryBytes` for all channels together (the least recently published channels go first).
  */
 import { HeraldError } from '../errors.js';
 import type {
@@ -9,6 +10,7 @@ import type {
   HistoryBroker,
   HistoryQuery,
   HistoryResult,
+  HistoryUsage,
   Publication,
   PublishOptions,
   PublishResult,
@@ -23,11 +25,16 @@ export class MemoryBroker implements HistoryBroker {
   readonly kind = 'memory';
   private handler: BrokerHandler | undefined;
   private readonly channels = new Set<string>();
-  private readonly store = new MemoryHistory();
+  private readonly store: MemoryHistory;
   /** Idempotency keys: checked, published and remembered in one synchronous step. */
   readonly idempotency = new IdempotencyMemo();
   private sweeper: NodeJS.Timeout | undefined;
   private closed = false;
+
+  /** `maxHistoryBytes`: the bound on all channels' history together (config `historyMaxBytes`). */
+  constructor(options: { maxHistoryBytes?: number } = {}) {
+    this.store = new MemoryHistory(options.maxHistoryBytes);
+  }
 
   async start(handler: BrokerHandler): Promise<void> {
     this.handler = handler;
@@ -62,6 +69,10 @@ export class MemoryBroker implements HistoryBroker {
   async history(channel: string, query: HistoryQuery): Promise<HistoryResult> {
     if (this.closed) throw new HeraldError('unavailable', 'broker is not running');
     return this.store.read(channel, query);
+  }
+
+  historyUsage(): HistoryUsage {
+    return this.store.usage();
   }
 
   isReady(): boolean {

@@ -23,12 +23,10 @@ export const ENVELOPE_PREFIX = '\u0000herald\u0000';
 /** The Redis Function library. Loaded by every Herald node when it connects, and again whenever Redis lost it. */
 export const HISTORY_LIBRARY = `#!lua name=herald
 -- Herald's history: see docs/protocol.md. KEYS[1] = stream key, KEYS[2] = meta key (both on the channel's slot).
+-- The meta hash: e = epoch, o = last offset, r = the replication id of the server that created the epoch.
 
--- A new history generation: the server time in microseconds, base 36. Offsets restart at 1 in it.
-local function new_epoch()
-  local t = redis.call('TIME')
-  local n = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local digits = '0123456789abcdefghijklmnopqrstuvwxyz'
+local digits = '0123456789abcdefghijklmnopqrstuvwxyz'
+local function base36(n)
   local s = ''
   repeat
     local r = n % 36
@@ -38,16 +36,57 @@ local function new_epoch()
   return s
 end
 
--- The channel's epoch, created (with an empty stream) when absent; the position lives meta_ttl ms more.
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- This server's replication id (master_replid). It changes whenever the data may no longer be what this server
+-- acknowledged: a restart (from an older snapshot, or empty), a promotion (a failover, perhaps to a replica that
+-- lagged), a demotion (the data becomes another master's). The run_id would miss a master demoted and promoted
+-- again without a restart, so it is read on every call (it can change while the library stays loaded; ~2 us).
+local function replication_id()
+  return string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)')
+end
+
+-- A new history generation: the server time in microseconds, base 36 (so an epoch tells when it began), under
+-- this replication id. The old stream goes; offsets restart at 1.
+local function new_epoch(keys, replid)
+  local epoch = base36(now_us())
+  redis.call('DEL', keys[1])
+  redis.call('HSET', keys[2], 'e', epoch, 'o', 0, 'r', replid)
+  return epoch
+end
+
+-- The channel's epoch for a publish. An epoch created under another replication id may have been rolled back (its
+-- offsets handed out again): it is replaced, as an absent one is created. The position lives meta_ttl ms more.
 local function current_epoch(keys, meta_ttl)
-  local epoch = redis.call('HGET', keys[2], 'e')
-  if not epoch then
-    epoch = new_epoch()
-    redis.call('DEL', keys[1])
-    redis.call('HSET', keys[2], 'e', epoch, 'o', 0)
-  end
+  local replid = replication_id()
+  local meta = redis.call('HMGET', keys[2], 'e', 'r')
+  local epoch = meta[1]
+  if not epoch or meta[2] ~= replid then epoch = new_epoch(keys, replid) end
   redis.call('PEXPIRE', keys[2], meta_ttl)
   return epoch
+end
+
+-- A read stamp, the position of a channel without (trusted) history: 'S' .. time in us, base 36 .. the first
+-- TAG hex digits of the replication id. Nothing is stored for it.
+local TAG = 12
+local function stamp(now, replid)
+  return 'S' .. base36(now) .. string.sub(replid, 1, TAG)
+end
+
+-- Whether a client at 0-<s> missed nothing before the channel's current epoch (begun at 'created' us; nil when
+-- there is none): s was issued under this replication id less than meta_ttl ms ago (an epoch created after it
+-- cannot have expired since), the epoch began at or after it, and the server never evicted a key (an evicted
+-- epoch could have come and gone).
+local function stamp_holds(s, now, replid, meta_ttl, created)
+  if string.len(s) <= 1 + TAG or string.sub(s, 1, 1) ~= 'S' then return false end
+  if string.sub(s, -TAG) ~= string.sub(replid, 1, TAG) then return false end
+  local issued = tonumber(string.sub(s, 2, -TAG - 1), 36)
+  if not issued or issued > now or now - issued >= meta_ttl * 1000 then return false end
+  if created and created < issued then return false end
+  return string.match(redis.call('INFO', 'stats'), 'evicted_keys:(%d+)') == '0'
 end
 
 -- Idempotency (optional): KEYS[3] = herald:i:<channel>:<key> on the channel's slot, ARGV[7] = window ms. A key
@@ -92,14 +131,31 @@ local function herald_publish(keys, args)
 end
 
 -- ARGV: since offset ('' for none), since epoch, limit, meta_ttl_ms.
--- Returns { epoch, last offset, offset1, data1, offset2, data2, ... } (messages only when since is in this epoch).
+-- Returns { epoch, last offset, stamp holds (1 or 0), offset1, data1, offset2, data2, ... }: the messages after
+-- since when it is in this epoch; when it is of another epoch (or a stamp), this epoch's from its start (the caller
+-- tells the client to reload first, unless its stamp holds). A channel without trusted history answers a read
+-- stamp as its epoch, and nothing is written for it.
 local function herald_history(keys, args)
-  local epoch = current_epoch(keys, tonumber(args[4]))
-  local top = tonumber(redis.call('HGET', keys[2], 'o'))
-  local out = { epoch, top }
-  if args[1] ~= '' and args[2] == epoch and tonumber(args[1]) < top then
-    local from = (tonumber(args[1]) + 1) .. '-0'
-    local entries = redis.call('XRANGE', keys[1], from, '+', 'COUNT', tonumber(args[3]))
+  local replid = replication_id()
+  local meta_ttl = tonumber(args[4])
+  local meta = redis.call('HMGET', keys[2], 'e', 'o', 'r')
+  if not meta[1] or meta[3] ~= replid then
+    local now = now_us()
+    local holds = args[1] == '0' and stamp_holds(args[2], now, replid, meta_ttl, nil)
+    return { stamp(now, replid), 0, holds and 1 or 0 }
+  end
+  local epoch, top = meta[1], tonumber(meta[2])
+  redis.call('PEXPIRE', keys[2], meta_ttl)
+  local out = { epoch, top, 0 }
+  if args[1] == '' then return out end
+  local after = 0
+  if args[2] == epoch then
+    after = tonumber(args[1])
+  elseif args[1] == '0' and stamp_holds(args[2], now_us(), replid, meta_ttl, tonumber(epoch, 36)) then
+    out[3] = 1
+  end
+  if after < top then
+    local entries = redis.call('XRANGE', keys[1], (after + 1) .. '-0', '+', 'COUNT', tonumber(args[3]))
     for _, e in ipairs(entries) do
       out[#out + 1] = e[1]
       out[#out + 1] = e[2][2]
@@ -196,17 +252,17 @@ export class RedisHistory {
       String(query.limit),
       String(query.policy.metaTtlMs),
     ]);
-    if (!Array.isArray(reply) || reply.length < 2) throw new HeraldError('internal', 'unexpected herald_history reply');
+    if (!Array.isArray(reply) || reply.length < 3) throw new HeraldError('internal', 'unexpected herald_history reply');
     const epoch = String(reply[0]);
     const position: StreamPosition = { offset: Number(reply[1]), epoch };
     const publications: Publication[] = [];
     const ts = Date.now();
-    for (let i = 2; i + 1 < reply.length; i += 2) {
+    for (let i = 3; i + 1 < reply.length; i += 2) {
       const offset = Number(String(reply[i]).split('-')[0]);
       const p: StreamPosition = { offset, epoch };
       publications.push({ channel, data: String(reply[i + 1]), id: formatMessageId(p), position: p, ts });
     }
-    return { position, publications };
+    return { position, publications, stampHolds: Number(reply[2]) === 1 };
   }
 
   /**

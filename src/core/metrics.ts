@@ -81,7 +81,7 @@ export function createNodeMetrics(registry: MetricsRegistry) {
     published: registry.counter('herald_published_total', 'Messages accepted for publishing, by source.'),
     replayed: registry.counter('herald_publish_replayed_total', 'Publishes answered from their idempotency key, nothing published again, by source.'),
     rejected: registry.counter('herald_rejected_requests_total', 'Requests answered with an error, by code.'),
-    recoveries: registry.counter('herald_recoveries_total', 'Channel history re-reads after a loss, by cause (gap, broker).'),
+    recoveries: registry.counter('herald_recoveries_total', 'Channel history re-reads after a loss, by cause (gap, epoch, broker).'),
     reloads: registry.counter('herald_reloads_total', 'Reload notices sent to clients (messages missed, not replayable), by reason.'),
   };
 }

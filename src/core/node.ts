@@ -2,7 +2,7 @@
  * The node: one Herald process's live state. It owns the hub, every open session, the connection limits and the one
  * ticker that drives heartbeats and credential expiry for all sessions (no per-connection timers).
  */
-import type { Broker } from '../broker/broker.js';
+import { hasHistory, type Broker } from '../broker/broker.js';
 import type { HeraldConfig } from '../config.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
 import type { StreamCodec } from '../protocol/frames.js';
@@ -60,6 +60,17 @@ export class HeraldNode implements SessionOwner {
     metrics.registry.gauge('herald_broker_channels', 'Channels this node subscribes at the broker.', () =>
       broker.subscribedCount(),
     );
+    const usage = hasHistory(broker) ? broker.historyUsage?.bind(broker) : undefined;
+    if (usage) {
+      metrics.registry.gauge('herald_history_bytes', 'Estimated bytes of history kept in this process (bounded by historyMaxBytes).', () => usage().bytes);
+      metrics.registry.gauge('herald_history_channels', 'Channels with a history position kept in this process.', () => usage().channels);
+      metrics.registry.gauge(
+        'herald_history_evictions_total',
+        'Channels whose history was dropped early to stay within historyMaxBytes.',
+        () => usage().evictions,
+        'counter',
+      );
+    }
     metrics.registry.gauge('herald_broker_ready', '1 when the broker can publish and deliver now, else 0.', () =>
       broker.isReady() ? 1 : 0,
     );
@@ -180,8 +191,11 @@ export class HeraldNode implements SessionOwner {
     this.metrics.reloads.inc({ reason });
   }
 
-  /** SessionOwner: a live message on `label` skipped offsets; the session holds its live messages meanwhile. */
-  recoverGap(session: Session, label: string): void {
+  /**
+   * SessionOwner: a live message on `label` skipped offsets, or began a new epoch after its first message; the
+   * session holds its live messages meanwhile.
+   */
+  recoverGap(session: Session, label: string, cause: 'gap' | 'epoch'): void {
     const target = session.targets.find((t) => t.label === label);
     if (!target) return;
     // Messages can flow on a rebuilt broker link before it reports ready: the history read would fail now. The
@@ -190,7 +204,7 @@ export class HeraldNode implements SessionOwner {
     // A poll that holds its answer already (e.g. a replay cut where its queue was full) needs no read: the next poll
     // reads on from the answer's cursor.
     if (session.options.replayInPieces && session.hasUnsent()) return;
-    this.metrics.recoveries.inc({ cause: 'gap' });
+    this.metrics.recoveries.inc({ cause });
     this.recoverOne(session, target, session.positionOf(label), new Map());
   }
 
@@ -209,6 +223,10 @@ export class HeraldNode implements SessionOwner {
     }
     if (!ready) {
       this.brokerLost = true;
+      // Hold every channel from now: messages may flow on a rebuilt link before it reports ready, and none may be
+      // judged against positions (read stamps above all, see Session.deliverLive) from the lost link until the
+      // history is read again.
+      for (const session of this.sessions) for (const target of session.targets) session.beginRecovery(target.label);
       return;
     }
     if (!this.brokerLost) return;

@@ -2,7 +2,7 @@
  * Reading what a client missed: one channel's history after a position, judged for completeness. Shared by every
  * transport (via HeraldNode.openSession and the node's reconnect and gap recovery); the Session applies the outcome.
  */
-import { hasHistory, type Broker, type HistoryPolicy } from '../broker/broker.js';
+import { hasHistory, type Broker, type HistoryPolicy, type Publication } from '../broker/broker.js';
 import type { ReloadReason } from '../protocol/frames.js';
 import type { StreamPosition } from '../protocol/message-id.js';
 import type { RecoveryOutcome } from './session.js';
@@ -23,19 +23,44 @@ export async function readMissed(
     const reason = since ? 'no_history' : unknownReason;
     return reason ? { publications: [], reload: reason } : { publications: [] };
   }
-  const { position, publications } = await broker.history(channel, { since, limit: policy.size, policy });
+  const read = await broker.history(channel, { since, limit: policy.size, policy });
+  const { position, publications } = read;
   if (!since) return unknownReason ? { publications: [], position, reload: unknownReason } : { publications: [], position };
-  if (since.epoch !== position.epoch || since.offset > position.offset) {
-    return { publications: [], position, reload: 'epoch' };
+  if (since.epoch !== position.epoch) {
+    // A read stamp the broker vouches for: nothing was missed before the current epoch, which is read from its start.
+    if (read.stampHolds) return contiguous({ offset: 0, epoch: position.epoch }, position, publications);
+    // Another history generation: whatever followed `since` in the old one cannot be replayed. The client is told
+    // to reload, then gets the new epoch's kept messages (from its start where they are all kept).
+    return reloadThen('epoch', position, publications);
   }
+  if (since.offset > position.offset) return { publications: [], position, reload: 'epoch' };
+  return contiguous(since, position, publications);
+}
+
+/** The messages after `since` (same epoch as `position`) when they run on from it, else a reload. */
+function contiguous(since: StreamPosition, position: StreamPosition, publications: readonly Publication[]): RecoveryOutcome {
   if (since.offset === position.offset) return { publications: [], position };
   const first = publications[0]?.position;
   if (!first || first.epoch !== since.epoch || first.offset !== since.offset + 1) {
     return { publications: [], position, reload: 'expired' };
   }
-  // Contiguous from `since`; if a limit cut the tail, the position is the last one delivered and the live stream's
-  // next offset reveals the rest as a gap to read again.
+  return { publications, position: reached(since, position, publications) };
+}
+
+/** A reload notice, then the current epoch's kept messages: the notice's id is just before the first of them. */
+function reloadThen(reason: ReloadReason, position: StreamPosition, publications: readonly Publication[]): RecoveryOutcome {
+  const first = publications[0]?.position;
+  if (!first || first.epoch !== position.epoch) return { publications: [], position, reload: reason };
+  const reloadAt: StreamPosition = { offset: first.offset - 1, epoch: position.epoch };
+  return { publications, position: reached(reloadAt, position, publications), reload: reason, reloadAt };
+}
+
+/**
+ * Where delivering `publications` (contiguous from `from`) leaves the client: the channel's position when they reach
+ * it; if a limit cut the tail, the last one delivered, and the live stream's next offset reveals the rest as a gap
+ * to read again.
+ */
+function reached(from: StreamPosition, position: StreamPosition, publications: readonly Publication[]): StreamPosition | undefined {
   const last = publications[publications.length - 1]?.position;
-  const complete = publications.length === position.offset - since.offset;
-  return { publications, position: complete ? position : last };
+  return publications.length === position.offset - from.offset ? position : last;
 }

@@ -18,12 +18,13 @@
  * (`beginRecovery`, while already joined to the hub), then the node reads history, and `endRecovery` writes the
  * history, then releases the held live messages whose offsets lie beyond what was delivered. A live message whose
  * offset skips ahead reveals a loss (a broker reconnect) and starts the same recovery; a channel whose epoch changed
- * gets a reload notice. Held messages count against `maxQueueBytes` like everything else.
+ * gets a reload notice and then the new epoch's messages from its start (read from history where the live message
+ * is not its first). Held messages count against `maxQueueBytes` like everything else.
  */
 import type { Publication } from '../broker/broker.js';
 import type { DisconnectReason } from '../errors.js';
 import type { ReloadReason, StreamCodec } from '../protocol/frames.js';
-import { formatMessageId, type StreamPosition } from '../protocol/message-id.js';
+import { formatMessageId, isReadStamp, type StreamPosition } from '../protocol/message-id.js';
 import type { HubMember } from './hub.js';
 
 /** Where a session's bytes go: the transport's adapter over a socket. */
@@ -74,20 +75,25 @@ export interface SessionOwner {
   sessionEnded(session: Session, reason: DisconnectReason | 'client_gone'): void;
   /** The socket closed: the session no longer counts against the connection limits. */
   sessionClosed(session: Session): void;
-  /** A live message revealed a loss on `label`'s channel: read its history (the session already holds live ones). */
-  recoverGap?(session: Session, label: string): void;
+  /**
+   * A live message revealed a loss on `label`'s channel (`gap`: offsets skipped; `epoch`: a new history generation
+   * that began before it): read its history (the session already holds live ones).
+   */
+  recoverGap?(session: Session, label: string, cause: 'gap' | 'epoch'): void;
   /** The client was told to reload a channel (for metrics: each one is a loss the client must repair). */
   reloadSent?(reason: ReloadReason): void;
 }
 
 /** What reading a channel's history gave, as `endRecovery` applies it. */
 export interface RecoveryOutcome {
-  /** Messages to deliver first, oldest first (the ones the client missed). */
+  /** Messages to deliver first (after the reload notice, if any), oldest first: the ones the client missed. */
   readonly publications: readonly Publication[];
   /** The channel's position after them; undefined when unknown. */
   readonly position?: StreamPosition;
   /** Set when the missed messages cannot be replayed: the client is told to reload the channel. */
   readonly reload?: ReloadReason;
+  /** Where the reload puts the client (the notice's id): just before `publications`; `position` when absent. */
+  readonly reloadAt?: StreamPosition;
 }
 
 interface Held {
@@ -203,9 +209,9 @@ export class Session implements HubMember {
   }
 
   /**
-   * Apply a history read: deliver what was missed (or tell the client to reload), then the live messages held
-   * meanwhile, skipping those already delivered. `fresh`: the client had no position (it gets none replayed, and
-   * keeps every live message held since it joined).
+   * Apply a history read: tell the client to reload where it must, deliver what was missed (after the reload: the
+   * new epoch's messages), then the live messages held meanwhile, skipping those already delivered. `fresh`: the
+   * client had no position (it gets none replayed, and keeps every live message held since it joined).
    */
   endRecovery(label: string, outcome: RecoveryOutcome, fresh: boolean): void {
     const cursor = this.cursorOf(label);
@@ -215,29 +221,31 @@ export class Session implements HubMember {
     for (const h of pending) this.heldBytes -= h.frame.length;
     const before = cursor.position;
     let told = false;
-    if (outcome.reload) {
-      cursor.position = outcome.position;
+    const reloadAt = outcome.reloadAt;
+    // Two recoveries overlapped and this read is the older one: the client already stands in the new epoch.
+    const toldBefore = reloadAt && before && before.epoch === reloadAt.epoch && before.offset >= reloadAt.offset;
+    if (outcome.reload && !toldBefore) {
+      cursor.position = reloadAt ?? outcome.position;
       this.owner.reloadSent?.(outcome.reload);
-      this.write(this.codec.encodeReload(label, outcome.reload, idOf(outcome.position), this.cursor()));
+      this.write(this.codec.encodeReload(label, outcome.reload, idOf(cursor.position), this.cursor()));
       told = true;
-    } else {
-      for (const p of outcome.publications) {
-        const at = cursor.position;
-        // Skip what was delivered already (a second recovery of the same channel read overlapping history).
-        if (p.position && at && at.epoch === p.position.epoch && p.position.offset <= at.offset) continue;
-        if (p.position) cursor.position = p.position;
-        this.emitMessage(this.codec.encode(p, label));
-        told = true;
-      }
-      let position = outcome.position;
-      const first = pending[0]?.publication.position;
-      // A fresh client keeps every live message held since it joined, even those the read also saw.
-      if (fresh && position && first && first.epoch === position.epoch && first.offset <= position.offset) {
-        position = { offset: first.offset - 1, epoch: first.epoch };
-      }
-      if (position && (!cursor.position || cursor.position.epoch !== position.epoch || cursor.position.offset < position.offset)) {
-        cursor.position = position;
-      }
+    }
+    for (const p of outcome.publications) {
+      const at = cursor.position;
+      // Skip what was delivered already (a second recovery of the same channel read overlapping history).
+      if (p.position && at && at.epoch === p.position.epoch && p.position.offset <= at.offset) continue;
+      if (p.position) cursor.position = p.position;
+      this.emitMessage(this.codec.encode(p, label));
+      told = true;
+    }
+    let position = outcome.position;
+    const first = pending[0]?.publication.position;
+    // A fresh client keeps every live message held since it joined, even those the read also saw.
+    if (fresh && position && first && first.epoch === position.epoch && first.offset <= position.offset) {
+      position = { offset: first.offset - 1, epoch: first.epoch };
+    }
+    if (position && (!cursor.position || cursor.position.epoch !== position.epoch || cursor.position.offset < position.offset)) {
+      cursor.position = position;
     }
     if (!told && this.announcePositions && cursor.position && (!before || formatMessageId(before) !== formatMessageId(cursor.position))) {
       this.write(this.codec.encodePosition(label, formatMessageId(cursor.position), this.cursor()));
@@ -274,15 +282,29 @@ export class Session implements HubMember {
           // Messages between were lost on the way: hold this one and read them from history.
           cursor.pending = [{ frame, publication }];
           this.heldBytes += frame.length;
-          this.owner.recoverGap(this, label);
+          this.owner.recoverGap(this, label, 'gap');
           return;
         }
       } else if (last) {
-        // A new history generation: whatever followed `last` in the old one cannot be replayed.
-        const before: StreamPosition = { offset: p.offset - 1, epoch: p.epoch };
-        cursor.position = before;
-        this.owner.reloadSent?.('epoch');
-        this.write(this.codec.encodeReload(label, 'epoch', idOf(before), this.cursor()));
+        // A new history generation.
+        if (p.offset === 1 && isReadStamp(last.epoch)) {
+          // The client stood at a read stamp (the channel had no history) and this is the new epoch's first message:
+          // nothing came between (the node holds every channel while its broker link is down, so a stamp here was
+          // read on the link this message came by). No reload.
+        } else if (p.offset > 1 && this.owner.recoverGap) {
+          // The new epoch began before this message: hold it and read the epoch from its start (the client is told
+          // to reload first, unless its read stamp vouches that it missed nothing).
+          cursor.pending = [{ frame, publication }];
+          this.heldBytes += frame.length;
+          this.owner.recoverGap(this, label, 'epoch');
+          return;
+        } else {
+          // Whatever followed `last` in the old generation cannot be replayed.
+          const before: StreamPosition = { offset: p.offset - 1, epoch: p.epoch };
+          cursor.position = before;
+          this.owner.reloadSent?.('epoch');
+          this.write(this.codec.encodeReload(label, 'epoch', idOf(before), this.cursor()));
+        }
       }
       cursor.position = p;
     }

@@ -8,6 +8,11 @@
  *
  * A position is the same text for "after this message"; `0-<epoch>` is the position before the first message.
  *
+ * A channel that has no history has no epoch, and reading it creates none: its position is a read stamp,
+ * `0-S<time><tag>` (`isReadStamp`), which says "nothing was published here when this was read". Only the broker that
+ * issued it can judge it (the time and the tag are the broker's: docs/architecture.md "History and gap-free
+ * resume"). Epochs that brokers create never start with `S`.
+ *
  * A cursor is what a client sends back to resume a whole connection: the positions of its channels in the order the
  * connection lists them, joined by commas. An empty entry means "no position known: live only from now". With one
  * channel the cursor is simply the last message id, which is what SSE's Last-Event-ID holds.
@@ -36,6 +41,11 @@ export function parseMessageId(id: string): StreamPosition | undefined {
   const epoch = id.slice(dash + 1);
   if (!OFFSET.test(offset) || !EPOCH.test(epoch)) return undefined;
   return { offset: Number(offset), epoch };
+}
+
+/** True when `epoch` is a read stamp: the position of a channel without history (see above). */
+export function isReadStamp(epoch: string): boolean {
+  return epoch.charCodeAt(0) === 83; // 'S'
 }
 
 export function samePosition(a: StreamPosition | undefined, b: StreamPosition | undefined): boolean {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import type { HistoryBroker, HistoryPolicy, Publication } from '../../src/broker/broker.js';
-import { parseMessageId } from '../../src/protocol/message-id.js';
+import { isReadStamp, parseMessageId } from '../../src/protocol/message-id.js';
 
 export interface OpenedBroker {
   readonly broker: HistoryBroker;
@@ -74,15 +74,49 @@ export function historyConformance(name: string, open: () => Promise<OpenedBroke
     assert.deepEqual(limited.publications.map((p) => p.data), ['m0', 'm1']);
   });
 
-  withBroker('reading a channel never published gives position 0 of an epoch the next publish keeps', async (b) => {
+  withBroker('reading a channel never published creates nothing: a read stamp, from which the next publish resumes', async (b) => {
     const c = channelName();
     const r = await b.broker.history(c, { limit: 10, policy: POLICY });
     assert.equal(r.position.offset, 0);
+    assert.ok(isReadStamp(r.position.epoch), `a read stamp: ${r.position.epoch}`);
     assert.deepEqual(r.publications, []);
+    const still = await b.broker.history(c, { since: r.position, limit: 10, policy: POLICY });
+    assert.equal(still.stampHolds, true, 'nothing published since the stamp');
+    assert.ok(isReadStamp(still.position.epoch));
     const { id } = await b.broker.publish(c, 'first', { history: POLICY });
-    assert.deepEqual(parseMessageId(id!), { offset: 1, epoch: r.position.epoch });
+    const first = parseMessageId(id!)!;
+    assert.equal(first.offset, 1);
+    assert.ok(!isReadStamp(first.epoch), 'a real epoch');
     const after = await b.broker.history(c, { since: r.position, limit: 10, policy: POLICY });
-    assert.deepEqual(after.publications.map((p) => p.data), ['first']);
+    assert.equal(after.stampHolds, true, 'the epoch began after the stamp: nothing was missed');
+    assert.deepEqual(after.position, first);
+    assert.deepEqual(after.publications.map((p) => [p.data, p.id]), [['first', id]]);
+  });
+
+  withBroker('a read stamp does not hold once older than the position TTL, from elsewhere, or older than the epoch', async (b) => {
+    const policy = { size: 10, ttlMs: 100, metaTtlMs: 300 };
+    const c = channelName();
+    const old = (await b.broker.history(c, { limit: 10, policy })).position;
+    await sleep(400);
+    await b.broker.publish(c, 'late', { history: policy });
+    const late = await b.broker.history(c, { since: old, limit: 10, policy });
+    assert.equal(late.stampHolds, false, 'an epoch could have come and gone since the stamp');
+    assert.deepEqual(late.publications.map((p) => p.data), ['late'], 'the current epoch from its start');
+
+    const d = channelName();
+    const stamp = (await b.broker.history(d, { limit: 10, policy: POLICY })).position;
+    const tail = stamp.epoch.slice(-1);
+    const forged = { offset: 0, epoch: stamp.epoch.slice(0, -1) + (tail === '0' ? '1' : '0') };
+    assert.equal((await b.broker.history(d, { since: forged, limit: 10, policy: POLICY })).stampHolds, false, 'another tag');
+    assert.equal((await b.broker.history(d, { since: { offset: 3, epoch: stamp.epoch }, limit: 10, policy: POLICY })).stampHolds, false);
+
+    // A channel whose epoch began before the stamp was issued (a stamp given for another channel).
+    const e = channelName();
+    await b.broker.publish(e, 'before', { history: POLICY });
+    await sleep(5);
+    const later = (await b.broker.history(channelName(), { limit: 10, policy: POLICY })).position;
+    const mixed = await b.broker.history(e, { since: later, limit: 10, policy: POLICY });
+    assert.equal(mixed.stampHolds, false);
   });
 
   withBroker('history keeps the last `size` messages', async (b) => {
@@ -110,12 +144,14 @@ export function historyConformance(name: string, open: () => Promise<OpenedBroke
     assert.notEqual(next.epoch, first.epoch, 'a new generation');
   });
 
-  withBroker('a position of another epoch gets no messages, only the current position', async (b) => {
+  withBroker("a position of another epoch gets the current epoch's messages from its start, and no stamp", async (b) => {
     const c = channelName();
     await b.broker.publish(c, 'x', { history: POLICY });
-    const r = await b.broker.history(c, { since: { offset: 0, epoch: 'otherepoch' }, limit: 10, policy: POLICY });
-    assert.deepEqual(r.publications, []);
-    assert.equal(r.position.offset, 1);
+    await b.broker.publish(c, 'y', { history: POLICY });
+    const r = await b.broker.history(c, { since: { offset: 5, epoch: 'otherepoch' }, limit: 10, policy: POLICY });
+    assert.deepEqual(r.publications.map((p) => [p.data, p.position?.offset]), [['x', 1], ['y', 2]]);
+    assert.equal(r.position.offset, 2);
+    assert.notEqual(r.stampHolds, true);
   });
 
   withBroker('publishing without a history policy gives no id and keeps nothing', async (b) => {
