@@ -66,6 +66,8 @@ function httpClient(url: string, parse: (lines: string[]) => { messages: [string
   return new Promise((resolve, reject) => {
     const req = http.get(url, { agent: false }, (res) => {
       assert.equal(res.statusCode, 200);
+      // The server closes a stream's socket when it ends: no client pool may reuse it.
+      assert.equal(res.headers.connection, 'close');
       let body = '';
       let resumedAt = 0;
       let bytesAfterResume = 0;

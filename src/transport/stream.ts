@@ -101,7 +101,9 @@ function responseHead(codec: StreamCodec, chunked: boolean, extra: Record<string
     'X-Accel-Buffering: no\r\n' +
     'X-Content-Type-Options: nosniff\r\n' +
     `Date: ${new Date().toUTCString()}\r\n`;
-  head += chunked ? 'Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n' : 'Connection: close\r\n';
+  // Connection: close even when chunked: a stream's socket is closed when it ends (after its last words), so a
+  // client's connection pool must not take it back for another request (it would race the server's FIN).
+  head += chunked ? 'Transfer-Encoding: chunked\r\nConnection: close\r\n' : 'Connection: close\r\n';
   for (const [k, v] of Object.entries(extra)) head += `${k}: ${v}\r\n`;
   return head + '\r\n';
 }
