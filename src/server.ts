@@ -87,7 +87,7 @@ export class HeraldServer {
     });
     metrics.registry.gauge(
       'herald_token_verifications_total',
-      'Token signature checks run (verified tokens are cached per token string).',
+      'Token signature checks run (verified tokens are cached by their SHA-256).',
       () => auth.tokens?.verifications ?? 0,
       'counter',
     );

@@ -77,8 +77,14 @@ export class WebSocketTransport {
   readonly handleUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
     socket.on('error', noop);
     this.upgrade(req, socket, head).catch((err: unknown) => {
-      const e = refuseUpgrade(socket, err);
-      this.ctx.onRefused(e.code);
+      try {
+        const e = refuseUpgrade(socket, err);
+        this.ctx.onRefused(e.code);
+      } catch (refuseErr) {
+        // Answering the refusal failed: this socket alone goes, and the fault is counted.
+        reportFault('internal', 'ws_upgrade', refuseErr);
+        socket.destroy();
+      }
     });
   };
 
