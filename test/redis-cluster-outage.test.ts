@@ -268,48 +268,57 @@ function getStatus(url: string): Promise<number> {
   });
 }
 
-test('SIGTERM while a master is frozen and its reconnect attempts hang mid-connect: the process exits within 2 s, every Redis socket closed', async (t: TestContext) => {
-  const child = await startHerald(
-    ['--dev', '--port', '0', '--broker', cluster.url, '--redis-timeout-ms', '3000', '--redis-probe-interval-ms', '200'],
-    cleanEnv(),
-  );
-  const victim = cluster.nodes[2] as RedisProcess;
-  const survivors = cluster.nodes.filter((n) => n !== victim);
-  const streams: LineStream[] = [];
-  try {
-    for (let i = 0; i < 50 && (await getStatus(`${child.url}/readyz`)) !== 200; i++) await sleep(100);
-    assert.equal(await getStatus(`${child.url}/readyz`), 200, 'child ready');
-    for (const c of [...channelsByMaster(cluster, 1, 'term').values()].flat()) {
-      streams.push(await openStream(`${child.url}/sub?channel=${c}`));
+for (const outage of ['killed', 'frozen'] as const) {
+  test(`SIGTERM while a master is ${outage} and its shard keeps retrying: the process exits within 2 s, every Redis socket closed`, async (t: TestContext) => {
+    // Killed: every attempt is refused at once, one after the other with backoff (the case that used to pile up
+    // sockets). Frozen (SIGSTOP): the kernel still completes the TCP handshake, so an attempt hangs mid-connect,
+    // waiting for an answer to its first command, up to the 3 s timeout: SIGTERM lands in the middle of one.
+    const child = await startHerald(
+      ['--dev', '--port', '0', '--broker', cluster.url, '--redis-timeout-ms', outage === 'killed' ? '1000' : '3000', '--redis-probe-interval-ms', '200'],
+      cleanEnv(),
+    );
+    const victim = cluster.nodes[2] as RedisProcess;
+    const survivors = cluster.nodes.filter((n) => n !== victim);
+    const streams: LineStream[] = [];
+    try {
+      for (let i = 0; i < 50 && (await getStatus(`${child.url}/readyz`)) !== 200; i++) await sleep(100);
+      assert.equal(await getStatus(`${child.url}/readyz`), 200, 'child ready');
+      for (const c of [...channelsByMaster(cluster, 1, 'term').values()].flat()) {
+        streams.push(await openStream(`${child.url}/sub?channel=${c}`));
+      }
+      for (const m of cluster.nodes) assert.equal(countClients(m, 'herald-'), 2, `2 connections on :${m.port}`);
+
+      if (outage === 'killed') await victim.kill();
+      else victim.freeze();
+      // The loss is seen at once (killed) or by the probe within 3.2 s (frozen); then the shard's attempts run.
+      const deadline = Date.now() + 10_000;
+      while (!/redis (broker )?connection lost/.test(child.stderr()) && Date.now() < deadline) await sleep(50);
+      assert.match(child.stderr(), /redis (broker )?connection lost/);
+      await sleep(outage === 'killed' ? 5000 : 1200);
+      const before = survivors.map((m) => countClients(m, 'herald-'));
+      for (const n of before) assert.ok(n <= 2, `${n} connections on a surviving master during the outage`);
+
+      const t0 = Date.now();
+      child.proc.kill('SIGTERM');
+      const done = await Promise.race([child.exited, sleep(5000).then(() => undefined)]);
+      const exitMs = Date.now() - t0;
+      assert.ok(done, `still running ${exitMs} ms after SIGTERM`);
+      assert.equal(done.code, 0, done.stderr);
+      assert.ok(exitMs < 2000, `exited ${exitMs} ms after SIGTERM`);
+      await eventually(() => survivors.every((m) => countClients(m, 'herald-') === 0), 2000, 'no connection left on the masters');
+      t.diagnostic(
+        `SIGTERM with a ${outage} master, its shard retrying: exit in ${exitMs} ms (code 0); ` +
+          `connections per surviving master before ${before.join('/')}, after 0`,
+      );
+    } finally {
+      for (const s of streams) s.close();
+      child.proc.kill('SIGKILL');
+      if (outage === 'killed') await victim.restart();
+      else victim.thaw();
+      await eventually(() => cluster.nodes.every((n) => /cluster_state:ok/.test(n.cli('CLUSTER', 'INFO'))), 10_000, 'cluster ok again');
     }
-    for (const m of cluster.nodes) assert.equal(countClients(m, 'herald-'), 2, `2 connections on :${m.port}`);
-
-    victim.freeze();
-    // The probe finds the frozen master (within 3.2 s); the attempts that follow connect at TCP level (the kernel
-    // still accepts) and then wait for an answer that never comes, up to the 3 s timeout each.
-    const deadline = Date.now() + 10_000;
-    while (!/redis connection lost/.test(child.stderr()) && Date.now() < deadline) await sleep(50);
-    assert.match(child.stderr(), /redis connection lost/);
-    await sleep(1200);
-    const before = survivors.map((m) => countClients(m, 'herald-'));
-    for (const n of before) assert.ok(n <= 2, `${n} connections on a surviving master during the outage`);
-
-    const t0 = Date.now();
-    child.proc.kill('SIGTERM');
-    const done = await Promise.race([child.exited, sleep(5000).then(() => undefined)]);
-    const exitMs = Date.now() - t0;
-    assert.ok(done, `still running ${exitMs} ms after SIGTERM`);
-    assert.equal(done.code, 0, done.stderr);
-    assert.ok(exitMs < 2000, `exited ${exitMs} ms after SIGTERM`);
-    await eventually(() => survivors.every((m) => countClients(m, 'herald-') === 0), 2000, 'no connection left on the masters');
-    t.diagnostic(`SIGTERM during a frozen master's reconnect attempts: exit in ${exitMs} ms (code 0); connections per surviving master before ${before.join('/')}, after 0`);
-  } finally {
-    for (const s of streams) s.close();
-    victim.thaw();
-    child.proc.kill('SIGKILL');
-    await eventually(() => /cluster_state:ok/.test(victim.cli('CLUSTER', 'INFO')), 10_000, 'frozen master back');
-  }
-});
+  });
+}
 
 test('failover: a master is killed and its replica takes over; the other shards never stop publishing or delivering', async (t: TestContext) => {
   const fo = await startRedisCluster(3, 1, PARTIAL_COVERAGE);
