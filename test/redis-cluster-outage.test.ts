@@ -68,6 +68,9 @@ class Traffic {
   /** Per channel: publishes answered other than 200, and the slowest such answer. */
   readonly refused = new Map<string, number>();
   slowestRefusalMs = 0;
+  /** The first refusals, with their answers (for a failing assertion's message). */
+  readonly reasons: string[] = [];
+  private startedAt = 0;
   /** Per channel: when a publish last failed, and when one first succeeded after that. */
   readonly lastFailure = new Map<string, number>();
   readonly firstSuccessAfterFailure = new Map<string, number>();
@@ -91,6 +94,7 @@ class Traffic {
 
   start(): void {
     this.running = true;
+    this.startedAt = Date.now();
     this.loop = (async () => {
       for (let i = 0; this.running; i++) {
         const channel = this.channels[i % this.channels.length] as string;
@@ -106,6 +110,7 @@ class Traffic {
           }
         } else {
           this.refused.set(channel, (this.refused.get(channel) ?? 0) + 1);
+          if (this.reasons.length < 5) this.reasons.push(`${channel} +${now - this.startedAt} ms: ${res.status} ${JSON.stringify(res.body)}`);
           this.slowestRefusalMs = Math.max(this.slowestRefusalMs, now - t0);
           this.lastFailure.set(channel, now);
           this.firstSuccessAfterFailure.delete(channel);
@@ -188,7 +193,7 @@ function nameOf(node: TestServer): string {
 }
 
 test(`one master down for ${OUTAGE_S} s: at most 2 connections per surviving master every second, the other shards publish and deliver, back to 2 per master`, async (t: TestContext) => {
-  const node = await startNodeOnRedis(cluster.url, { historySize: 100, redisTimeoutMs: 1000, redisProbeIntervalMs: 250 });
+  const node = await startNodeOnRedis(cluster.url, { historySize: 100, redisTimeoutMs: 2000, redisProbeIntervalMs: 250 });
   const byMaster = channelsByMaster(cluster, 2, 'down');
   const traffic = new Traffic(node.url, [...byMaster.values()].flat());
   try {
@@ -235,13 +240,13 @@ test(`one master down for ${OUTAGE_S} s: at most 2 connections per surviving mas
 
     // Healthy shards: every publish acknowledged, every message delivered exactly once, no reload.
     for (const c of traffic.channels) {
-      if (!dead.has(c)) assert.equal(traffic.refused.get(c) ?? 0, 0, `publishes to ${c} (a healthy shard) refused`);
+      if (!dead.has(c)) assert.equal(traffic.refused.get(c) ?? 0, 0, `publishes to ${c} (a healthy shard) refused: ${traffic.reasons.join('; ')}`);
     }
     const { exact, reloaded, reloadsOnChannels } = traffic.account();
     for (const c of reloadsOnChannels) assert.ok(dead.has(c), `reload on ${c}, a healthy shard's channel`);
     const deadRefused = [...dead].reduce((n, c) => n + (traffic.refused.get(c) ?? 0), 0);
     assert.ok(deadRefused > 0, "the dead shard's channels answered 503");
-    assert.ok(traffic.slowestRefusalMs < 1500, `a refused publish took ${traffic.slowestRefusalMs} ms`);
+    assert.ok(traffic.slowestRefusalMs < 2000, `a refused publish took ${traffic.slowestRefusalMs} ms`);
     const peak = Math.max(...perSecond.flat());
     t.diagnostic(
       `outage ${OUTAGE_S} s: peak ${peak} connections per surviving master (per second: ${perSecond.map((c) => c.join('/')).join(' ')}); ` +
@@ -323,7 +328,7 @@ for (const outage of ['killed', 'frozen'] as const) {
 test('failover: a master is killed and its replica takes over; the other shards never stop publishing or delivering', async (t: TestContext) => {
   const fo = await startRedisCluster(3, 1, PARTIAL_COVERAGE);
   try {
-    const node = await startNodeOnRedis(fo.url, { historySize: 100, redisTimeoutMs: 1000, redisProbeIntervalMs: 250 });
+    const node = await startNodeOnRedis(fo.url, { historySize: 100, redisTimeoutMs: 2000, redisProbeIntervalMs: 250 });
     const byMaster = channelsByMaster(fo, 2, 'fo');
     const traffic = new Traffic(node.url, [...byMaster.values()].flat());
     try {
@@ -356,7 +361,7 @@ test('failover: a master is killed and its replica takes over; the other shards 
       await eventually(() => traffic.settled(), 10_000, 'every acknowledged message delivered or reloaded');
 
       for (const c of traffic.channels) {
-        if (!dead.has(c)) assert.equal(traffic.refused.get(c) ?? 0, 0, `publishes to ${c} (a healthy shard) refused`);
+        if (!dead.has(c)) assert.equal(traffic.refused.get(c) ?? 0, 0, `publishes to ${c} (a healthy shard) refused: ${traffic.reasons.join('; ')}`);
       }
       const pauses = [...dead].map((c) => (traffic.firstSuccessAfterFailure.get(c) ?? Date.now()) - killedAt);
       const { exact, reloaded, reloadsOnChannels } = traffic.account();
