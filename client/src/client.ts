@@ -2,12 +2,15 @@
  * HeraldClient: one logical subscription that survives its connections. It opens the first transport that works
  * (WebSocket, then SSE, then long-polling by default), reconnects with full-jitter backoff when a connection drops,
  * and resumes every time from the last id it delivered, so the application sees each message once and in order.
+ * While it waits out a backoff delay it watches the server's readiness (probe.ts) and restarts the backoff as soon as
+ * an outage is over, so a long outage does not leave it asleep for the backoff's cap after the server is back.
  */
 import { fullJitterDelay } from './backoff.js';
 import { SeenIds } from './dedupe.js';
 import { Emitter } from './emitter.js';
 import { normalizeBaseUrl, resolveOptions, type ResolvedOptions } from './options.js';
 import { resolvePlatform, type ResolvedPlatform } from './platform.js';
+import { ReadyProbe } from './probe.js';
 import { tokenChannels, tokenExpiry, TOKEN_REFRESH_MARGIN_MS } from './token.js';
 import { pollTransport } from './transports/poll.js';
 import { sseTransport } from './transports/sse.js';
@@ -35,6 +38,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   /** Channel label → last delivered id: where the next connection resumes. */
   private readonly since: Map<string, string>;
   private readonly seen: SeenIds;
+  private readonly probe: ReadyProbe;
   private connection: TransportConnection | undefined;
   private connectedTransport: TransportName | undefined;
   private retryTimer: unknown;
@@ -62,6 +66,9 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.token = this.options.token;
     this.since = new Map(this.options.since);
     this.seen = new SeenIds(this.options.dedupeWindow);
+    this.probe = new ReadyProbe(`${this.baseUrl}/readyz`, this.options.readyProbeIntervalMs, this.platform, () =>
+      this.serverReady(),
+    );
   }
 
   get state(): ClientState {
@@ -97,6 +104,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private stop(reason: string, code: number | undefined): void {
     this.generation++;
     this.clearTimers();
+    this.probe.stop();
     this.connection?.close();
     this.connection = undefined;
     if (this.currentState === 'disconnected') return;
@@ -210,6 +218,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
           this.clearTimers();
           const resumed = this.since.size > 0;
           this.attempt = 0;
+          this.probe.reset();
           this.preferred = index;
           this.connectedTransport = transport.name;
           this.setState('connected');
@@ -226,8 +235,12 @@ export class HeraldClient extends Emitter<ClientEvents> {
         missed: (channels, reason, id) => {
           if (!live()) return;
           // The gap cannot be filled: continue from the position the server gives (or from "now"), not ask again.
+          // What follows is new whatever its id (after a Redis rollback the same ids are handed out again), so the
+          // remembered ids go too: the server may deliver the new history right after this notice.
           const all = channels.length === 0 ? [...this.since.keys()] : channels;
+          if (channels.length === 0) this.seen.clear();
           for (const c of all) {
+            this.seen.forget(c);
             if (id !== undefined) this.since.set(c, id);
             else this.since.delete(c);
           }
@@ -305,8 +318,24 @@ export class HeraldClient extends Emitter<ClientEvents> {
     const generation = this.generation;
     this.retryTimer = this.platform.clock.setTimeout(() => {
       this.retryTimer = undefined;
+      this.probe.stop();
       void this.tryTransport(generation);
     }, delayMs);
+    // After a failed round the server may be down for a while: watch for its return during the wait.
+    if (attempt > 0) this.probe.start();
+  }
+
+  /**
+   * The probe saw the outage end while the client waits: restart the backoff. The retry still waits a full-jitter
+   * delay of the first attempt, so the clients of one outage do not all arrive in the same instant.
+   */
+  private serverReady(): void {
+    if (this.currentState !== 'connecting' || this.retryTimer === undefined) return;
+    this.platform.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.attempt = 0;
+    this.beginRound();
+    this.schedule(0, 'server ready');
   }
 }
 

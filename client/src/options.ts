@@ -13,6 +13,7 @@ export interface ResolvedOptions {
   readonly connectTimeoutMs: number;
   readonly pollAbortMs: number;
   readonly pingIntervalMs: number;
+  readonly readyProbeIntervalMs: number;
   readonly dedupeWindow: number;
   readonly withCredentials: boolean;
 }
@@ -32,6 +33,7 @@ export function resolveOptions(o: ClientOptions): ResolvedOptions {
     connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
     pollAbortMs: o.pollAbortMs ?? 35_000,
     pingIntervalMs: o.pingIntervalMs ?? 25_000,
+    readyProbeIntervalMs: o.readyProbeIntervalMs ?? 1000,
     dedupeWindow: o.dedupeWindow ?? 1000,
     withCredentials: o.withCredentials ?? false,
   };
@@ -47,6 +49,7 @@ export function resolveOptions(o: ClientOptions): ResolvedOptions {
   }
   if (!(r.connectTimeoutMs > 0)) throw new TypeError('HeraldClient: connectTimeoutMs must be positive');
   if (!(r.pingIntervalMs >= 0)) throw new TypeError('HeraldClient: pingIntervalMs must be 0 or more');
+  if (!(r.readyProbeIntervalMs >= 0)) throw new TypeError('HeraldClient: readyProbeIntervalMs must be 0 or more');
   if (!(r.pollAbortMs > 0)) throw new TypeError('HeraldClient: pollAbortMs must be positive');
   return r;
 }

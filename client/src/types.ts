@@ -180,7 +180,18 @@ export interface ClientOptions {
    * last, the connection counts as dead and the client reconnects. 0 turns it off. @default 25000
    */
   pingIntervalMs?: number;
-  /** Ids remembered per channel to drop duplicates (a safety net: resume itself sends none). @default 1000 */
+  /**
+   * While waiting to reconnect after a failed attempt, ask `GET /readyz` about this often (jittered: each wait in
+   * [0.5, 1.5) x this, one request at a time). When the server was unreachable or not ready (503) and then answers
+   * 200, the backoff starts again from its first step, so the client is back within about a second of an outage's
+   * end instead of sleeping out a delay that grew to `maxReconnectDelayMs`. 0 turns it off. Cross-origin, the server's
+   * `allowedOrigins` must admit the page's origin for the browser to show the answer. @default 1000
+   */
+  readyProbeIntervalMs?: number;
+  /**
+   * Ids remembered per channel to drop duplicates (a safety net: resume itself sends none). Compared within one epoch
+   * only, and forgotten on a `missed` event. @default 1000
+   */
   dedupeWindow?: number;
   /** Send cookies cross-origin (EventSource `withCredentials`, fetch `credentials: "include"`). @default false */
   withCredentials?: boolean;

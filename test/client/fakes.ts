@@ -43,7 +43,8 @@ export class FakeClock implements Clock {
   }
 }
 
-export type Mode = 'accept' | 'refuse' | 'hang';
+/** How requests are met: served, refused with `refuseStatus`, left unanswered, or cut at once (a dead server). */
+export type Mode = 'accept' | 'refuse' | 'hang' | 'drop';
 
 export interface SeenRequest {
   readonly path: string;
@@ -59,6 +60,8 @@ export class ScriptedServer {
   mode: Mode = 'accept';
   /** Status of a refused request. */
   refuseStatus = 503;
+  /** How `GET /readyz` is answered: a status, left unanswered, cut; undefined: as `mode` says. */
+  readyz: number | 'hang' | 'drop' | undefined;
   readonly requests: SeenRequest[] = [];
   private readonly streams = new Set<http.ServerResponse>();
   /** Long-polls waiting for an answer, oldest first. */
@@ -87,6 +90,7 @@ export class ScriptedServer {
       const url = new URL(req.url ?? '/', 'http://x');
       this.requests.push({ path: url.pathname, query: url.searchParams, headers: req.headers });
       if (!this.ws.enabled || this.mode !== 'accept') {
+        // 'refuse' and 'hang' alike: the handshake fails (a WebSocket cannot see an HTTP status anyway).
         socket.destroy();
         return;
       }
@@ -140,7 +144,17 @@ export class ScriptedServer {
     const url = new URL(req.url ?? '/', 'http://x');
     this.requests.push({ path: url.pathname, query: url.searchParams, headers: req.headers });
     for (const w of this.waiters.splice(0)) w();
-    if (this.mode === 'hang') return;
+    const how = url.pathname === '/readyz' && this.readyz !== undefined ? this.readyz : this.mode;
+    if (how === 'hang') return;
+    if (how === 'drop') {
+      req.socket.destroy();
+      return;
+    }
+    if (typeof how === 'number') {
+      res.writeHead(how, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ status: how === 200 ? 'ready' : 'not ready' }));
+      return;
+    }
     if (this.mode === 'accept' && url.pathname === '/poll') {
       this.polls.push(res);
       res.once('close', () => {
