@@ -19,7 +19,7 @@ import { HeraldNode } from './core/node.js';
 import { ClientAddress } from './http/client-address.js';
 import { checkDevHost } from './http/dev-guard.js';
 import { metricsGate, serveHealth, serveMetrics, serveReady } from './http/health.js';
-import { withPreflight } from './http/cors.js';
+import { withCors, withPreflight } from './http/cors.js';
 import { PublishApi } from './http/publish.js';
 import { Router } from './http/router.js';
 import { httpStreamTransport } from './transport/http-stream.js';
@@ -142,8 +142,8 @@ export class HeraldServer {
       .add('/ws', () => {
         throw new HeraldError('bad_request', 'GET /ws is a WebSocket endpoint: send an Upgrade request');
       })
-      .add('/healthz', (req, res) => serveHealth(req, res))
-      .add('/readyz', (req, res) => serveReady(this.node, req, res))
+      .add('/healthz', withCors((req, res) => serveHealth(req, res), config.allowedOrigins))
+      .add('/readyz', withCors((req, res) => serveReady(this.node, req, res), config.allowedOrigins))
       .add('/metrics', (req, res) => serveMetrics(this.node, req, res, metricsAllowed));
 
     const requestTimeoutMs = Math.max(config.headersTimeoutMs, 30_000);

@@ -137,3 +137,18 @@ test('while draining: /readyz is 503 and a new stream is 503, on requests alread
   stream.destroy();
   await closed;
 });
+
+test('the health routes let allowed origins read them (the SDK probes /readyz from the page)', async () => {
+  const allowed = await startServer({ allowedOrigins: ['https://app.example'] });
+  try {
+    for (const path of ['/healthz', '/readyz']) {
+      const ok = await fetch(allowed.url + path, { headers: { Origin: 'https://app.example' } });
+      assert.equal(ok.status, 200, path);
+      assert.equal(ok.headers.get('access-control-allow-origin'), 'https://app.example', path);
+      const other = await fetch(allowed.url + path, { headers: { Origin: 'https://evil.example' } });
+      assert.equal(other.headers.get('access-control-allow-origin'), null, path);
+    }
+  } finally {
+    await allowed.close();
+  }
+});

@@ -14,6 +14,17 @@ export function withPreflight(handler: RouteHandler, allowedOrigins: readonly st
   return (req, res, query) => (req.method === 'OPTIONS' ? answerPreflight(req, res, allowedOrigins) : handler(req, res, query));
 }
 
+/**
+ * Wrap a simple GET route (a health check) so that allowed origins may read its answer: the SDK's readiness probe
+ * asks `/readyz` from the page's origin (client/src/probe.ts). No preflight is needed for a plain GET.
+ */
+export function withCors(handler: RouteHandler, allowedOrigins: readonly string[]): RouteHandler {
+  return (req, res, query) => {
+    for (const [name, value] of Object.entries(corsHeaders(req.headers.origin, allowedOrigins))) res.setHeader(name, value);
+    return handler(req, res, query);
+  };
+}
+
 export function answerPreflight(req: IncomingMessage, res: ServerResponse, allowedOrigins: readonly string[]): void {
   const cors = corsHeaders(req.headers.origin, allowedOrigins);
   const headers: Record<string, string> = { ...cors, 'Content-Length': '0', Allow: 'GET, OPTIONS' };
