@@ -50,6 +50,13 @@ export class HeraldClient extends Emitter<ClientEvents> {
   /** Index being tried, and how many transports this round has tried. */
   private current = 0;
   private tried = 0;
+  /**
+   * What this round's failures said of the server: 'unreachable' (no answer), 'not_ready' (503), or nothing when
+   * they say no outage (say a 429). Told to the probe when the round fails, unless the probe itself started it.
+   */
+  private roundOutage: 'unreachable' | 'not_ready' | undefined;
+  /** This round was started by the probe's "ready": its failure is no new evidence of an outage. */
+  private roundFromProbe = false;
   /** Bumped by connect() and disconnect(): late callbacks of an older run see a different number and do nothing. */
   private generation = 0;
 
@@ -218,6 +225,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
           this.clearTimers();
           const resumed = this.since.size > 0;
           this.attempt = 0;
+          this.roundOutage = undefined;
+          this.roundFromProbe = false;
           this.probe.reset();
           this.preferred = index;
           this.connectedTransport = transport.name;
@@ -299,6 +308,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
       return;
     }
     if (error) this.emit('error', { type: 'transport', transport: transport.name, error });
+    this.roundOutage ??= outageOf(status);
     this.next();
     if (this.tried < this.transports.length) void this.tryTransport(this.generation);
     else this.roundFailed(error?.message ?? 'connection failed');
@@ -306,6 +316,9 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   /** Every transport failed this round: wait a growing, jittered delay, then start a new round. */
   private roundFailed(reason: string): void {
+    if (this.roundOutage && !this.roundFromProbe) this.probe.noteOutage(this.roundOutage);
+    this.roundOutage = undefined;
+    this.roundFromProbe = false;
     this.attempt++;
     this.beginRound();
     this.schedule(this.attempt, reason);
@@ -334,9 +347,19 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.platform.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.attempt = 0;
+    this.roundFromProbe = true;
     this.beginRound();
     this.schedule(0, 'server ready');
   }
+}
+
+/**
+ * What a failed attempt says of the server: no HTTP status (refused, reset, timed out, a WebSocket or EventSource
+ * that cannot tell) reads as unreachable, 502-504 as up but not ready; any other status is no outage.
+ */
+function outageOf(status: number | undefined): 'unreachable' | 'not_ready' | undefined {
+  if (status === undefined) return 'unreachable';
+  return status >= 502 && status <= 504 ? 'not_ready' : undefined;
 }
 
 function asError(err: unknown): Error {

@@ -6,9 +6,10 @@
  * What an answer means:
  * - no answer (refused, reset, timed out): the server is unreachable;
  * - 503: the server is up but cannot serve (its broker is down, or it drains): keep watching readiness;
- * - 200: ready. When an earlier probe saw the server unreachable or not ready, the outage is over: `onReady` fires
- *   once, and the client restarts its backoff. A 200 with no outage seen says nothing (the failure had another cause,
- *   say a 429): the backoff goes on, and the probe stops for this wait.
+ * - 200: ready. When an earlier probe, or the client's own failed attempt (no answer, or 502-504), saw the server
+ *   unreachable or not ready, the outage is over: `onReady` fires once, and the client restarts its backoff. A 200
+ *   with no outage seen says nothing (the failure had another cause, say a 429, or the retry the probe started
+ *   failed too): the backoff goes on, and the probe stops for this wait.
  * - anything else (a proxy without `/readyz`, an old server): readiness cannot be read here; after an unreachable
  *   spell any answer means "reachable again" and fires `onReady`; the probe stops for this wait.
  *
@@ -22,7 +23,9 @@ export type ProbeAnswer = 'ready' | 'not_ready' | 'unreachable' | 'other';
 
 /** A probe with no answer after this long counts as unreachable (and frees its socket). */
 export function probeTimeoutMs(intervalMs: number): number {
-  return Math.max(2 * intervalMs, 2000);
+  // Short: a probe lost in a reconnect storm (a dropped SYN is sent again only after 1 s) should give way to the
+  // next one rather than hide the server's return.
+  return Math.max(intervalMs, 1000);
 }
 
 export class ReadyProbe {
@@ -63,6 +66,11 @@ export class ReadyProbe {
     this.timer = undefined;
     this.abort?.();
     this.abort = undefined;
+  }
+
+  /** The client's own attempt saw the server down: the next 200 means the outage is over. */
+  noteOutage(kind: 'unreachable' | 'not_ready'): void {
+    this.outage ??= kind;
   }
 
   /** Forget the outage seen (after a successful connection, or once it fired). */

@@ -45,11 +45,6 @@ function start(options: Partial<ClientOptions> = {}): HeraldClient {
 const probes = (): number => server.requests.filter((r) => r.path === '/readyz').length;
 const data = (): string[] => log.message.map((m) => m.data);
 
-/** Let real network events (a probe's answer) land: wait until the client has armed `n` timers. */
-async function settled(n: number, what: string): Promise<void> {
-  await until(() => clock.pending().length === n, what);
-}
-
 test('a reload forgets the seen ids: messages handed out again under old ids after a rollback are delivered', async () => {
   const c = start();
   await until(() => c.state === 'connected', 'connected');
@@ -119,49 +114,53 @@ async function failUntilWaiting(delayMs: number): Promise<void> {
   throw new Error(`the wait never reached ${delayMs} ms`);
 }
 
+const pendingIs = (want: number[]): (() => boolean) => () => JSON.stringify(clock.pending()) === JSON.stringify(want);
+
+// The probe runs at an interval of 800 ms here: with the fixed random the first probe comes 400 ms into a wait, the
+// next ones 800 ms after an answer, and a probe without an answer is abandoned after max(800, 1000) = 1000 ms.
+const PROBE = { readyProbeIntervalMs: 800 };
+
 test('server up, broker down: the probe watches /readyz through the 503s and restarts the backoff at the first 200', async () => {
   server.mode = 'refuse'; // /sse and /readyz answer 503, as a node without its Redis does
-  const c = start();
+  const c = start(PROBE);
   await failUntilWaiting(6400); // attempt 7: the wait has grown to 6.4 s
   assert.equal(log.connecting.at(-1)?.attempt, 7);
   const waitsBefore = log.connecting.length;
   const probesBefore = probes();
 
-  // Probes at 500 ms into the wait, then every 1000 ms (0.5 + 0.5 x the interval), each after the last answered.
-  clock.advance(500);
+  clock.advance(400);
   await until(() => probes() === probesBefore + 1, 'first probe');
-  await settled(2, 'the 503 answered; the next probe armed');
-  assert.deepEqual(clock.pending(), [1000, 5900]);
-  clock.advance(1000);
+  await until(pendingIs([800, 6000]), 'the 503 answered; the next probe armed');
+  clock.advance(800);
   await until(() => probes() === probesBefore + 2, 'second probe');
-  await settled(2, 'second 503 answered');
+  await until(pendingIs([800, 5200]), 'second 503 answered');
 
   // Redis is back: the node is ready. The next probe sees it and the client retries after 0.5 x 100 ms.
   server.mode = 'accept';
   server.readyz = 200;
-  clock.advance(1000);
+  clock.advance(800);
   await until(() => log.connecting.length === waitsBefore + 1, 'backoff restarted');
   assert.deepEqual(log.connecting.at(-1), { attempt: 0, delayMs: 50, reason: 'server ready' });
   assert.deepEqual(clock.pending(), [50], 'the 6.4 s wait is gone, and the probe with it');
   clock.advance(50);
   await until(() => c.state === 'connected', 'connected');
-  // 2.55 s after the wait began, against 6.4 s without the probe.
+  // 2.05 s after the wait began, against 6.4 s without the probe.
   assert.equal(log.connected.length, 1);
 });
 
 test('server unreachable, then back: the first answer after the cut restarts the backoff', async () => {
   server.mode = 'drop'; // every connection cut at once, as a dead server's RST
-  const c = start();
+  const c = start(PROBE);
   await failUntilWaiting(3200);
   const waitsBefore = log.connecting.length;
   const probesBefore = probes();
-  clock.advance(500);
+  clock.advance(400);
   await until(() => probes() === probesBefore + 1, 'first probe');
-  await settled(2, 'the probe failed; the next one armed');
+  await until(pendingIs([800, 2800]), 'the probe failed; the next one armed');
   // Back, but behind a proxy that does not route /readyz: after an unreachable spell, any answer means "reachable".
   server.mode = 'accept';
   server.readyz = 404;
-  clock.advance(1000);
+  clock.advance(800);
   await until(() => log.connecting.length === waitsBefore + 1, 'backoff restarted');
   assert.equal(log.connecting.at(-1)?.reason, 'server ready');
   clock.advance(50);
@@ -171,28 +170,28 @@ test('server unreachable, then back: the first answer after the cut restarts the
 test('one probe in flight at most, abandoned after its timeout; none once connected', async () => {
   server.mode = 'refuse';
   server.readyz = 'hang';
-  const c = start({ maxReconnectDelayMs: 60_000 });
+  const c = start({ ...PROBE, maxReconnectDelayMs: 60_000 });
   await failUntilWaiting(12_800);
   const probesBefore = probes();
-  clock.advance(500);
+  clock.advance(400);
   await until(() => probes() === probesBefore + 1, 'first probe');
-  // The probe hangs: for its whole timeout (2 x 1000 ms, at least 2 s) no second one starts.
-  clock.advance(1999);
+  // The probe hangs: for its whole timeout no second one starts.
+  assert.deepEqual(clock.pending(), [1000, 12_400]);
+  clock.advance(999);
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(probes(), probesBefore + 1);
   clock.advance(1);
-  await settled(2, 'the hung probe abandoned; the next one armed');
-  clock.advance(1000);
+  await until(pendingIs([800, 11_400]), 'the hung probe abandoned; the next one armed');
+  clock.advance(800);
   await until(() => probes() === probesBefore + 2, 'second probe');
   assert.equal(log.connecting.at(-1)?.delayMs, 12_800, 'no restart without an answer');
 
-  // The outage ends; the client connects (the hung probe is abandoned with the wait) and stops probing.
+  // The outage ends; the next probe sees it, the client connects and stops probing.
   server.readyz = 200;
   server.mode = 'accept';
-  await settled(2, 'second probe hung, its timeout armed');
-  clock.advance(2000);
-  await settled(2, 'second probe abandoned; the third armed');
   clock.advance(1000);
+  await until(pendingIs([800, 9600]), 'second probe abandoned; the third armed');
+  clock.advance(800);
   await until(() => log.connecting.at(-1)?.reason === 'server ready', 'restarted: the third probe saw 200');
   clock.advance(50);
   await until(() => c.state === 'connected', 'connected');
@@ -203,10 +202,11 @@ test('one probe in flight at most, abandoned after its timeout; none once connec
 });
 
 test('a 200 with no outage seen leaves the backoff alone (the failure had another cause)', async () => {
+  // Long-polling sees the status: a 429 is no outage. (SSE cannot see statuses: its failures count as "unreachable".)
   server.mode = 'refuse';
   server.refuseStatus = 429;
   server.readyz = 200;
-  start();
+  start({ ...PROBE, transports: ['poll'] });
   await failUntilWaiting(1600);
   const waits = log.connecting.length;
   const probesBefore = probes();
@@ -215,6 +215,31 @@ test('a 200 with no outage seen leaves the backoff alone (the failure had anothe
   assert.equal(probes(), probesBefore + 1, 'one probe in this wait: it saw the server ready, so it stopped');
   assert.equal(log.connecting.length, waits, 'the backoff went on');
   assert.ok(!log.connecting.some((e) => e.reason === 'server ready'));
+});
+
+test("a failed attempt counts as the outage seen: a 200 at the wait's first probe restarts the backoff", async () => {
+  server.mode = 'refuse'; // 503 on /poll: up, not ready
+  start({ ...PROBE, transports: ['poll'] });
+  await failUntilWaiting(3200);
+  // Ready before the probe ever saw it down: the failed attempts were the evidence.
+  server.readyz = 200;
+  server.mode = 'accept';
+  clock.advance(400);
+  await until(() => log.connecting.at(-1)?.reason === 'server ready', 'restarted at the first probe');
+  // The retry the probe started fails (the node refuses again): that is no new evidence, so the next 200 waits out
+  // the backoff instead of retrying at once.
+  server.mode = 'refuse';
+  server.readyz = 200;
+  clock.advance(50);
+  await until(() => log.connecting.length >= 2 && log.connecting.at(-1)?.reason !== 'server ready', 'the retry failed');
+  assert.equal(log.connecting.at(-1)?.attempt, 1);
+  const probesBefore = probes();
+  clock.advance(log.connecting.at(-1)?.delayMs ?? 0);
+  await until(() => log.connecting.at(-1)?.attempt === 2, 'attempt 2');
+  clock.advance((log.connecting.at(-1)?.delayMs ?? 0) - 1);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(probes() <= probesBefore + 1);
+  assert.ok(!log.connecting.slice(-2).some((e) => e.reason === 'server ready'), 'no second early retry');
 });
 
 test('readyProbeIntervalMs: 0 turns the probe off', async () => {

@@ -23,6 +23,8 @@ const STATUS_OF_CODE: Record<string, number> = {
   token_expired: 401,
   forbidden: 403,
   origin_not_allowed: 403,
+  too_many_requests: 429,
+  unavailable: 503,
 };
 
 /** RFC 6455 codes after which reconnecting cannot help (protocol error, unacceptable data, policy, too big). */
