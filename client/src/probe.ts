@@ -23,9 +23,9 @@ export type ProbeAnswer = 'ready' | 'not_ready' | 'unreachable' | 'other';
 
 /** A probe with no answer after this long counts as unreachable (and frees its socket). */
 export function probeTimeoutMs(intervalMs: number): number {
-  // Short: a probe lost in a reconnect storm (a dropped SYN is sent again only after 1 s) should give way to the
-  // next one rather than hide the server's return.
-  return Math.max(intervalMs, 1000);
+  // Not too short: a node that is busy just after its outage may take a second or more to answer, and a probe given
+  // up before its 200 arrives would hide the server's return.
+  return Math.max(2 * intervalMs, 2000);
 }
 
 export class ReadyProbe {

@@ -117,7 +117,7 @@ async function failUntilWaiting(delayMs: number): Promise<void> {
 const pendingIs = (want: number[]): (() => boolean) => () => JSON.stringify(clock.pending()) === JSON.stringify(want);
 
 // The probe runs at an interval of 800 ms here: with the fixed random the first probe comes 400 ms into a wait, the
-// next ones 800 ms after an answer, and a probe without an answer is abandoned after max(800, 1000) = 1000 ms.
+// next ones 800 ms after an answer, and a probe without an answer is abandoned after max(2 x 800, 2000) = 2000 ms.
 const PROBE = { readyProbeIntervalMs: 800 };
 
 test('server up, broker down: the probe watches /readyz through the 503s and restarts the backoff at the first 200', async () => {
@@ -176,12 +176,12 @@ test('one probe in flight at most, abandoned after its timeout; none once connec
   clock.advance(400);
   await until(() => probes() === probesBefore + 1, 'first probe');
   // The probe hangs: for its whole timeout no second one starts.
-  assert.deepEqual(clock.pending(), [1000, 12_400]);
-  clock.advance(999);
+  assert.deepEqual(clock.pending(), [2000, 12_400]);
+  clock.advance(1999);
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(probes(), probesBefore + 1);
   clock.advance(1);
-  await until(pendingIs([800, 11_400]), 'the hung probe abandoned; the next one armed');
+  await until(pendingIs([800, 10_400]), 'the hung probe abandoned; the next one armed');
   clock.advance(800);
   await until(() => probes() === probesBefore + 2, 'second probe');
   assert.equal(log.connecting.at(-1)?.delayMs, 12_800, 'no restart without an answer');
@@ -189,8 +189,8 @@ test('one probe in flight at most, abandoned after its timeout; none once connec
   // The outage ends; the next probe sees it, the client connects and stops probing.
   server.readyz = 200;
   server.mode = 'accept';
-  clock.advance(1000);
-  await until(pendingIs([800, 9600]), 'second probe abandoned; the third armed');
+  clock.advance(2000);
+  await until(pendingIs([800, 7600]), 'second probe abandoned; the third armed');
   clock.advance(800);
   await until(() => log.connecting.at(-1)?.reason === 'server ready', 'restarted: the third probe saw 200');
   clock.advance(50);
