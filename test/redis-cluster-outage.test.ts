@@ -40,7 +40,7 @@ after(async () => {
 /** `perMaster` channel names for each master, keyed by the master's port. */
 function channelsByMaster(c: RedisClusterProcesses, perMaster: number, prefix: string): Map<number, string[]> {
   const asked = c.nodes.find((n) => n.running) as RedisProcess;
-  const masters = c.nodes.filter((n) => n.cli('ROLE').startsWith('master')).length;
+  const masters = c.nodes.filter((n) => n.running && n.cli('ROLE').startsWith('master')).length;
   const out = new Map<number, string[]>();
   for (let i = 0; out.size < masters || [...out.values()].some((l) => l.length < perMaster); i++) {
     const name = `${prefix}-${i}`;
@@ -221,6 +221,20 @@ test(`one master down for ${OUTAGE_S} s: at most 2 connections per surviving mas
       // Healthy shards keep delivering during the outage, not only after it.
       const healthy = new Set(traffic.channels.filter((c) => !dead.has(c)));
       assert.equal(traffic.undelivered(healthy, Date.now() - 1000), 0, `second ${s + 1}: healthy shards' messages undelivered`);
+      if (s === 4) {
+        // A new subscription to a channel the node does not hold yet: refused on the dead shard (503), taken on the
+        // others. (One to a channel it holds joins the node's subscription and waits with the others.)
+        const fresh = channelsByMaster(cluster, 1, 'fresh');
+        const freshHealthy = [...fresh].find(([port]) => port !== victim.port)?.[1][0] ?? '';
+        const [onDead, onHealthy] = await Promise.all([
+          openStream(`${node.url}/sub?channel=${fresh.get(victim.port)?.[0] ?? ''}`),
+          openStream(`${node.url}/sub?channel=${freshHealthy}`),
+        ]);
+        onDead.close();
+        onHealthy.close();
+        assert.equal(onDead.status, 503, 'a new subscription to a dead shard channel');
+        assert.equal(onHealthy.status, 200, 'a new subscription to a healthy shard channel');
+      }
       const r = await readyz(node.url);
       assert.equal(r.status, 200, 'readyz stays 200 while other shards serve');
       degraded ||= r.body['broker'] === 'degraded';
@@ -259,6 +273,7 @@ test(`one master down for ${OUTAGE_S} s: at most 2 connections per surviving mas
     await traffic.stop();
     traffic.close();
     await node.close();
+    for (const m of cluster.nodes) if (!m.running) await m.restart();
   }
 });
 
