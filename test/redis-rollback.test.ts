@@ -232,3 +232,50 @@ test("a live client whose channel starts an epoch it saw no beginning of: reload
     await redis.stop();
   }
 });
+
+test('resume reads of channels without history write nothing to Redis; their stamps do not outlive a restart', async () => {
+  const redis = await startRedis();
+  let node: TestServer | undefined;
+  try {
+    node = await startNodeOnRedis(redis.url, FAST);
+    for (let i = 0; i < 40; i++) {
+      const since = i % 3 === 0 ? '' : `${i}-oldepoch`;
+      const c = await resume(TRANSPORTS[i % TRANSPORTS.length]!, node.url, `unknown.${i}`, since);
+      try {
+        await eventually(() => c.position() !== since, 5000, 'a position');
+        assert.match(c.position(), /^0-S[0-9a-z]+$/, `${c.transport}: a read stamp`);
+      } finally {
+        c.close();
+      }
+    }
+    assert.equal(redis.cli('DBSIZE'), '0', 'no key was created by reading');
+
+    // A client leaves with the stamp of a quiet channel; a message is published; Redis restarts and loses it; a new
+    // message comes. The stamp was issued under the old replication id: it must not vouch for the new epoch.
+    const ch = 'rollback.stamp';
+    const quiet = await resume('sub', node.url, ch, '');
+    await eventually(() => quiet.position() !== '', 5000, 'a position');
+    const stamp = quiet.position();
+    quiet.close();
+    const acked: Acked[] = [];
+    await publishAcked(node, ch, 'lost', acked);
+    await redis.restart();
+    await eventually(() => node!.server.node.isReady(), 10_000, 'node ready again');
+    const next: Acked[] = [];
+    await publishAcked(node, ch, 'after', next);
+    await expectReloadThen(node, ch, stamp, next);
+    // Within the same dataset the stamp of a quiet channel does vouch: no reload for the first message after it.
+    const quiet2 = await resume('sub', node.url, `${ch}.2`, '');
+    await eventually(() => quiet2.position() !== '', 5000, 'a position');
+    quiet2.close();
+    const first: Acked[] = [];
+    await publishAcked(node, `${ch}.2`, 'first', first);
+    const back = await resume('sse', node.url, `${ch}.2`, quiet2.position());
+    await eventually(() => messages(back).length === 1, 5000, 'the first message');
+    assert.deepEqual(back.lines(), [['message', `${ch}.2`, 'first', first[0]!.id]]);
+    back.close();
+  } finally {
+    await node?.close();
+    await redis.stop();
+  }
+});

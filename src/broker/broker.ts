@@ -85,7 +85,7 @@ export interface HistoryQuery {
   readonly since?: StreamPosition;
   /** At most this many messages (the oldest first). */
   readonly limit: number;
-  /** The channel's policy: used to create its position when absent. */
+  /** The channel's policy: its position TTL is how long a read stamp vouches (see the contract above). */
   readonly policy: HistoryPolicy;
 }
 

@@ -6,8 +6,10 @@
  *   FCALL herald_publish 2 <stream key> <meta key> <channel> <data> <size> <ttl ms> <meta ttl ms> PUBLISH|SPUBLISH
  *
  * Keys (`historyKeys`): `herald:h:<channel>` (a stream of `<offset>-0` → data) and `herald:m:<channel>` (a hash:
- * `e` epoch, `o` last offset). On Redis Cluster a hash tag follows the prefix, `herald:h:{tag}<channel>`, chosen so
- * the keys live on the channel's slot and the function's SPUBLISH stays on one shard (redis-slot.ts keyInSlotOf).
+ * `e` epoch, `o` last offset, `r` the replication id the epoch was created under: an epoch of another id is not
+ * trusted, since the data may have been rolled back). Reading a channel without them writes nothing (a read stamp).
+ * On Redis Cluster a hash tag follows the prefix, `herald:h:{tag}<channel>`, chosen so the keys live on the channel's
+ * slot and the function's SPUBLISH stays on one shard (redis-slot.ts keyInSlotOf).
  *
  * On the wire, a message published by the function carries its id in a small envelope,
  * `"\0herald\0" + id + "\0" + data`, which the broker unwraps; a plain `PUBLISH ch data` (no envelope) is delivered
