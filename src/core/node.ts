@@ -217,21 +217,30 @@ export class HeraldNode implements SessionOwner {
   private brokerConnectionChanged(ready: boolean, scope?: (channel: string) => boolean): void {
     this.log.warn(ready ? 'broker connection restored' : 'broker connection lost', scope ? { scope: 'shard' } : {});
     if (scope) {
-      // Lost: the shard's channels wait (recoverGap skips them while their shard is down). Back: recover them.
+      // Lost: the shard's channels are held (and recoverGap skips them while their shard is down). Back: recover them.
       if (ready) this.recoverAll(scope);
+      else this.holdAll(scope);
       return;
     }
     if (!ready) {
       this.brokerLost = true;
-      // Hold every channel from now: messages may flow on a rebuilt link before it reports ready, and none may be
-      // judged against positions (read stamps above all, see Session.deliverLive) from the lost link until the
-      // history is read again.
-      for (const session of this.sessions) for (const target of session.targets) session.beginRecovery(target.label);
+      this.holdAll(() => true);
       return;
     }
     if (!this.brokerLost) return;
     this.brokerLost = false;
     this.recoverAll(() => true);
+  }
+
+  /**
+   * Hold every channel in `scope` from now until its history is read again: messages may flow on a rebuilt link
+   * before it reports ready, and none may be judged against positions from the lost link meanwhile (a read stamp
+   * above all: Session.deliverLive takes a new epoch's first message after one as nothing missed).
+   */
+  private holdAll(scope: (channel: string) => boolean): void {
+    for (const session of this.sessions) {
+      for (const target of session.targets) if (scope(target.channel)) session.beginRecovery(target.label);
+    }
   }
 
   /** Every session re-reads each channel in `scope` from its last delivered position. */
