@@ -12,6 +12,7 @@
 import { HeraldError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { createLink, type RedisLink } from './redis-link.js';
+import { reconnectDelayMs } from '../util/backoff.js';
 
 /** What a shard needs from its broker (./redis.ts). */
 export interface ShardOwner {
@@ -48,10 +49,6 @@ interface Probe {
   lastDataAt: number;
 }
 
-/** Reconnect backoff: full jitter between 0 and min(cap, base * 2^attempt) (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015). */
-function backoffMs(attempt: number): number {
-  return Math.random() * Math.min(2000, 50 * 2 ** attempt);
-}
 
 let probeSeq = 0;
 
@@ -143,7 +140,7 @@ export class Shard {
           this.owner.onReadyChange(this, false);
           onFirstAttempt?.();
         }
-        await new Promise((r) => setTimeout(r, backoffMs(attempt)).unref());
+        await new Promise((r) => setTimeout(r, reconnectDelayMs(attempt)).unref());
       } finally {
         if (this.attempting === link) this.attempting = undefined;
       }

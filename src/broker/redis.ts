@@ -38,6 +38,7 @@ import { RedisHistory, toPublication } from './redis-history.js';
 import { certainlyNotApplied, clusterSlotsFrom, nodeUrl, parseClusterUrl, type RedisLink } from './redis-link.js';
 import { Shard, type ShardOwner } from './redis-shard.js';
 import { parseClusterSlots, slotOf, tagForSlot } from './redis-slot.js';
+import { reconnectDelayMs } from '../util/backoff.js';
 
 export interface RedisBrokerOptions {
   /** `redis://HOST:PORT`, `rediss://...` or `redis-cluster://HOST:PORT,HOST:PORT`. */
@@ -56,10 +57,6 @@ interface Batch<T> {
   readonly promise: Promise<T>;
 }
 
-/** Full-jitter backoff of the topology discovery while no cluster node answers (as the shards' reconnects). */
-function backoffMs(attempt: number): number {
-  return Math.random() * Math.min(2000, 50 * 2 ** attempt);
-}
 
 /** The standalone Redis' shard key. */
 const STANDALONE = '';
@@ -283,7 +280,7 @@ export class RedisBroker implements HistoryBroker {
     this.options.log.warn('redis cluster unavailable, retrying', { url: this.options.url });
     void (async () => {
       for (let attempt = 0; !this.owners && !this.closed; attempt++) {
-        await new Promise((r) => setTimeout(r, backoffMs(attempt)).unref());
+        await new Promise((r) => setTimeout(r, reconnectDelayMs(attempt)).unref());
         await this.readTopology();
       }
     })();

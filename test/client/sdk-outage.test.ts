@@ -135,7 +135,7 @@ function summary(label: string, values: readonly number[]): string {
   return `${label}: n=${s.length} p50=${quantile(s, 0.5)} p90=${quantile(s, 0.9)} p99=${quantile(s, 0.99)} max=${s.at(-1)} ms`;
 }
 
-test('1,000 SDK clients through a 6 s Redis outage and a node restart: caught up within 3 s (p99) of the server being back, nothing silently lost', async (t) => {
+test('1,000 SDK clients through a 6 s Redis outage and a node restart: caught up within 3 s (p99) of Redis returning, nothing silently lost', async (t) => {
   const redis: RedisProcess = await startRedis();
   cleanup.push(() => redis.stop());
   const nodeA = await serve(redis, 0);
@@ -281,8 +281,11 @@ test('1,000 SDK clients through a 6 s Redis outage and a node restart: caught up
   assert.equal(sum((r) => r.duplicates), 0, 'no duplicate');
   assert.equal(sum((r) => r.outOfOrder), 0, 'in order');
   assert.equal(done.reached, CLIENTS, 'every client delivered the last acknowledged message');
-  // The node's own return (its Redis reconnect backoff, capped at 2 s) is the server's part: the SDK is held to 3 s
-  // (p99) from the moment its server could serve it again. Both figures are in docs/reliability.md.
+  // Issue 13's bound: every client back and caught up within 3 s (p99) of Redis' return, the node's own return
+  // (its Redis reconnect backoff, capped at 1 s) included; and the SDK's part alone, from the moment its server could
+  // serve it again, within the same 3 s. Both figures are in docs/reliability.md.
+  const fromReturn = [...catchUp].sort((a, b) => a - b);
+  assert.ok(quantile(fromReturn, 0.99) <= 3000, `p99 of caught up after Redis returned: ${quantile(fromReturn, 0.99)} ms`);
   const sorted = [...sdkPart].sort((a, b) => a - b);
   assert.ok(quantile(sorted, 0.99) <= 3000, `p99 of caught up after the server was back: ${quantile(sorted, 0.99)} ms`);
   assert.ok(onB.every((r) => r.connects >= 2), 'the restarted node\'s clients did reconnect');
