@@ -6,10 +6,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { signToken } from '../src/auth/jwt.js';
 import { sealChannel } from '../src/auth/sealed-key.js';
 import { corsHeaders } from '../src/transport/request.js';
@@ -383,7 +384,7 @@ test('row 20: outside --dev, an empty or a known-weak secret stops start-up with
   }
 });
 
-/** Every row of SECURITY-TESTS.md and where it is tested. */
+/** Every row of SECURITY-TESTS.md and where it is tested (rows 21-37: issue 15). */
 export const ROWS: Record<number, string> = {
   1: 'test/security.test.ts', 2: 'test/security.test.ts', 3: 'test/security.test.ts', 4: 'test/security.test.ts',
   5: 'test/security.test.ts', 6: 'test/security.test.ts', 7: 'test/security.test.ts', 8: 'test/security.test.ts',
@@ -392,22 +393,23 @@ export const ROWS: Record<number, string> = {
   13: 'test/security.test.ts', 14: 'test/websocket.test.ts', 15: 'test/security.test.ts and test/limits.test.ts',
   16: 'test/limits.test.ts', 17: 'test/websocket.test.ts', 18: 'test/security.test.ts and test/limits.test.ts',
   19: 'test/security.test.ts', 20: 'test/security.test.ts',
+  21: 'test/security-crash.test.ts', 22: 'test/security-auth.test.ts', 23: 'test/history-bounds.test.ts',
+  24: 'test/security-http.test.ts ("write backpressure")', 25: 'test/zombie.test.ts',
+  26: 'test/security-http.test.ts', 27: 'test/security-http.test.ts', 28: 'test/security-http.test.ts',
+  29: 'test/security-http.test.ts', 30: 'test/security-auth.test.ts', 31: 'test/security-auth.test.ts',
+  32: 'test/security-auth.test.ts', 33: 'test/security-edges.test.ts', 34: 'test/security-edges.test.ts',
+  35: 'test/security-http.test.ts', 36: 'test/security-edges.test.ts', 37: 'test/security-fuzz.test.ts',
+  38: 'test/history-bounds.test.ts',
 };
 
-// Row 25 (issue 15 finding 5), kept apart from the table above so rows added beside it merge cleanly.
-ROWS[25] = 'test/zombie.test.ts';
-test('row 25: a resume whose replay exceeds the outgoing queue: see test/zombie.test.ts', () => {
-  assert.ok(ROWS[25]);
-});
-
-// Row 24 (issue 15 finding 4: the fast publish path's write backpressure), apart from the table for the same reason.
-ROWS[24] = 'test/security-http.test.ts';
-test('row 24: pipelined publishes from a client that never reads: see test/security-http.test.ts ("write backpressure")', () => {
-  assert.ok(ROWS[24]);
-});
-
-// Row 23 (issue 15 finding 3: reads of unknown channels), apart from the table for the same reason.
-ROWS[23] = 'test/history-bounds.test.ts';
-test('row 23: 300,000 resume subscribes to distinct channels: see test/history-bounds.test.ts', () => {
-  assert.ok(ROWS[23]);
+test('every SECURITY-TESTS.md row names test files that exist', () => {
+  const here = dirname(fileURLToPath(import.meta.url)); // dist/test
+  for (let row = 1; row <= 38; row++) {
+    const where = ROWS[row];
+    assert.ok(where, `row ${row} has a test`);
+    for (const file of where.match(/test\/[\w./-]+\.test\.ts/g) ?? []) {
+      const compiled = join(here, '..', file.replace(/\.ts$/, '.js'));
+      assert.ok(existsSync(compiled), `row ${row}: ${file} (${compiled})`);
+    }
+  }
 });
