@@ -122,8 +122,8 @@ export interface HeraldConfig {
   readonly historyMetaTtlSeconds: number;
   /**
    * Bytes of history the memory broker keeps for all channels together (estimated: see docs/configuration.md); past
-   * it the least recently published channels are dropped first. With Redis, history lives in Redis: bound it there
-   * (docs/deployment.md). @default 67108864 (64 MiB)
+   * it the least recently published channels lose their messages first, then their positions. With Redis, history
+   * lives in Redis: bound it there (docs/deployment.md). @default 67108864 (64 MiB)
    */
   readonly historyMaxBytes: number;
 }

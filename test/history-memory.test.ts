@@ -41,26 +41,43 @@ test('memory history: rings grow as messages come, and every byte is accounted b
   assert.deepEqual(h.usage(), { bytes: 0, channels: 0, evictions: 0 });
 });
 
-test('memory history: over the bound, the least recently published channels go first, and stamps stop vouching', () => {
+test('memory history: over the bound, the least recently published channels lose their messages first, keeping their positions', () => {
   const h = new MemoryHistory(1 << 20);
   const stamp = h.read('quiet', { limit: 10, policy: POLICY }, 1000).position;
   const big = (s: string): string => s.padEnd(50_000, '.'); // so that one eviction makes room for a filler
   h.append('a', big('first'), POLICY, 1001);
-  h.append('b', big('second'), POLICY, 1002);
+  const b1 = h.append('b', big('second'), POLICY, 1002);
   h.append('a', big('again'), POLICY, 1003); // a is now more recent than b
   let t = 1004;
-  for (let i = 0; h.usage().evictions < 1; i++) h.append(`filler.${i}`, 'z'.repeat(1000), POLICY, t++);
+  let i = 0;
+  for (; h.usage().evictions < 1; i++) h.append(`filler.${i}`, 'z'.repeat(1000), POLICY, t++);
   assert.ok(h.usage().bytes <= 1 << 20);
-  const readA = h.read('a', { limit: 10, policy: POLICY }, t).position;
-  const readB = h.read('b', { limit: 10, policy: POLICY }, t).position;
-  assert.ok(isReadStamp(readB.epoch), 'b (published least recently) was evicted first');
-  assert.ok(!isReadStamp(readA.epoch) && readA.offset === 2, 'a was kept: it was published since');
-  // A client that read `quiet` before the evictions may have missed an epoch that came and went: no vouching.
+  const readA = h.read('a', { since: { offset: 0, epoch: 'x' }, limit: 10, policy: POLICY }, t);
+  const readB = h.read('b', { since: b1.position!, limit: 10, policy: POLICY }, t);
+  assert.deepEqual(readB.position, b1.position, 'b (published least recently) lost its messages but kept its position');
+  assert.equal(readB.publications.length, 0);
+  assert.equal(readA.position.offset, 2);
+  assert.equal(readA.publications.length, 2, 'a was kept whole: it was published since');
+  // A live subscriber of b sees its next message continue the same epoch: no reload.
+  const b2 = h.append('b', 'next', POLICY, t++);
+  assert.deepEqual(b2.position, { offset: 2, epoch: b1.position!.epoch });
+  // Messages alone went so far: a stamp issued before still vouches.
   h.append('quiet', 'now', POLICY, t);
-  assert.equal(h.read('quiet', { since: stamp, limit: 10, policy: POLICY }, t).stampHolds, false);
-  const fresh = h.read('quiet2', { limit: 10, policy: POLICY }, t).position;
-  h.append('quiet2', 'later', POLICY, t + 1);
-  assert.equal(h.read('quiet2', { since: fresh, limit: 10, policy: POLICY }, t + 1).stampHolds, true);
+  assert.equal(h.read('quiet', { since: stamp, limit: 10, policy: POLICY }, t).stampHolds, true);
+
+  // Once positions alone pass the bound, whole channels go, oldest first, and older stamps stop vouching.
+  const stamp2 = h.read('quiet3', { limit: 10, policy: POLICY }, t).position;
+  for (; !isReadStamp(h.read('filler.0', { limit: 10, policy: POLICY }, t).position.epoch); i++) {
+    h.append(`filler.${i}`, 'z'.repeat(1000), POLICY, ++t);
+  }
+  assert.ok(h.usage().bytes <= 1 << 20);
+  assert.ok(!isReadStamp(h.read(`filler.${i - 1}`, { limit: 10, policy: POLICY }, t).position.epoch), 'the newest kept');
+  h.append('quiet3', 'now', POLICY, ++t);
+  assert.equal(h.read('quiet3', { since: stamp2, limit: 10, policy: POLICY }, t).stampHolds, false);
+  // A stamp issued after the last eviction (a later millisecond) vouches again.
+  const fresh = h.read('quiet2', { limit: 10, policy: POLICY }, t + 1).position;
+  h.append('quiet2', 'later', POLICY, t + 2);
+  assert.equal(h.read('quiet2', { since: fresh, limit: 10, policy: POLICY }, t + 2).stampHolds, true);
 });
 
 test('memory history: one channel larger than the bound keeps its newest messages', () => {

@@ -9,10 +9,16 @@
  *   protocol/message-id.ts), so reads of unknown channels cost no memory at all.
  * - The bound: every channel counts its estimated bytes (`messageBytes`, `channelBytes`). Channels are linked in the
  *   order of their last publication, so when the total passes `maxBytes` the least recently published channel is
- *   the list's head and is dropped whole (messages and position), in O(1) per channel and with no scan. A client
- *   holding a position in it is told to reload (the channel's next message starts another epoch); read stamps
- *   issued before the eviction stop vouching (`lastEvictionAt`), since the dropped epoch may have been one they
- *   did not know of.
+ *   the list's head, found in O(1) with no scan. Eviction takes the cheap loss first:
+ *   1. the messages of the least recently published channels, which keep their position (epoch and offset): their
+ *      live subscribers notice nothing, and a client resuming into the dropped messages is told to reload
+ *      (`expired`), as after the history TTL. Such a bare channel moves to a second list, also in publication order;
+ *   2. whole bare channels (their positions), oldest first, once bare positions hold more than a quarter of the
+ *      bound (so positions never crowd out messages) or no other channel has messages left: a client holding a
+ *      position there is told to reload (`epoch`: the channel's next message starts another epoch), and read stamps
+ *      issued before stop vouching (`lastEvictionAt`), since the dropped epoch may have been one they did not know of.
+ *   Dropping messages first matters under load: with more active channels than the bound holds, dropping whole
+ *   channels would start a new epoch (and a reload for every live subscriber) at almost every publication.
  * - Epochs are random and stamps carry a random tag of this process: a restarted process (all history gone) never
  *   hands out positions that look like old ones, and never vouches for a stamp it did not issue.
  * - Rings grow as messages come (4, 8, ... up to `size` slots), so a channel with one message costs one slot.
@@ -39,6 +45,12 @@ function channelBytes(channel: string, slots: number): number {
   return 2 * channel.length + 8 * slots + CHANNEL_OVERHEAD_BYTES;
 }
 
+/** The two ends of a doubly linked list of channels, oldest publication first. */
+interface LogList {
+  oldest: ChannelLog | undefined;
+  newest: ChannelLog | undefined;
+}
+
 class ChannelLog {
   offset = 0;
   /** Oldest kept message at ring[head]; `count` kept. Grows on demand up to the policy's size. */
@@ -49,9 +61,11 @@ class ChannelLog {
   bytes: number;
   messagesExpireAt = 0;
   metaExpiresAt = 0;
-  /** Neighbours in the order of last publication (the bound evicts from the oldest). */
+  /** Neighbours in the order of last publication (the bound evicts from the oldest), in one of two lists. */
   older: ChannelLog | undefined;
   newer: ChannelLog | undefined;
+  /** In the list of channels whose messages were evicted (position only) rather than the main one. */
+  bare = false;
 
   constructor(readonly channel: string, readonly epoch: string, readonly createdAt: number) {
     this.bytes = channelBytes(channel, 0);
@@ -87,12 +101,19 @@ class ChannelLog {
 
   /** Drop the messages once the channel has been quiet for its TTL; the position stays. */
   expire(now: number): void {
-    if (this.count > 0 && now >= this.messagesExpireAt) {
-      this.ring = [];
-      this.head = 0;
-      this.count = 0;
-      this.bytes = channelBytes(this.channel, 0);
-    }
+    if (this.count > 0 && now >= this.messagesExpireAt) this.dropMessages();
+  }
+
+  /** Drop every kept message; the position (epoch and offset) stays, so readers see the hole as expired. */
+  dropMessages(): void {
+    this.ring = [];
+    this.head = 0;
+    this.count = 0;
+    this.bytes = channelBytes(this.channel, 0);
+  }
+
+  hasMessages(): boolean {
+    return this.count > 0;
   }
 
   /** Drop the oldest messages until the log is within `bytes`, keeping at least the newest. */
@@ -120,8 +141,11 @@ class ChannelLog {
 export class MemoryHistory {
   private readonly logs = new Map<string, ChannelLog>();
   /** Least and most recently published channels: the ends of the eviction order. */
-  private oldest: ChannelLog | undefined;
-  private newest: ChannelLog | undefined;
+  private readonly main: LogList = { oldest: undefined, newest: undefined };
+  /** Channels whose messages the bound evicted (position only), in the same order: evicted whole only after the rest. */
+  private readonly bareList: LogList = { oldest: undefined, newest: undefined };
+  /** Estimated bytes of the bare channels (constant while a channel is bare: it has no messages to change). */
+  private bareBytes = 0;
   private bytes = 0;
   private evicted = 0;
   /** When a channel was last dropped before its time (stamps issued earlier no longer vouch). */
@@ -134,8 +158,10 @@ export class MemoryHistory {
 
   append(channel: string, data: string, policy: HistoryPolicy, now = Date.now()): Publication {
     let log = this.live(channel, now);
-    if (log) this.unlink(log);
-    else {
+    if (log) {
+      this.unlink(log);
+      log.bare = false; // published again: back in the main order
+    } else {
       log = new ChannelLog(channel, newEpoch(), now);
       this.logs.set(channel, log);
       this.bytes += log.bytes;
@@ -194,8 +220,9 @@ export class MemoryHistory {
 
   clear(): void {
     this.logs.clear();
-    this.oldest = this.newest = undefined;
-    this.bytes = 0;
+    this.main.oldest = this.main.newest = undefined;
+    this.bareList.oldest = this.bareList.newest = undefined;
+    this.bytes = this.bareBytes = 0;
   }
 
   /** The channel's log unless its position expired (then it is freed). */
@@ -208,12 +235,27 @@ export class MemoryHistory {
     return log;
   }
 
-  /** Over the bound: drop the least recently published channels, then, if need be, the oldest messages of `current`. */
+  /**
+   * Over the bound: drop the messages of the least recently published channels (they keep their positions), then
+   * whole channels whose messages are gone, then, if need be, the oldest messages of `current`.
+   */
   private evict(current: ChannelLog, now: number): void {
-    while (this.bytes > this.maxBytes && this.oldest && this.oldest !== current) {
-      this.drop(this.oldest.channel, this.oldest);
-      this.evicted++;
-      this.lastEvictionAt = now;
+    while (this.bytes > this.maxBytes) {
+      const bare = this.bareList.oldest;
+      const log = this.main.oldest;
+      if (bare && (this.bareBytes > this.maxBytes / 4 || !log || log === current)) {
+        this.drop(bare.channel, bare);
+        this.evicted++;
+        this.lastEvictionAt = now;
+      } else if (log && log !== current) {
+        this.unlink(log);
+        const before = log.bytes;
+        if (log.hasMessages()) this.evicted++;
+        log.dropMessages();
+        this.bytes += log.bytes - before;
+        log.bare = true;
+        this.linkNewest(log);
+      } else break;
     }
     if (this.bytes > this.maxBytes) {
       // `current` alone is over the bound: it keeps its newest messages that fit (a gap its readers see as `expired`).
@@ -230,18 +272,22 @@ export class MemoryHistory {
   }
 
   private unlink(log: ChannelLog): void {
+    const list = log.bare ? this.bareList : this.main;
+    if (log.bare && (log.older || log.newer || list.oldest === log)) this.bareBytes -= log.bytes;
     if (log.older) log.older.newer = log.newer;
-    else if (this.oldest === log) this.oldest = log.newer;
+    else if (list.oldest === log) list.oldest = log.newer;
     if (log.newer) log.newer.older = log.older;
-    else if (this.newest === log) this.newest = log.older;
+    else if (list.newest === log) list.newest = log.older;
     log.older = log.newer = undefined;
   }
 
   private linkNewest(log: ChannelLog): void {
-    log.older = this.newest;
-    if (this.newest) this.newest.newer = log;
-    this.newest = log;
-    this.oldest ??= log;
+    const list = log.bare ? this.bareList : this.main;
+    if (log.bare) this.bareBytes += log.bytes;
+    log.older = list.newest;
+    if (list.newest) list.newest.newer = log;
+    list.newest = log;
+    list.oldest ??= log;
   }
 
   /** `S<milliseconds, base 36><tag>`: "this process found no history here at this time". */
