@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { cleanEnv, killAll, runHerald, spawnTracked, startHerald, type Spawned } from './helpers/cli.js';
-import { openStream } from './helpers/server.js';
+import { openStream, TEST_SECRET } from './helpers/server.js';
 
 after(killAll);
 
@@ -79,6 +79,40 @@ async function seedTest(env: Record<string, string>): Promise<void> {
 test("the seed's test, word for word, on `herald serve --dev` as it starts", () => seedTest({}));
 
 test("the seed's test, word for word, on a node without history", () => seedTest({ HERALD_HISTORY_SIZE: '0' }));
+
+// INTERFACE.md: in --dev a key= that is not a sealed key is a plain channel name, so the seed's own command works.
+for (const [name, env] of [
+  ['without a secret', {}],
+  ['with a secret (a key that does not open is a plain name)', { HERALD_SECRET: TEST_SECRET }],
+] as const) {
+  test(`the seed's \`curl http://localhost:8080/sub?key=abc -v\` on --dev, ${name}`, async () => {
+    const node = await startHerald(['--dev', '--port', '0', '--heartbeat-seconds', '3600'], cleanEnv(env));
+    const base = `http://localhost:${new URL(node.url).port}`;
+    // -N: curl buffers its output when it is not a terminal (the seed ran it in one).
+    const stream = spawnTracked('curl', ['-N', `${base}/sub?key=abc`, '-v']);
+    await untilSessions(node.url, 1);
+    const published = await runHerald(['publish', 'abc', '123', '--server', base], cleanEnv(), 30_000);
+    assert.equal(published.code, 0, published.stderr);
+    try {
+      await printed(stream, '\n', 5000);
+      assert.equal(stream.stdout(), '["message","abc","123"]\n');
+    } finally {
+      stream.proc.kill('SIGTERM');
+      await stream.exited;
+    }
+    node.proc.kill('SIGTERM');
+    assert.equal((await node.exited).code, 0);
+  });
+}
+
+test('outside --dev a key= that is not a sealed key is 401, never a channel name', async () => {
+  const node = await startHerald(['--port', '0', '--host', '127.0.0.1'], cleanEnv({ HERALD_SECRET: TEST_SECRET }));
+  const res = await fetch(`${node.url}/sub?key=abc`);
+  assert.equal(res.status, 401);
+  await res.body?.cancel();
+  node.proc.kill('SIGTERM');
+  await node.exited;
+});
 
 test('--dev prints a curl command and a publish command that work as printed', async () => {
   const node = await startHerald(['--dev', '--port', '0']);

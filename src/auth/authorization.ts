@@ -53,6 +53,7 @@ export class Authorization {
       verifyToken: this.tokens?.verify,
       openKey: this.keys?.open,
       allowsAnonymous: (channel) => this.namespaces.allowsAnonymous(channel),
+      plainKeys: config.dev,
     };
     const namespaces = this.namespaces;
     this.authorizer = new SubscribeAuthorizer(this.resolvers, config.maxChannelsPerConnection, (targets) => {

@@ -57,6 +57,11 @@ export interface GrantResolvers {
   openKey?(key: string): Promise<OpenedKey>;
   /** May `channel` be subscribed without credentials (--dev, or a namespace that allows anonymous subscribers)? */
   allowsAnonymous(channel: string): boolean;
+  /**
+   * --dev only: a `key=` that is not a sealed key is taken as a plain channel name, so the seed design's own
+   * `curl http://localhost:8080/sub?key=abc` works word for word (INTERFACE.md, "Subscribing").
+   */
+  readonly plainKeys?: boolean;
 }
 
 export function grantAllows(grant: Grant, channel: string): ChannelGrant | undefined {
@@ -82,6 +87,20 @@ export class SubscribeAuthorizer {
     private readonly checkTargets: TargetCheck = () => undefined,
   ) {}
 
+  /** A sealed key opened; in --dev, a key that does not open is the plain channel of that name. */
+  private async openKey(key: string): Promise<OpenedKey> {
+    const { openKey, plainKeys } = this.resolvers;
+    if (!openKey && !plainKeys) throw new HeraldError('unauthorized', 'invalid channel key');
+    try {
+      if (openKey) return await openKey(key);
+    } catch (err) {
+      if (!plainKeys) throw err;
+    }
+    const problem = channelProblem(key);
+    if (problem) throw new HeraldError('invalid_channel', problem);
+    return { channel: key };
+  }
+
   async authorize(creds: SubscribeCredentials): Promise<AuthorizedSubscription> {
     if (creds.channels.length + creds.keys.length > this.maxChannels) {
       throw new HeraldError('too_many_channels', `at most ${this.maxChannels} channels per connection`);
@@ -101,8 +120,7 @@ export class SubscribeAuthorizer {
     };
 
     for (const key of creds.keys) {
-      if (!this.resolvers.openKey) throw new HeraldError('unauthorized', 'invalid channel key');
-      const opened = await this.resolvers.openKey(key);
+      const opened = await this.openKey(key);
       expireBy(opened.expiresAt);
       targets.push({ channel: opened.channel, label: key });
     }
