@@ -56,7 +56,7 @@ async function expectReloadThen(node: TestServer, channel: string, since: string
 }
 
 /** Live clients (connected through the fault) got every acknowledged message once or a reload covering it. */
-async function expectLiveAccounted(live: Resumer[], acked: Acked[]): Promise<void> {
+async function expectLiveAccounted(live: readonly Resumer[], acked: Acked[]): Promise<void> {
   const last = acked[acked.length - 1]!;
   for (const c of live) {
     await eventually(() => messages(c).some((l) => l[3] === last.id), 10_000, `${c.transport}: the last message`);
@@ -64,6 +64,28 @@ async function expectLiveAccounted(live: Resumer[], acked: Acked[]): Promise<voi
     assert.ok(c.lines().some((l) => l[0] === 'reload'), `${c.transport}: told to reload`);
     assert.equal(covered, 0, `${c.transport}: every message reached the live client before the fault`);
   }
+}
+
+/**
+ * After Redis lost 4..6: publish 7 and 8, which must start a new epoch at offset 1 (`why`: the assertion's message),
+ * then a client resuming from 6-E gets reload and the new epoch, and every live client accounts for every message.
+ */
+async function publishAfterRollback(
+  node: TestServer,
+  ch: string,
+  six: string,
+  acked: Acked[],
+  live: readonly Resumer[],
+  why: string,
+): Promise<void> {
+  const next: Acked[] = [];
+  for (let i = 7; i <= 8; i++) await publishAcked(node, ch, `m${i}`, next);
+  acked.push(...next);
+  const seven = parseMessageId(next[0]!.id)!;
+  assert.equal(seven.offset, 1, why);
+  assert.notEqual(seven.epoch, parseMessageId(six)!.epoch, 'a new epoch');
+  await expectReloadThen(node, ch, six, next);
+  await expectLiveAccounted(live, acked);
 }
 
 test('a restart from an older RDB snapshot: resuming from 6-E gets reload, then the new epoch (every transport)', async () => {
@@ -85,14 +107,7 @@ test('a restart from an older RDB snapshot: resuming from 6-E gets reload, then 
     await redis.restart();
     assert.equal(redis.cli('HGET', `herald:m:${ch}`, 'o'), '3', 'Redis came back from the older snapshot');
     await eventually(() => node!.server.node.isReady(), 10_000, 'node ready again');
-    const next: Acked[] = [];
-    for (let i = 7; i <= 8; i++) await publishAcked(node, ch, `m${i}`, next);
-    acked.push(...next);
-    const seven = parseMessageId(next[0]!.id)!;
-    assert.equal(seven.offset, 1, 'the rolled-back offsets are not handed out again');
-    assert.notEqual(seven.epoch, parseMessageId(six)!.epoch, 'a new epoch');
-    await expectReloadThen(node, ch, six, next);
-    await expectLiveAccounted(live, acked);
+    await publishAfterRollback(node, ch, six, acked, live, 'the rolled-back offsets are not handed out again');
   } finally {
     for (const c of live) c.close();
     await node?.close();
@@ -127,14 +142,7 @@ test('a failover to a replica that missed writes: resuming from 6-E gets reload,
     await master.kill();
     replica.cli('REPLICAOF', 'NO', 'ONE');
     front.switchTo(replica.port);
-    const next: Acked[] = [];
-    for (let i = 7; i <= 8; i++) await publishAcked(node, ch, `m${i}`, next);
-    acked.push(...next);
-    const seven = parseMessageId(next[0]!.id)!;
-    assert.equal(seven.offset, 1, 'the lost offsets are not handed out again');
-    assert.notEqual(seven.epoch, parseMessageId(six)!.epoch, 'a new epoch');
-    await expectReloadThen(node, ch, six, next);
-    await expectLiveAccounted(live, acked);
+    await publishAfterRollback(node, ch, six, acked, live, 'the lost offsets are not handed out again');
   } finally {
     for (const c of live) c.close();
     await node?.close();

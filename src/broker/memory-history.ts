@@ -273,7 +273,7 @@ export class MemoryHistory {
 
   private unlink(log: ChannelLog): void {
     const list = log.bare ? this.bareList : this.main;
-    if (log.bare && (log.older || log.newer || list.oldest === log)) this.bareBytes -= log.bytes;
+    if (log.bare) this.bareBytes -= log.bytes; // every log in `logs` is linked in exactly one list
     if (log.older) log.older.newer = log.newer;
     else if (list.oldest === log) list.oldest = log.newer;
     if (log.newer) log.newer.older = log.older;

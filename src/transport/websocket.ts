@@ -9,7 +9,7 @@
  * No timer per connection: the node's ticker calls `heartbeat()`, which pings and frees a peer that did not answer the
  * previous ping.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -38,6 +38,7 @@ import {
   type Framing,
 } from '../protocol/ws-frames.js';
 import { reportFault } from '../util/faults.js';
+import { credentialDigest } from '../util/lru.js';
 import { subscribeCredentials } from './request.js';
 import { originAllowed, refuseUpgrade, upgradeRequest } from './upgrade.js';
 
@@ -433,7 +434,7 @@ class WsConnection implements SessionSink {
   private scopedKey(key: string): string {
     const subject = this.grant?.subject;
     const scope = subject !== undefined ? `s\u0000${subject}` : `c\u0000${(this.nonce ??= randomBytes(12).toString('base64url'))}`;
-    return 'ws.' + createHash('sha256').update(scope).update('\u0000').update(key).digest('base64url').slice(0, 43);
+    return 'ws.' + credentialDigest(`${scope}\u0000${key}`);
   }
 }
 
