@@ -23,7 +23,7 @@ import { withCors, withPreflight } from './http/cors.js';
 import { PublishApi } from './http/publish.js';
 import { Router } from './http/router.js';
 import { httpStreamTransport } from './transport/http-stream.js';
-import { headerOf, streamRequestFromNode } from './transport/request.js';
+import { headerOf, streamRequestFromNode } from './http/request.js';
 import { sseTransport } from './transport/sse.js';
 import { serveStream, type StreamContext, type StreamTransport } from './transport/stream.js';
 import { PollTransport } from './transport/poll.js';

@@ -18,8 +18,8 @@
  */
 import type { Socket } from 'node:net';
 import { HeraldError } from '../errors.js';
-import type { SocketOwner } from '../transport/socket-owner.js';
-import { releaseSocket, setOwner } from '../transport/socket-owner.js';
+import type { SocketOwner } from './socket-owner.js';
+import { releaseSocket, setOwner } from './socket-owner.js';
 import { ByteQueue } from './byte-queue.js';
 
 export const PUBLISH_REQUEST_LINE = 'POST /api/publish HTTP/1.1';

@@ -19,8 +19,8 @@ import type { Socket } from 'node:net';
 import { HeraldError, toHeraldError } from '../errors.js';
 import type { ClientAddress } from './client-address.js';
 import { PUBLISH_REQUEST_LINE, type FastPublisher } from './fast-publish.js';
-import { queryParams, type StreamRequest } from '../transport/request.js';
-import { releaseSocket, setOwner, type SocketOwner } from '../transport/socket-owner.js';
+import { queryParams, type StreamRequest } from './request.js';
+import { releaseSocket, setOwner, type SocketOwner } from './socket-owner.js';
 
 export interface FrontOptions {
   /** Paths served by the front reader itself, e.g. `/sub`. */

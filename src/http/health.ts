@@ -4,7 +4,7 @@ import { ApiKeys } from '../auth/api-key.js';
 import type { HeraldConfig } from '../config.js';
 import type { HeraldNode } from '../core/node.js';
 import { HeraldError } from '../errors.js';
-import { bearerOf } from '../transport/request.js';
+import { bearerOf } from './request.js';
 import { sendJson, sendText } from './respond.js';
 
 function requireGet(req: IncomingMessage): void {

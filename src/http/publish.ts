@@ -9,7 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiKeys, isLoopback, type ApiKeyScope } from '../auth/api-key.js';
-import { bearerOf, headerOf } from '../transport/request.js';
+import { bearerOf, headerOf } from './request.js';
 import { ClientAddress } from './client-address.js';
 import { checkDevHost, crossSiteProblem } from './dev-guard.js';
 import type { Namespaces } from '../auth/namespaces.js';

@@ -7,7 +7,7 @@ import { HeraldError } from '../errors.js';
 import type { NodeMetrics } from '../core/metrics.js';
 import type { Logger } from '../util/log.js';
 import { sendError } from './respond.js';
-import { queryParams } from '../transport/request.js';
+import { queryParams } from './request.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => void | Promise<void>;
 

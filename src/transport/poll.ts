@@ -14,7 +14,7 @@ import type { Session, SessionSink } from '../core/session.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
 import { disconnectLine, messageLine, reloadLine, type StreamCodec } from '../protocol/frames.js';
 import { parseCursor } from '../protocol/message-id.js';
-import { corsHeaders, streamRequestFromNode, subscribeCredentials } from './request.js';
+import { corsHeaders, streamRequestFromNode, subscribeCredentials } from '../http/request.js';
 
 export interface PollContext {
   readonly node: HeraldNode;

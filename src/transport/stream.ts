@@ -16,8 +16,8 @@ import type { Session, SessionSink } from '../core/session.js';
 import { HeraldError } from '../errors.js';
 import { LAST_CHUNK, type StreamCodec } from '../protocol/frames.js';
 import { parseCursor } from '../protocol/message-id.js';
-import { isOwned, setOwner, type SocketOwner } from './socket-owner.js';
-import { corsHeaders, subscribeCredentials, type StreamRequest } from './request.js';
+import { isOwned, setOwner, type SocketOwner } from '../http/socket-owner.js';
+import { corsHeaders, subscribeCredentials, type StreamRequest } from '../http/request.js';
 
 export interface StreamContext {
   readonly node: HeraldNode;

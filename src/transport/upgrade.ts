@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { HeraldError, toHeraldError } from '../errors.js';
 import type { ClientAddress } from '../http/client-address.js';
-import { queryParams, streamRequestFromNode, type StreamRequest } from './request.js';
+import { queryParams, streamRequestFromNode, type StreamRequest } from '../http/request.js';
 
 /** The upgrade request as a StreamRequest, or a HeraldError for what is wrong with it before any auth. */
 export function upgradeRequest(req: IncomingMessage, maxUrlBytes: number, maxHeaderBytes: number, clients?: ClientAddress): StreamRequest {

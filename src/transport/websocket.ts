@@ -39,7 +39,7 @@ import {
 } from '../protocol/ws-frames.js';
 import { reportFault } from '../util/faults.js';
 import { credentialDigest } from '../util/lru.js';
-import { subscribeCredentials } from './request.js';
+import { subscribeCredentials } from '../http/request.js';
 import { originAllowed, refuseUpgrade, upgradeRequest } from './upgrade.js';
 
 export interface WebSocketContext {

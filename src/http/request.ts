@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { SubscribeCredentials } from '../auth/grant.js';
-import type { ClientAddress } from '../http/client-address.js';
+import type { ClientAddress } from './client-address.js';
 
 export interface StreamRequest {
   readonly method: string;
