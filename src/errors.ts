@@ -66,6 +66,7 @@ export const DISCONNECT_TABLE = {
   dead_peer: { code: 3004, reconnect: true, message: 'no answer to heartbeat' },
   broker_lost: { code: 3005, reconnect: true, message: 'broker connection lost' },
   insufficient_state: { code: 3010, reconnect: true, message: 'messages were missed, reload state' },
+  disconnected: { code: 3530, reconnect: false, message: 'disconnected by an operator' },
   bad_frame: { code: 3501, reconnect: false, message: 'bad frame' },
   forbidden: { code: 3506, reconnect: false, message: 'not allowed' },
   too_large: { code: 1009, reconnect: false, message: 'frame too large' },

@@ -125,6 +125,16 @@ export class Hub implements BrokerHandler {
     return this.channels.get(channel)?.size ?? 0;
   }
 
+  /** Local members of one channel, in every group (a member holding it under two labels comes twice). */
+  *membersOf(channel: string): IterableIterator<HubMember> {
+    const entry = this.channels.get(channel);
+    if (!entry) return;
+    for (const group of entry.groups) {
+      if (group.one) yield group.one;
+      else if (group.many) yield* group.many;
+    }
+  }
+
   /** (member, channel) pairs. */
   subscriptionCount(): number {
     return this.members;

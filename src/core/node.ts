@@ -2,6 +2,7 @@
  * The node: one Herald process's live state. It owns the hub, every open session, the connection limits and the one
  * ticker that drives heartbeats and credential expiry for all sessions (no per-connection timers).
  */
+import { randomBytes } from 'node:crypto';
 import { hasHistory, type Broker } from '../broker/broker.js';
 import type { HeraldConfig } from '../config.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
@@ -32,8 +33,14 @@ export interface ResumeRequest {
 const TICK_MS = 1000;
 
 export class HeraldNode implements SessionOwner {
+  /** Random per start, 7 base-36 characters: names this node to its peers and prefixes its session ids. */
+  readonly nodeId = newNodeId();
   readonly hub: Hub;
-  private readonly sessions = new Set<Session>();
+  /**
+   * Open sessions by `Session.seq`: the registry behind `findSession`. A Map costs one word per entry more than a
+   * Set did, for a lookup by id that needs no scan (the admin page's disconnect, the server API's).
+   */
+  private readonly sessions = new Map<number, Session>();
   private readonly perIp = new Map<string, number>();
   private ticker: NodeJS.Timeout | undefined;
   private ticks = 0;
@@ -97,6 +104,28 @@ export class HeraldNode implements SessionOwner {
     return this.sessions.size;
   }
 
+  /** The open session with this client id (`Session.id`), if this node holds it. */
+  findSession(id: string): Session | undefined {
+    const dash = id.lastIndexOf('-');
+    if (dash < 0 || id.slice(0, dash) !== this.nodeId) return undefined;
+    const digits = id.slice(dash + 1);
+    if (!/^[0-9a-z]{1,11}$/.test(digits)) return undefined;
+    const session = this.sessions.get(parseInt(digits, 36));
+    return session && !session.isEnded ? session : undefined;
+  }
+
+  /** The open sessions subscribed to `channel` on this node (each once, whatever labels it holds the channel under). */
+  sessionsOn(channel: string): Session[] {
+    const found = new Set<Session>();
+    for (const member of this.hub.membersOf(channel)) if (member instanceof Session && !member.isEnded) found.add(member);
+    return [...found];
+  }
+
+  /** Every open session (for listings; the caller bounds what it keeps). */
+  openSessions(): IterableIterator<Session> {
+    return this.sessions.values();
+  }
+
   /** Run `hook` on every tick of the node's one timer (once a second): transports sweep their deadlines here. */
   onTick(hook: (now: number) => void): void {
     this.tickHooks.push(hook);
@@ -125,7 +154,7 @@ export class HeraldNode implements SessionOwner {
   ): Promise<Session> {
     this.admit(options.remoteAddress);
     const session = new Session(this, codec, options);
-    this.sessions.add(session);
+    this.sessions.set(session.seq, session);
     this.perIp.set(options.remoteAddress, (this.perIp.get(options.remoteAddress) ?? 0) + 1);
     try {
       await this.subscribe(session, targets, resume);
@@ -238,7 +267,7 @@ export class HeraldNode implements SessionOwner {
    * above all: Session.deliverLive takes a new epoch's first message after one as nothing missed).
    */
   private holdAll(scope: (channel: string) => boolean): void {
-    for (const session of this.sessions) {
+    for (const session of this.sessions.values()) {
       for (const target of session.targets) if (scope(target.channel)) session.beginRecovery(target.label);
     }
   }
@@ -246,7 +275,7 @@ export class HeraldNode implements SessionOwner {
   /** Every session re-reads each channel in `scope` from its last delivered position. */
   private recoverAll(scope: (channel: string) => boolean): void {
     const reads = new Map<string, Promise<RecoveryOutcome>>();
-    for (const session of this.sessions) {
+    for (const session of this.sessions.values()) {
       for (const target of session.targets) {
         if (!scope(target.channel)) continue;
         // Also when it is already holding (a gap seen before the broker reported ready, or a read in flight): a
@@ -285,7 +314,7 @@ export class HeraldNode implements SessionOwner {
    * socket closes (`sessionClosed`): a client being told why it is cut still holds a connection.
    */
   sessionEnded(session: Session, reason: DisconnectReason | 'client_gone'): void {
-    if (!this.sessions.has(session)) return;
+    if (this.sessions.get(session.seq) !== session) return;
     for (const t of session.targets) this.hub.leave(t.channel, t.label, session.codec, session);
     session.targets.length = 0;
     if (reason !== 'client_gone') {
@@ -303,7 +332,7 @@ export class HeraldNode implements SessionOwner {
 
   /** SessionOwner: a session's socket closed; it no longer counts against the connection limits. */
   sessionClosed(session: Session): void {
-    if (!this.sessions.delete(session)) return;
+    if (!this.sessions.delete(session.seq)) return;
     const ip = session.options.remoteAddress;
     const n = (this.perIp.get(ip) ?? 1) - 1;
     if (n <= 0) this.perIp.delete(ip);
@@ -313,7 +342,7 @@ export class HeraldNode implements SessionOwner {
   /** Stop admitting and tell every client to reconnect elsewhere. */
   drain(): void {
     this.draining = true;
-    for (const s of [...this.sessions]) s.disconnect('shutdown');
+    for (const s of [...this.sessions.values()]) s.disconnect('shutdown');
   }
 
   async stop(): Promise<void> {
@@ -326,7 +355,7 @@ export class HeraldNode implements SessionOwner {
     this.ticks++;
     const now = Date.now();
     const heartbeat = this.ticks % Math.max(1, Math.round((this.config.heartbeatSeconds * 1000) / TICK_MS)) === 0;
-    for (const s of this.sessions) {
+    for (const s of this.sessions.values()) {
       if (s.isEnded) s.closeIfOverdue(now, this.config.closeGraceMs);
       else if (s.expiresAt !== undefined && s.expiresAt <= now) s.disconnect('expired');
       else if (heartbeat) s.heartbeat();
@@ -356,4 +385,9 @@ function fitReplay(session: Session, label: string, outcome: RecoveryOutcome): R
   }
   const last = outcome.publications[outcome.publications.length - 1]?.position;
   return { publications: [], position: outcome.position ?? last, reload: 'oversized' };
+}
+
+function newNodeId(): string {
+  // 36^7 ≈ 7.8e10 ids: two nodes of one cluster drawing the same is not a practical worry.
+  return (randomBytes(6).readUIntBE(0, 6) % 36 ** 7).toString(36).padStart(7, '0');
 }

@@ -71,6 +71,8 @@ export interface SessionOptions {
 
 /** What a session needs from its node: to leave the hub and be forgotten when it ends, and to recover a channel. */
 export interface SessionOwner {
+  /** The node's id, unique across a cluster (random per start): the prefix of every session id it hands out. */
+  readonly nodeId: string;
   /** The stream ended: it must leave its channels. The socket may still be open (its last words in flight). */
   sessionEnded(session: Session, reason: DisconnectReason | 'client_gone'): void;
   /** The socket closed: the session no longer counts against the connection limits. */
@@ -108,10 +110,14 @@ interface ChannelCursor {
   pending: Held[] | undefined;
 }
 
-let nextId = 1;
+let nextSeq = 1;
+/** Sessions store their opening time in seconds from here: a small integer, which V8 keeps unboxed. */
+const EPOCH_MS = Date.now();
 
 export class Session implements HubMember {
-  readonly id = nextId++;
+  /** Unique within the process; the number behind `id`. */
+  readonly seq = nextSeq++;
+  private readonly openedSecond = Math.floor((Date.now() - EPOCH_MS) / 1000);
   /** Replaced, not pushed to, when it grows (see HeraldNode.subscribe). */
   targets: SessionTarget[] = [];
   expiresAt: number | undefined;
@@ -139,6 +145,20 @@ export class Session implements HubMember {
     readonly options: SessionOptions,
   ) {
     this.expiresAt = options.expiresAt;
+  }
+
+  /**
+   * The client id: `<node id>-<seq in base 36>`, e.g. `k3f9q2-1z`. Short, unique across the nodes of a cluster, and
+   * it names the node that holds the session, so a disconnect by id can be routed there. Built on demand rather
+   * than stored: a string per held connection would cost memory on every idle client.
+   */
+  get id(): string {
+    return `${this.owner.nodeId}-${this.seq.toString(36)}`;
+  }
+
+  /** When the session opened (milliseconds since the epoch, to the second). */
+  get openedAt(): number {
+    return EPOCH_MS + this.openedSecond * 1000;
   }
 
   get isEnded(): boolean {

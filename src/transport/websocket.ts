@@ -351,7 +351,7 @@ class WsConnection implements SessionSink {
       this.session.write(unsubscribedFrame(channel, 'forbidden', this.framing));
     }
     this.session.expiresAt = earliest(grant.expiresAt, this.keysExpireAt);
-    const result: Record<string, unknown> = { client: String(this.session.id), expiresAt: grant.expiresAt ?? null };
+    const result: Record<string, unknown> = { client: this.session.id, expiresAt: grant.expiresAt ?? null };
     if (grant.subject !== undefined) result['subject'] = grant.subject;
     return result;
   }
