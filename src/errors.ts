@@ -1,31 +1,32 @@
 /**
- * Herald's errors: one class, one code table. Every error a client can see has a stable `code`, an HTTP status
- * (for errors before a stream starts) and a WebSocket close code (for errors that end a WebSocket session).
+ * Herald's errors: one class, one code table. Every error a client can see has a stable `code` and an HTTP status
+ * (for errors before a stream starts; on `/ws` an error answers one request with the same `code`). Why a live stream
+ * ended is a separate table (DISCONNECT_TABLE below), with the close codes.
  *
  * Close codes follow the ranges of Centrifugo's protocol so a client can decide without knowing each code:
  *   3000-3499  the client may reconnect (with backoff)        3500-3999  the client must not reconnect as is
  */
 
 export const ERROR_TABLE = {
-  bad_request: { status: 400, close: 3501, message: 'malformed request' },
-  invalid_channel: { status: 400, close: 3502, message: 'invalid channel name' },
-  too_many_channels: { status: 400, close: 3503, message: 'too many channels in one subscription' },
-  unauthorized: { status: 401, close: 3504, message: 'missing or invalid credentials' },
-  token_expired: { status: 401, close: 3505, message: 'credentials expired' },
-  forbidden: { status: 403, close: 3506, message: 'channel not granted' },
-  origin_not_allowed: { status: 403, close: 3507, message: 'origin not allowed' },
-  host_not_allowed: { status: 403, close: 3520, message: 'Host not allowed: in --dev only localhost or the configured host' },
-  not_found: { status: 404, close: 3508, message: 'not found' },
-  method_not_allowed: { status: 405, close: 3509, message: 'method not allowed' },
-  payload_too_large: { status: 413, close: 1009, message: 'payload too large' },
-  uri_too_long: { status: 414, close: 3510, message: 'request URI too long' },
-  request_timeout: { status: 408, close: 3511, message: 'request not received in time' },
-  header_too_large: { status: 431, close: 3512, message: 'request headers too large' },
-  too_many_requests: { status: 429, close: 3012, message: 'too many requests' },
-  unavailable: { status: 503, close: 3013, message: 'service unavailable' },
+  bad_request: { status: 400, message: 'malformed request' },
+  invalid_channel: { status: 400, message: 'invalid channel name' },
+  too_many_channels: { status: 400, message: 'too many channels in one subscription' },
+  unauthorized: { status: 401, message: 'missing or invalid credentials' },
+  token_expired: { status: 401, message: 'credentials expired' },
+  forbidden: { status: 403, message: 'channel not granted' },
+  origin_not_allowed: { status: 403, message: 'origin not allowed' },
+  host_not_allowed: { status: 403, message: 'Host not allowed: in --dev only localhost or the configured host' },
+  not_found: { status: 404, message: 'not found' },
+  method_not_allowed: { status: 405, message: 'method not allowed' },
+  payload_too_large: { status: 413, message: 'payload too large' },
+  uri_too_long: { status: 414, message: 'request URI too long' },
+  request_timeout: { status: 408, message: 'request not received in time' },
+  header_too_large: { status: 431, message: 'request headers too large' },
+  too_many_requests: { status: 429, message: 'too many requests' },
+  unavailable: { status: 503, message: 'service unavailable' },
   /** A publish was sent to the broker but not answered in time: it may or may not have been published. */
-  outcome_unknown: { status: 504, close: 3015, message: 'publish outcome unknown: retry with the same idempotency key' },
-  internal: { status: 500, close: 3014, message: 'internal error' },
+  outcome_unknown: { status: 504, message: 'publish outcome unknown: retry with the same idempotency key' },
+  internal: { status: 500, message: 'internal error' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_TABLE;
@@ -39,9 +40,6 @@ export class HeraldError extends Error {
   }
   get status(): number {
     return ERROR_TABLE[this.code].status;
-  }
-  get closeCode(): number {
-    return ERROR_TABLE[this.code].close;
   }
   /** The JSON body of an HTTP error response: `{"error":{"code":"...","message":"..."}}`. */
   toJSON(): { error: { code: ErrorCode; message: string } } {

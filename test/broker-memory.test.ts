@@ -1,5 +1,5 @@
 import { MemoryBroker } from '../src/broker/memory.js';
-import { brokerConformance } from '../src/broker/conformance.js';
+import { brokerConformance } from './helpers/broker-conformance.js';
 
 brokerConformance('memory', async () => ({
   newBroker: () => new MemoryBroker(),

@@ -1,4 +1,4 @@
-import { brokerConformance } from '../src/broker/conformance.js';
+import { brokerConformance } from './helpers/broker-conformance.js';
 import { RedisBroker } from '../src/broker/redis.js';
 import { createLogger } from '../src/util/log.js';
 import { startRedis, startRedisCluster } from './helpers/redis.js';

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { MemoryHistory } from '../src/broker/memory-history.js';
 import { isReadStamp } from '../src/protocol/message-id.js';
 import { MemoryBroker } from '../src/broker/memory.js';
-import type { Publication } from '../src/broker/broker.js';
+import type { Publication } from '../src/protocol/publication.js';
 import { historyConformance } from './helpers/history-conformance.js';
 
 historyConformance('memory', async () => {

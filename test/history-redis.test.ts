@@ -1,6 +1,6 @@
 /** The history conformance cases on Redis (standalone) and a 3-master Redis Cluster, started by the test itself. */
 import { after } from 'node:test';
-import type { Publication } from '../src/broker/broker.js';
+import type { Publication } from '../src/protocol/publication.js';
 import { RedisBroker } from '../src/broker/redis.js';
 import { createLogger } from '../src/util/log.js';
 import { historyConformance, type OpenedBroker } from './helpers/history-conformance.js';

@@ -1,7 +1,7 @@
 /** Redis Cluster failures: a master killed and restarted; the broker recovers and every shard delivers again. */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startBroker } from '../src/broker/conformance.js';
+import { startBroker } from './helpers/broker-conformance.js';
 import { RedisBroker } from '../src/broker/redis.js';
 import { slotOf } from '../src/broker/redis-slot.js';
 import { createLogger } from '../src/util/log.js';

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Collector } from '../src/broker/conformance.js';
+import { Collector } from './helpers/broker-conformance.js';
 import { RedisBroker } from '../src/broker/redis.js';
 import { createLogger } from '../src/util/log.js';
 import { eventually, openStream, publish } from './helpers/server.js';

@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { signToken } from '../src/auth/jwt.js';
 import { sealChannel } from '../src/auth/sealed-key.js';
-import { corsHeaders } from '../src/http/request.js';
+import { corsHeaders } from '../src/auth/origin.js';
 import { createLogger } from '../src/util/log.js';
 import { answer, guarded } from './helpers/guard.js';
 import { RawClient } from './helpers/raw.js';

@@ -3,8 +3,6 @@
  * whatever the length of the key presented.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
-import { bearerOf } from '../http/request.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
@@ -21,13 +19,6 @@ export class ApiKeys {
       ...scoped.map((k) => ({ digest: digest(k.key), scope: { namespaces: k.namespaces } })),
     ];
   }
-  get configured(): boolean {
-    return this.entries.length > 0;
-  }
-  /** True when `presented` equals one of the keys. Every key is compared, so timing does not tell which matched. */
-  matches(presented: string): boolean {
-    return this.match(presented) !== undefined;
-  }
   /** The scope of the key `presented` equals, or undefined. Every key is compared, whichever matches. */
   match(presented: string): ApiKeyScope | undefined {
     const d = digest(presented);
@@ -37,11 +28,6 @@ export class ApiKeys {
     }
     return found;
   }
-}
-
-/** The credential of `Authorization: Bearer X`, or undefined. */
-export function bearerToken(req: IncomingMessage): string | undefined {
-  return bearerOf(req.headers.authorization);
 }
 
 export function isLoopback(address: string | undefined): boolean {

@@ -14,7 +14,7 @@ import { SubscribeAuthorizer, type GrantResolvers } from './grant.js';
 import { TokenVerifier } from './jwt.js';
 import { loadPublicKeys } from './jwt-keys.js';
 import { Namespaces } from './namespaces.js';
-import { originAllowed } from '../transport/upgrade.js';
+import { originAllowed } from './origin.js';
 import { SealedKeyOpener } from './sealed-key.js';
 import { SecretRing } from './secrets.js';
 

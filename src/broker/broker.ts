@@ -2,7 +2,7 @@
  * The broker: pub/sub between Herald nodes. It never sees a client; it calls the node's handler once per message
  * for every channel the node subscribed. Concrete brokers are chosen only in server.ts.
  *
- * Contract (the conformance suite in ./conformance.ts checks every point on every broker):
+ * Contract (the conformance suite in test/helpers/broker-conformance.ts checks every point on every broker):
  * - After `subscribe([c])` resolves, every later `publish(c, …)` (from this node or any other) reaches
  *   `handler.onPublication` exactly once per node, until `unsubscribe([c])` resolves.
  * - Per channel, publications reach the handler in the order they were published (from one publisher).
@@ -40,22 +40,10 @@
  *   read of a quiet channel are resumable from its stamp without a reload.
   */
 import type { StreamPosition } from '../protocol/message-id.js';
+import type { Publication } from '../protocol/publication.js';
 
 export type { StreamPosition } from '../protocol/message-id.js';
-
-export interface Publication {
-  readonly channel: string;
-  readonly data: string;
-  /** Position in the channel's history, where the broker keeps one: orders the message within its channel. */
-  readonly id?: string;
-  /**
-   * `id` parsed. Brokers may leave it out: the Hub fills it in once per message (see `withPosition`), so sessions
-   * compare numbers and never parse per subscriber.
-   */
-  readonly position?: StreamPosition;
-  /** Milliseconds since the epoch when the node received it. */
-  readonly ts: number;
-}
+export type { Publication } from '../protocol/publication.js';
 
 export interface PublishOptions {
   /** Keep the message in the channel's history (where the broker has history). */

@@ -6,7 +6,8 @@
  * Fan-out: subscribers of a channel are grouped by (wire format, channel label). A publication is encoded once per
  * group and the very same Buffer is handed to every member; nothing is allocated per subscriber here.
  */
-import type { Broker, BrokerHandler, Publication } from '../broker/broker.js';
+import type { Broker, BrokerHandler } from '../broker/broker.js';
+import type { Publication } from '../protocol/publication.js';
 import { HeraldError } from '../errors.js';
 import type { FrameEncoder } from '../protocol/frames.js';
 import { parseMessageId } from '../protocol/message-id.js';

@@ -2,7 +2,8 @@
  * Reading what a client missed: one channel's history after a position, judged for completeness. Shared by every
  * transport (via HeraldNode.openSession and the node's reconnect and gap recovery); the Session applies the outcome.
  */
-import { hasHistory, type Broker, type HistoryPolicy, type Publication } from '../broker/broker.js';
+import { hasHistory, type Broker, type HistoryPolicy } from '../broker/broker.js';
+import type { Publication } from '../protocol/publication.js';
 import type { ReloadReason } from '../protocol/frames.js';
 import type { StreamPosition } from '../protocol/message-id.js';
 import type { RecoveryOutcome } from './session.js';

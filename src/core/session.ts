@@ -21,7 +21,7 @@
  * gets a reload notice and then the new epoch's messages from its start (read from history where the live message
  * is not its first). Held messages count against `maxQueueBytes` like everything else.
  */
-import type { Publication } from '../broker/broker.js';
+import type { Publication } from '../protocol/publication.js';
 import type { DisconnectReason } from '../errors.js';
 import type { ReloadReason, StreamCodec } from '../protocol/frames.js';
 import { formatMessageId, isReadStamp, type StreamPosition } from '../protocol/message-id.js';
@@ -203,10 +203,6 @@ export class Session implements HubMember {
     return this.cursorOf(label)?.position;
   }
 
-  isRecovering(label: string): boolean {
-    return this.cursorOf(label)?.pending !== undefined;
-  }
-
   /** The connection's cursor: every channel's position in target order (docs/protocol.md). */
   cursor(): string {
     if (this.finalCursor !== undefined) return this.finalCursor;
@@ -282,14 +278,6 @@ export class Session implements HubMember {
       const h = pending[i]!;
       this.deliverLive(label, cursor, h.frame, h.publication);
     }
-  }
-
-  /** Tell the client to reload a channel now (e.g. its broker connection was lost and nothing can be replayed). */
-  reload(label: string, reason: ReloadReason, position: StreamPosition | undefined): void {
-    const cursor = this.cursorOf(label);
-    if (cursor) cursor.position = position;
-    this.owner.reloadSent?.(reason);
-    this.write(this.codec.encodeReload(label, reason, idOf(position), this.cursor()));
   }
 
   private deliverLive(label: string, cursor: ChannelCursor, frame: Buffer, publication: Publication): void {

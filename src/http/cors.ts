@@ -4,7 +4,7 @@
  * same rules as the stream itself (credentials never with `*`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { corsHeaders } from './request.js';
+import { corsHeaders } from '../auth/origin.js';
 import type { RouteHandler } from './router.js';
 
 const PREFLIGHT_MAX_AGE_SECONDS = 600;

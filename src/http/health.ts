@@ -42,7 +42,7 @@ export function metricsGate(config: Pick<HeraldConfig, 'dev' | 'metricsPublic' |
   return (req) => {
     if (!token) throw new HeraldError('unauthorized', '/metrics needs a bearer token: set metricsToken (or metricsPublic)');
     const presented = bearerOf(req.headers.authorization);
-    if (presented === undefined || !token.matches(presented)) {
+    if (presented === undefined || token.match(presented) === undefined) {
       throw new HeraldError('unauthorized', presented === undefined ? 'missing metrics token' : 'invalid metrics token');
     }
   };

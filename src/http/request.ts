@@ -95,16 +95,3 @@ export function cookieValue(header: string | undefined, name: string): string | 
   }
   return undefined;
 }
-
-/**
- * CORS headers for a cross-origin stream. An origin is echoed only when it is allowed; `*` is sent only when the
- * configuration says `*`, and never together with credentials.
- */
-export function corsHeaders(origin: string | undefined, allowed: readonly string[]): Record<string, string> {
-  if (!origin) return {};
-  if (allowed.includes(origin)) {
-    return { 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true', Vary: 'Origin' };
-  }
-  if (allowed.includes('*')) return { 'Access-Control-Allow-Origin': '*', Vary: 'Origin' };
-  return {};
-}

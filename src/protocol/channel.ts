@@ -1,5 +1,4 @@
 /** Channel names: 1 to 255 bytes of UTF-8, no control characters. Glob characters (`*?[]`) are ordinary. */
-import { HeraldError } from '../errors.js';
 
 export const MAX_CHANNEL_BYTES = 255;
 // C0 controls, DEL and C1 controls.
@@ -14,9 +13,4 @@ export function channelProblem(name: string): string | undefined {
   if (CONTROL.test(name)) return 'channel name contains a control character';
   if (LONE_SURROGATE.test(name)) return 'channel name is not valid UTF-8';
   return undefined;
-}
-
-export function assertChannel(name: string): void {
-  const problem = channelProblem(name);
-  if (problem) throw new HeraldError('invalid_channel', problem);
 }

@@ -3,7 +3,7 @@
  * once per message and per (format, channel label), and writes the same Buffer to every subscriber of that group.
  */
 import { DISCONNECT_TABLE, type DisconnectReason } from '../errors.js';
-import type { Publication } from '../broker/broker.js';
+import type { Publication } from './publication.js';
 
 /** Turns a publication into the bytes of one frame of a wire format. */
 export interface FrameEncoder {

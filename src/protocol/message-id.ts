@@ -48,10 +48,6 @@ export function isReadStamp(epoch: string): boolean {
   return epoch.charCodeAt(0) === 83; // 'S'
 }
 
-export function samePosition(a: StreamPosition | undefined, b: StreamPosition | undefined): boolean {
-  return a === b || (a !== undefined && b !== undefined && a.offset === b.offset && a.epoch === b.epoch);
-}
-
 /**
  * Parse a cursor for a connection of `channels` channels. Throws 400 when it is malformed or lists another number
  * of channels: resuming the wrong channels silently would be worse than refusing.
@@ -71,14 +67,4 @@ export function parseCursor(text: string, channels: number): (StreamPosition | u
     if (!position) throw new HeraldError('bad_request', 'malformed resume cursor: expected <offset>-<epoch>');
     return position;
   });
-}
-
-export function formatCursor(positions: readonly (StreamPosition | undefined)[]): string {
-  let out = '';
-  for (let i = 0; i < positions.length; i++) {
-    if (i > 0) out += ',';
-    const p = positions[i];
-    if (p) out += formatMessageId(p);
-  }
-  return out;
 }

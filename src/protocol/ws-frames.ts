@@ -7,7 +7,7 @@
  * `Sender.frame` does for an unmasked text frame; it is written out here because that function is untyped and because
  * per-message deflate (which would make frames differ per socket) is off.
  */
-import type { Publication } from '../broker/broker.js';
+import type { Publication } from './publication.js';
 import { DISCONNECT_TABLE, type DisconnectReason, type ErrorCode } from '../errors.js';
 import type { StreamCodec } from './frames.js';
 import { dataText, DEFAULT_MAX_JSON_DEPTH, JsonRefused, parseClientJson } from './json-bounds.js';

@@ -14,7 +14,8 @@ import type { Session, SessionSink } from '../core/session.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
 import { disconnectLine, messageLine, reloadLine, type StreamCodec } from '../protocol/frames.js';
 import { parseCursor } from '../protocol/message-id.js';
-import { corsHeaders, streamRequestFromNode, subscribeCredentials } from '../http/request.js';
+import { corsHeaders } from '../auth/origin.js';
+import { streamRequestFromNode, subscribeCredentials } from '../http/request.js';
 
 export interface PollContext {
   readonly node: HeraldNode;

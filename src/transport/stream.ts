@@ -17,7 +17,8 @@ import { HeraldError } from '../errors.js';
 import { LAST_CHUNK, type StreamCodec } from '../protocol/frames.js';
 import { parseCursor } from '../protocol/message-id.js';
 import { isOwned, setOwner, type SocketOwner } from '../http/socket-owner.js';
-import { corsHeaders, subscribeCredentials, type StreamRequest } from '../http/request.js';
+import { corsHeaders } from '../auth/origin.js';
+import { subscribeCredentials, type StreamRequest } from '../http/request.js';
 
 export interface StreamContext {
   readonly node: HeraldNode;

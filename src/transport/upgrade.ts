@@ -30,16 +30,6 @@ export function upgradeRequest(req: IncomingMessage, maxUrlBytes: number, maxHea
   return streamRequestFromNode(req, queryParams(q < 0 ? '' : raw.slice(q + 1)), clients);
 }
 
-/**
- * May a browser page from `origin` open a WebSocket here? Requests without `Origin` come from non-browser clients,
- * which can send any header anyway, so the check protects browsers' users only (cross-site WebSocket hijacking).
- */
-export function originAllowed(origin: string | undefined, allowed: readonly string[], dev: boolean): boolean {
-  // --dev with no list configured: pages served from anywhere on the developer's machine may connect.
-  if (origin === undefined || (dev && allowed.length === 0)) return true;
-  return allowed.includes('*') || allowed.includes(origin);
-}
-
 /** Answer a refused upgrade on the raw socket and close it. */
 export function refuseUpgrade(socket: Socket, err: unknown): HeraldError {
   const e = toHeraldError(err);

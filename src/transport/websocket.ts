@@ -40,7 +40,8 @@ import {
 import { reportFault } from '../util/faults.js';
 import { credentialDigest } from '../util/lru.js';
 import { subscribeCredentials } from '../http/request.js';
-import { originAllowed, refuseUpgrade, upgradeRequest } from './upgrade.js';
+import { originAllowed } from '../auth/origin.js';
+import { refuseUpgrade, upgradeRequest } from './upgrade.js';
 
 export interface WebSocketContext {
   readonly node: HeraldNode;

@@ -7,8 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { HeraldError } from '../errors.js';
-import type { Broker, Publication } from './broker.js';
+import { HeraldError } from '../../src/errors.js';
+import type { Broker } from '../../src/broker/broker.js';
+import type { Publication } from '../../src/protocol/publication.js';
 
 export interface BrokerFixture {
   /** A new, started-by-the-suite broker on the shared backend (a new "node"). */
