@@ -14,6 +14,8 @@ import { ERROR_TABLE, HeraldError } from './errors.js';
 import { DRAIN_RETRY_AFTER_SECONDS, FastPublisher } from './http/fast-publish.js';
 import { FrontReader } from './http/front.js';
 import { createNodeMetrics, MetricsRegistry } from './core/metrics.js';
+import { registerProcessMetrics } from './core/process-metrics.js';
+import { PublicationMetrics } from './core/publication-metrics.js';
 import { historyPolicyFor, type HistoryPolicyFor } from './core/history-policy.js';
 import { HeraldNode } from './core/node.js';
 import { ClientAddress } from './http/client-address.js';
@@ -30,6 +32,7 @@ import { PollTransport } from './transport/poll.js';
 import { WebSocketTransport } from './transport/websocket.js';
 import { describeError, faultCounts, onFault } from './util/faults.js';
 import { createLogger, type Logger } from './util/log.js';
+import { VERSION } from './version.js';
 
 export interface HeraldServerOptions {
   /** Use this broker instead of the one `config.broker` names (tests, embedding). */
@@ -55,11 +58,13 @@ export class HeraldServer {
     })(this.sockets);
   private closing: Promise<void> | undefined;
   private readonly stopFaultLog: () => void;
+  private readonly processMetrics: { stop(): void };
 
   constructor(readonly config: HeraldConfig, options: HeraldServerOptions = {}) {
     this.log = options.logger ?? createLogger(config.logLevel);
     const metrics = createNodeMetrics(new MetricsRegistry());
     const broker = options.broker ?? createBroker(config, this.log);
+    this.processMetrics = registerProcessMetrics(metrics.registry, VERSION);
     // A channel's history policy: its namespace's where it sets one, else the node's history settings. The node
     // (resume) and the publish API (what to keep) both ask this one function.
     const nodeHistory = historyPolicyFor(config);
@@ -70,6 +75,9 @@ export class HeraldServer {
     this.auth = new Authorization(config, (channel) => hub.memberCount(channel));
     const auth = this.auth;
     historyFor = (channel) => auth.historyFor(channel, nodeHistory);
+    const flow = new PublicationMetrics(metrics.registry, Object.keys(config.namespaces), (channel) => auth.namespaces.nameOf(channel));
+    flow.timeBroker(broker);
+    hub.observeFanOut(flow.fannedOut);
     metrics.registry.gauge(
       'herald_internal_errors_total',
       'Unexpected errors caught at a connection boundary (the connection was closed), by where; process-wide.',
@@ -142,7 +150,7 @@ export class HeraldServer {
       .add('/ws', () => {
         throw new HeraldError('bad_request', 'GET /ws is a WebSocket endpoint: send an Upgrade request');
       })
-      .add('/healthz', withCors((req, res) => serveHealth(req, res), config.allowedOrigins))
+      .add('/healthz', withCors((req, res) => serveHealth(req, res, VERSION), config.allowedOrigins))
       .add('/readyz', withCors((req, res) => serveReady(this.node, req, res), config.allowedOrigins))
       .add('/metrics', (req, res) => serveMetrics(this.node, req, res, metricsAllowed));
 
@@ -216,11 +224,12 @@ export class HeraldServer {
     });
     this.http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => websocket.handleUpgrade(req, socket, head));
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      // Malformed or timed-out requests: answer as node would, without a stack trace, and count them.
-      metrics.rejected.inc({ code: err.code ?? 'client_error' });
-      if (!socket.writable) return socket.destroy();
+      // Malformed or timed-out requests: answer as node would, without a stack trace, and count them under
+      // Herald's code (never the parser's own HPE_* code: labels stay a fixed set).
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       const code = status === 431 ? 'header_too_large' : status === 408 ? 'request_timeout' : 'bad_request';
+      metrics.rejected.inc({ code });
+      if (!socket.writable) return socket.destroy();
       const body = JSON.stringify({ error: { code, message: ERROR_TABLE[code].message } });
       socket.end(
         `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
@@ -286,6 +295,7 @@ export class HeraldServer {
     await closed;
     await this.node.stop();
     this.stopFaultLog();
+    this.processMetrics.stop();
   }
 }
 

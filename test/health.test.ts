@@ -1,5 +1,6 @@
 /** GET /healthz, /readyz, /metrics; unknown routes; wrong methods; readiness and refusals while draining. */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { parseHead, RawClient } from './helpers/raw.js';
 import { openStream, publish, startServer, type TestServer } from './helpers/server.js';
@@ -12,11 +13,12 @@ before(async () => {
 });
 after(() => node.close());
 
-test('GET /healthz is 200 {"status":"ok"}', async () => {
+test('GET /healthz is 200 {"status":"ok","version":...} with the package version', async () => {
   const res = await fetch(`${node.url}/healthz`);
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
-  assert.deepEqual(await res.json(), { status: 'ok' });
+  const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+  assert.deepEqual(await res.json(), { status: 'ok', version: pkg.version });
 });
 
 test('GET /readyz is 200 while the broker is up and the node is not draining', async () => {
@@ -45,7 +47,7 @@ test('GET /metrics is Prometheus text with the node counters', async (t) => {
   const text = await res.text();
   // Every sample line is `name{labels} value`, every metric has HELP and TYPE.
   for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) {
-    assert.match(line, /^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?\d+(\.\d+)?$/, line);
+    assert.match(line, /^[a-z_][a-z0-9_]*(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (-?\d+(\.\d+)?(e[-+]\d+)?|\+Inf|NaN)$/, line);
   }
   const value = (sample: string): number => {
     const line = text.split('\n').find((l) => l.startsWith(sample + ' '));

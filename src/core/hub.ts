@@ -13,6 +13,9 @@ import type { FrameEncoder } from '../protocol/frames.js';
 import { parseMessageId } from '../protocol/message-id.js';
 import type { Logger } from '../util/log.js';
 
+/** Told of a publication's fan-out: its channel, the frames handed to members, and the seconds that took. */
+export type FanOutObserver = (channel: string, delivered: number, seconds: number) => void;
+
 /** Something that receives frames: a Session. */
 export interface HubMember {
   /** `label` is the name the member joined the channel under (a session may hold one channel under two). */
@@ -47,6 +50,8 @@ export class Hub implements BrokerHandler {
   private members = 0;
   /** Frames handed to members since start (a counter for /metrics). */
   deliveries = 0;
+  /** Told once per publication that had local members: its channel, frames written, and seconds it took. */
+  private fanOutObserver: FanOutObserver | undefined;
 
   constructor(private readonly broker: Broker, private readonly log: Logger) {}
 
@@ -107,13 +112,23 @@ export class Hub implements BrokerHandler {
   onPublication(publication: Publication): void {
     const entry = this.channels.get(publication.channel);
     if (!entry) return;
+    // Timed once per publication (two clock reads), never per member.
+    const started = this.fanOutObserver ? performance.now() : 0;
     if (publication.id !== undefined && publication.position === undefined) publication = withPosition(publication);
+    let delivered = 0;
     for (const group of entry.groups) {
       const frame = group.encoder.encode(publication, group.label);
       if (group.one) group.one.send(frame, publication, group.label);
       else if (group.many) for (const member of group.many) member.send(frame, publication, group.label);
-      this.deliveries += group.count;
+      delivered += group.count;
     }
+    this.deliveries += delivered;
+    this.fanOutObserver?.(publication.channel, delivered, (performance.now() - started) / 1000);
+  }
+
+  /** Observe every fan-out (metrics): one call per publication that reached local members. */
+  observeFanOut(observer: FanOutObserver): void {
+    this.fanOutObserver = observer;
   }
 
   /** Channels with at least one local member. */

@@ -11,9 +11,9 @@ function requireGet(req: IncomingMessage): void {
   if (req.method !== 'GET' && req.method !== 'HEAD') throw new HeraldError('method_not_allowed', 'use GET');
 }
 
-export function serveHealth(req: IncomingMessage, res: ServerResponse): void {
+export function serveHealth(req: IncomingMessage, res: ServerResponse, version: string): void {
   requireGet(req);
-  sendJson(res, 200, { status: 'ok' });
+  sendJson(res, 200, { status: 'ok', version });
 }
 
 export function serveReady(node: HeraldNode, req: IncomingMessage, res: ServerResponse): void {
