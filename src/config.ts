@@ -81,6 +81,14 @@ export interface HeraldConfig {
   readonly metricsPublic: boolean;
   /** `debug`, `info`, `warn`, `error` or `silent`. @default "info" */
   readonly logLevel: LogLevel;
+  /**
+   * Port of an internal listener for operators: `/metrics`, `/admin`, `/healthz` and `/readyz`. When set, `/metrics`
+   * and `/admin` answer only there (404 on the public port); `/healthz` and `/readyz` answer on both. 0 = none.
+   * @default 0
+   */
+  readonly internalPort: number;
+  /** Address the internal listener binds. @default "127.0.0.1" */
+  readonly internalHost: string;
 
   // Authorization (docs/security.md).
   /** A rotated-out secret still accepted (sealed keys and HS* tokens) until `previousSecretUntil`. @default "" */
@@ -200,6 +208,8 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
   metricsToken: { kind: 'string', check: (v) => (v === '' || /^[\x21-\x7e]{16,}$/.test(v) ? undefined : 'must be at least 16 visible ASCII characters') },
   metricsPublic: { kind: 'bool' },
   logLevel: { kind: 'string', oneOf: ['debug', 'info', 'warn', 'error', 'silent'] },
+  internalPort: { kind: 'int', min: 0, max: 65535 },
+  internalHost: { kind: 'string', check: (v) => (v.length === 0 ? 'must not be empty' : undefined) },
   previousSecret: { kind: 'string' },
   previousSecretUntil: { kind: 'string', check: (v) => (v === '' || isDate(v) ? undefined : `"${v}" is not an ISO 8601 date`) },
   jwtAlgorithms: { kind: 'list', json: checkAlgorithms },
@@ -250,6 +260,8 @@ export const DEFAULTS: HeraldConfig = {
   metricsToken: '',
   metricsPublic: false,
   logLevel: 'info',
+  internalPort: 0,
+  internalHost: '127.0.0.1',
   previousSecret: '',
   previousSecretUntil: '',
   jwtAlgorithms: ['HS256'],
@@ -345,6 +357,9 @@ export const MIN_SECRET_LENGTH = 32;
 
 /** Rules across settings. Outside --dev a strong secret is required, so nothing starts open by accident. */
 function checkSafety(config: HeraldConfig): void {
+  if (config.internalPort !== 0 && config.internalPort === config.port) {
+    throw new ConfigError('internalPort', `must differ from port (${config.port})`);
+  }
   if (config.historyMetaTtlSeconds < config.historyTtlSeconds) {
     throw new ConfigError('historyMetaTtlSeconds', 'must be at least historyTtlSeconds');
   }

@@ -23,6 +23,7 @@ import { checkDevHost } from './http/dev-guard.js';
 import { metricsGate, serveHealth, serveMetrics, serveReady } from './http/health.js';
 import { withCors, withPreflight } from './http/cors.js';
 import { PublishApi } from './http/publish.js';
+import { InternalListener } from './http/internal-listener.js';
 import { Router } from './http/router.js';
 import { httpStreamTransport } from './transport/http-stream.js';
 import { headerOf, streamRequestFromNode } from './http/request.js';
@@ -59,6 +60,12 @@ export class HeraldServer {
   private closing: Promise<void> | undefined;
   private readonly stopFaultLog: () => void;
   private readonly processMetrics: { stop(): void };
+  /**
+   * Operators' routes (/metrics; the admin pages add theirs here): on the internal listener when `internalPort` is
+   * set, else on the public port. `/healthz` and `/readyz` answer on both.
+   */
+  readonly operatorRoutes: Router;
+  private readonly internal: InternalListener | undefined;
 
   constructor(readonly config: HeraldConfig, options: HeraldServerOptions = {}) {
     this.log = options.logger ?? createLogger(config.logLevel);
@@ -150,9 +157,21 @@ export class HeraldServer {
       .add('/ws', () => {
         throw new HeraldError('bad_request', 'GET /ws is a WebSocket endpoint: send an Upgrade request');
       })
-      .add('/healthz', withCors((req, res) => serveHealth(req, res, VERSION), config.allowedOrigins))
-      .add('/readyz', withCors((req, res) => serveReady(this.node, req, res), config.allowedOrigins))
-      .add('/metrics', (req, res) => serveMetrics(this.node, req, res, metricsAllowed));
+    const healthRoutes = (r: Router): Router =>
+      r
+        .add('/healthz', withCors((req, res) => serveHealth(req, res, VERSION), config.allowedOrigins))
+        .add('/readyz', withCors((req, res) => serveReady(this.node, req, res), config.allowedOrigins));
+    healthRoutes(router);
+    this.operatorRoutes =
+      config.internalPort === 0
+        ? router
+        : healthRoutes(
+            new Router(metrics, this.log, config.maxUrlBytes, config.maxHeaderBytes, (req) =>
+              checkDevHost({ dev: config.dev, host: config.internalHost }, headerOf(req)('host')),
+            ),
+          );
+    this.internal = config.internalPort === 0 ? undefined : new InternalListener(this.operatorRoutes, config);
+    this.operatorRoutes.add('/metrics', (req, res) => serveMetrics(this.node, req, res, metricsAllowed));
 
     const requestTimeoutMs = Math.max(config.headersTimeoutMs, 30_000);
     this.http = createHttpServer(
@@ -243,6 +262,7 @@ export class HeraldServer {
   async listen(port = this.config.port, host = this.config.host): Promise<AddressInfo> {
     await this.node.start();
     this.front.start();
+    await this.internal?.listen(this.config.internalPort, this.config.internalHost);
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(port, host, () => {
@@ -251,6 +271,12 @@ export class HeraldServer {
       });
     });
     return this.http.address() as AddressInfo;
+  }
+
+  /** Base URL of the internal listener (`internalPort`), when there is one. */
+  get internalUrl(): string | undefined {
+    const a = this.internal?.address;
+    return a ? `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` : undefined;
   }
 
   /** Base URL for clients on this machine, e.g. http://127.0.0.1:8080. */
@@ -293,6 +319,8 @@ export class HeraldServer {
     for (const s of this.sockets) s.destroy();
     this.front.stop();
     await closed;
+    // Operators' port last: /readyz said 503 there too for the whole drain.
+    await this.internal?.close();
     await this.node.stop();
     this.stopFaultLog();
     this.processMetrics.stop();
