@@ -34,9 +34,9 @@ export interface Spawned {
   exited: Promise<Finished>;
 }
 
-/** Spawn `command args` with output captured; the process is killed by killAll() if still running. */
-export function spawnTracked(command: string, args: string[], env: Record<string, string> = cleanEnv()): Spawned {
-  const proc = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Spawn `command args` (in `cwd`, the checkout by default) with output captured; killAll() kills it if still running. */
+export function spawnTracked(command: string, args: string[], env: Record<string, string> = cleanEnv(), cwd = ROOT): Spawned {
+  const proc = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
   let out = '';
   let err = '';
@@ -72,7 +72,11 @@ export interface RunningHerald extends Spawned {
  * banner's "at http://HOST:PORT", or the "herald listening" log line's address.
  */
 export async function startHerald(args: string[], env: Record<string, string> = cleanEnv(), timeoutMs = 15_000): Promise<RunningHerald> {
-  const child = spawnTracked(process.execPath, [HERALD_BIN, 'serve', ...args], env);
+  return servedUrl(spawnTracked(process.execPath, [HERALD_BIN, 'serve', ...args], env), timeoutMs);
+}
+
+/** Wait until a spawned `herald serve` prints the URL it serves on (see startHerald); kill it if it never does. */
+export async function servedUrl(child: Spawned, timeoutMs = 15_000): Promise<RunningHerald> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const banner = /at (http:\/\/[^\s()]+?)\s/.exec(child.stdout());
