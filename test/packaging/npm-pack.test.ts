@@ -55,6 +55,19 @@ async function pack(args: string[], dest: string): Promise<Packed> {
   return packed[0]!;
 }
 
+/**
+ * A compiled file of a checkout's dist/ whose TypeScript source is gone (moved or deleted since the last clean
+ * build). `npm pack` proper never packs one of the server's (the root's prepack empties dist/ and builds afresh);
+ * this test packs the dist/ it runs from, and must not blame the package for a developer's leftovers.
+ * `checkout` is the package's folder in the checkout: the root (dist/src/a.js from src/a.ts) or client/ (dist/a.js
+ * from src/a.ts).
+ */
+function leftover(rel: string, checkout: string): boolean {
+  const m = /^dist\/(.+?)(\.js|\.js\.map|\.d\.ts)$/.exec(rel);
+  if (!m?.[1] || m[1] === 'herald.min') return false;
+  return !existsSync(join(checkout, `${m[1]}.ts`)) && !existsSync(join(checkout, 'src', `${m[1]}.ts`));
+}
+
 let work = '';
 let server: Packed;
 let client: Packed;
@@ -135,6 +148,8 @@ async function publishTo(url: string, channel: string, data: string): Promise<vo
 
 test('the server package holds the runtime, its sources and the license, nothing of the tests or the build state', () => {
   const paths = server.files.map((f) => f.path);
+  const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  assert.match(scripts['prepack'] ?? '', /rmSync\('dist'.*&& npm run build$/, 'npm pack must build from an empty dist/');
   for (const need of ['package.json', 'LICENSE', 'README.md', 'bin/herald.js', 'dist/src/index.js', 'dist/src/cli/main.js', 'deploy/herald.service']) {
     assert.ok(paths.includes(need), `${need} missing from ${server.filename}`);
   }
@@ -226,9 +241,10 @@ test('the browser bundle, loaded by a <script> tag, defines the global Herald an
 
 test('every source map in both installed packages points at files inside its package', async () => {
   let maps = 0;
-  for (const pkg of [serverDir, clientDir]) {
+  for (const [pkg, checkout] of [[serverDir, ROOT], [clientDir, join(ROOT, 'client')]] as const) {
     for (const file of walk(pkg)) {
-      if (relative(pkg, file).startsWith(`node_modules${sep}`)) continue;
+      const rel = relative(pkg, file).split(sep).join('/');
+      if (rel.startsWith('node_modules/') || leftover(rel, checkout)) continue;
       if (file.endsWith('.js')) {
         // The comment that tells a browser or `node --enable-source-maps` where the map is.
         const m = /\/\/# sourceMappingURL=(\S+)\s*$/.exec(await readFile(file, 'utf8'));
