@@ -116,6 +116,13 @@ export interface PublishResult {
   readonly replayed?: boolean;
 }
 
+/**
+ * The channel nodes talk to each other on (src/core/control-path.ts). Client channel names cannot hold control
+ * characters (protocol/channel.ts), so no client can subscribe or publish to it. It keeps no history, and
+ * `subscribedCount` leaves it out: it is the node's own, not a client's.
+ */
+export const NODE_CONTROL_CHANNEL = '\u0000herald:control';
+
 export interface BrokerHandler {
   onPublication(publication: Publication): void;
   /**
@@ -139,7 +146,7 @@ export interface Broker {
   isReadyFor?(channel: string): boolean;
   /** Brokers with shards (Redis Cluster): how many are up, of how many (for /readyz: some up is serving). */
   shardReadiness?(): { readonly ready: number; readonly total: number } | undefined;
-  /** Channels this node is subscribed to at the broker (for tests and metrics). */
+  /** Channels this node is subscribed to at the broker for its clients (for tests and metrics; NODE_CONTROL_CHANNEL aside). */
   subscribedCount(): number;
   close(): Promise<void>;
 }

@@ -15,6 +15,7 @@ import type {
   PublishOptions,
   PublishResult,
 } from './broker.js';
+import { NODE_CONTROL_CHANNEL } from './broker.js';
 import { IdempotencyMemo } from './idempotency-memo.js';
 import { MemoryHistory } from './memory-history.js';
 
@@ -80,7 +81,7 @@ export class MemoryBroker implements HistoryBroker {
   }
 
   subscribedCount(): number {
-    return this.channels.size;
+    return this.channels.size - (this.channels.has(NODE_CONTROL_CHANNEL) ? 1 : 0);
   }
 
   async close(): Promise<void> {

@@ -34,6 +34,7 @@ import type {
   PublishOptions,
   PublishResult,
 } from './broker.js';
+import { NODE_CONTROL_CHANNEL } from './broker.js';
 import { RedisHistory, toPublication } from './redis-history.js';
 import { certainlyNotApplied, clusterSlotsFrom, nodeUrl, parseClusterUrl, type RedisLink } from './redis-link.js';
 import { Shard, type ShardOwner } from './redis-shard.js';
@@ -164,7 +165,7 @@ export class RedisBroker implements HistoryBroker {
   }
 
   subscribedCount(): number {
-    return this.channels.size;
+    return this.channels.size - (this.channels.has(NODE_CONTROL_CHANNEL) ? 1 : 0);
   }
 
   async subscribe(channels: readonly string[]): Promise<void> {

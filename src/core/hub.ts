@@ -41,7 +41,21 @@ interface ChannelEntry {
   size: number;
   /** Pending while the broker subscription made for this entry is being set up; cleared once live. */
   ready: Promise<void> | undefined;
+  /** Publications since the last `takeBusiest` (the admin page's busiest channels). */
+  recent: number;
 }
+
+/** What `takeBusiest` reports per channel. */
+export interface ChannelActivity {
+  readonly channel: string;
+  /** Publications delivered here since the previous call. */
+  readonly messages: number;
+  /** Local subscribers now. */
+  readonly subscribers: number;
+}
+
+/** Channels remembered as active between two `takeBusiest` calls; past it the rest are found by a full scan. */
+const MAX_TOUCHED = 10_000;
 
 export class Hub implements BrokerHandler {
   private readonly channels = new Map<string, ChannelEntry>();
@@ -52,6 +66,11 @@ export class Hub implements BrokerHandler {
   deliveries = 0;
   /** Told once per publication that had local members: its channel, frames written, and seconds it took. */
   private fanOutObserver: FanOutObserver | undefined;
+  /** Publications delivered to at least one local member since start (a counter for /metrics). */
+  publications = 0;
+  /** Channels published to since the last `takeBusiest`, each once (bounded by MAX_TOUCHED). */
+  private touched: string[] = [];
+  private touchedOverflow = false;
 
   constructor(private readonly broker: Broker, private readonly log: Logger) {}
 
@@ -63,7 +82,7 @@ export class Hub implements BrokerHandler {
   async join(channel: string, label: string, encoder: FrameEncoder, member: HubMember): Promise<void> {
     let entry = this.channels.get(channel);
     if (!entry) {
-      const created: ChannelEntry = { groups: [], size: 0, ready: undefined };
+      const created: ChannelEntry = { groups: [], size: 0, ready: undefined, recent: 0 };
       const ready = this.brokerOp(channel, () => this.broker.subscribe([channel]));
       created.ready = ready;
       ready.then(
@@ -114,6 +133,11 @@ export class Hub implements BrokerHandler {
     if (!entry) return;
     // Timed once per publication (two clock reads), never per member.
     const started = this.fanOutObserver ? performance.now() : 0;
+    this.publications++;
+    if (entry.recent++ === 0) {
+      if (this.touched.length < MAX_TOUCHED) this.touched.push(publication.channel);
+      else this.touchedOverflow = true;
+    }
     if (publication.id !== undefined && publication.position === undefined) publication = withPosition(publication);
     let delivered = 0;
     for (const group of entry.groups) {
@@ -129,6 +153,25 @@ export class Hub implements BrokerHandler {
   /** Observe every fan-out (metrics): one call per publication that reached local members. */
   observeFanOut(observer: FanOutObserver): void {
     this.fanOutObserver = observer;
+  }
+
+  /**
+   * The `limit` channels with the most publications since the previous call, and reset the counts. Costs the number
+   * of channels published to meanwhile (not all channels), so a node-wide once-a-second call stays cheap.
+   */
+  takeBusiest(limit: number): ChannelActivity[] {
+    const names = this.touchedOverflow ? [...this.channels.keys()] : this.touched;
+    this.touched = [];
+    this.touchedOverflow = false;
+    const found: ChannelActivity[] = [];
+    for (const channel of names) {
+      const entry = this.channels.get(channel);
+      if (!entry || entry.recent === 0) continue;
+      found.push({ channel, messages: entry.recent, subscribers: entry.size });
+      entry.recent = 0;
+    }
+    found.sort((a, b) => b.messages - a.messages || b.subscribers - a.subscribers);
+    return found.slice(0, limit);
   }
 
   /** Channels with at least one local member. */

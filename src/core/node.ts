@@ -3,12 +3,13 @@
  * ticker that drives heartbeats and credential expiry for all sessions (no per-connection timers).
  */
 import { randomBytes } from 'node:crypto';
-import { hasHistory, type Broker } from '../broker/broker.js';
+import { hasHistory, NODE_CONTROL_CHANNEL, type Broker } from '../broker/broker.js';
 import type { HeraldConfig } from '../config.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
 import type { StreamCodec } from '../protocol/frames.js';
 import type { StreamPosition } from '../protocol/message-id.js';
 import type { Logger } from '../util/log.js';
+import { ControlPath } from './control-path.js';
 import type { HistoryPolicyFor } from './history-policy.js';
 import { Hub } from './hub.js';
 import type { NodeMetrics } from './metrics.js';
@@ -36,6 +37,10 @@ export class HeraldNode implements SessionOwner {
   /** Random per start, 7 base-36 characters: names this node to its peers and prefixes its session ids. */
   readonly nodeId = newNodeId();
   readonly hub: Hub;
+  /** Messages to and from the other nodes on the same broker (core/control-path.ts). */
+  readonly control: ControlPath;
+  /** Open sessions per transport (`herald_open_sessions`); they add up to `sessionCount()`. */
+  private readonly byTransport = new Map<string, number>();
   /**
    * Open sessions by `Session.seq`: the registry behind `findSession`. A Map costs one word per entry more than a
    * Set did, for a lookup by id that needs no scan (the admin page's disconnect, the server API's).
@@ -58,12 +63,22 @@ export class HeraldNode implements SessionOwner {
     readonly historyFor: HistoryPolicyFor = () => undefined,
   ) {
     this.hub = new Hub(broker, log);
+    this.control = new ControlPath(broker, this.nodeId, log);
     metrics.registry.gauge('herald_sessions', 'Open client streams.', () => this.sessions.size);
     metrics.registry.gauge('herald_hub_channels', 'Channels with local subscribers.', () => this.hub.channelCount());
     metrics.registry.gauge('herald_hub_subscriptions', 'Local (session, channel) subscriptions.', () =>
       this.hub.subscriptionCount(),
     );
+    metrics.registry.gauge('herald_open_sessions', 'Open client streams, by transport.', () =>
+      [...this.byTransport].map(([transport, n]): [Record<string, string>, number] => [{ transport }, n]),
+    );
     metrics.registry.gauge('herald_delivered_total', 'Frames handed to subscribers.', () => this.hub.deliveries, 'counter');
+    metrics.registry.gauge(
+      'herald_hub_publications_total',
+      'Messages this node delivered to at least one of its own subscribers.',
+      () => this.hub.publications,
+      'counter',
+    );
     metrics.registry.gauge('herald_broker_channels', 'Channels this node subscribes at the broker.', () =>
       broker.subscribedCount(),
     );
@@ -85,9 +100,10 @@ export class HeraldNode implements SessionOwner {
 
   async start(): Promise<void> {
     await this.broker.start({
-      onPublication: (p) => this.hub.onPublication(p),
+      onPublication: (p) => (p.channel === NODE_CONTROL_CHANNEL ? this.control.receive(p) : this.hub.onPublication(p)),
       onConnectionChange: (ready, scope) => this.brokerConnectionChanged(ready, scope),
     });
+    await this.control.start();
     this.ticker = setInterval(() => this.tick(), TICK_MS);
     this.ticker.unref();
   }
@@ -102,6 +118,11 @@ export class HeraldNode implements SessionOwner {
 
   sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** Open sessions per transport (e.g. `{ sse: 3, ws: 1 }`); transports that had sessions stay, at 0. */
+  sessionsByTransport(): Record<string, number> {
+    return Object.fromEntries(this.byTransport);
   }
 
   /** The open session with this client id (`Session.id`), if this node holds it. */
@@ -155,6 +176,8 @@ export class HeraldNode implements SessionOwner {
     this.admit(options.remoteAddress);
     const session = new Session(this, codec, options);
     this.sessions.set(session.seq, session);
+    const transport = options.transport;
+    this.byTransport.set(transport, (this.byTransport.get(transport) ?? 0) + 1);
     this.perIp.set(options.remoteAddress, (this.perIp.get(options.remoteAddress) ?? 0) + 1);
     try {
       await this.subscribe(session, targets, resume);
@@ -333,6 +356,8 @@ export class HeraldNode implements SessionOwner {
   /** SessionOwner: a session's socket closed; it no longer counts against the connection limits. */
   sessionClosed(session: Session): void {
     if (!this.sessions.delete(session.seq)) return;
+    const transport = session.options.transport;
+    this.byTransport.set(transport, (this.byTransport.get(transport) ?? 1) - 1);
     const ip = session.options.remoteAddress;
     const n = (this.perIp.get(ip) ?? 1) - 1;
     if (n <= 0) this.perIp.delete(ip);
@@ -360,6 +385,7 @@ export class HeraldNode implements SessionOwner {
       else if (s.expiresAt !== undefined && s.expiresAt <= now) s.disconnect('expired');
       else if (heartbeat) s.heartbeat();
     }
+    this.control.retry();
     for (const hook of this.tickHooks) hook(now);
   }
 }
