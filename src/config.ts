@@ -77,6 +77,11 @@ export interface HeraldConfig {
   readonly trustedProxies: readonly string[];
   /** Bearer token `GET /metrics` requires outside --dev ("" = /metrics is refused unless metricsPublic). @default "" */
   readonly metricsToken: string;
+  /**
+   * Secret of the admin dashboard (`GET /admin`): its login form asks for it. "" = the dashboard is off (404),
+   * except in --dev, where it is on without a login. @default ""
+   */
+  readonly adminSecret: string;
   /** Serve `GET /metrics` without a token outside --dev (a scrape port only the monitoring network reaches). @default false */
   readonly metricsPublic: boolean;
   /** `debug`, `info`, `warn`, `error` or `silent`. @default "info" */
@@ -207,6 +212,7 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
   trustedProxies: { kind: 'list', json: checkProxies },
   metricsToken: { kind: 'string', check: (v) => (v === '' || /^[\x21-\x7e]{16,}$/.test(v) ? undefined : 'must be at least 16 visible ASCII characters') },
   metricsPublic: { kind: 'bool' },
+  adminSecret: { kind: 'string', check: (v) => (v === '' || /^[\x21-\x7e]{16,}$/.test(v) ? undefined : 'must be at least 16 visible ASCII characters') },
   logLevel: { kind: 'string', oneOf: ['debug', 'info', 'warn', 'error', 'silent'] },
   internalPort: { kind: 'int', min: 0, max: 65535 },
   internalHost: { kind: 'string', check: (v) => (v.length === 0 ? 'must not be empty' : undefined) },
@@ -259,6 +265,7 @@ export const DEFAULTS: HeraldConfig = {
   trustedProxies: [],
   metricsToken: '',
   metricsPublic: false,
+  adminSecret: '',
   logLevel: 'info',
   internalPort: 0,
   internalHost: '127.0.0.1',

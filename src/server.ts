@@ -25,6 +25,8 @@ import { withCors, withPreflight } from './http/cors.js';
 import { PublishApi } from './http/publish.js';
 import { InternalListener } from './http/internal-listener.js';
 import { Router } from './http/router.js';
+import { AdminDashboard } from './http/admin/routes.js';
+import { ClusterStats } from './core/node-stats.js';
 import { httpStreamTransport } from './transport/http-stream.js';
 import { headerOf, streamRequestFromNode } from './http/request.js';
 import { sseTransport } from './transport/sse.js';
@@ -57,6 +59,10 @@ export class HeraldServer {
     function (this: Socket): void {
       sockets.delete(this);
     })(this.sockets);
+  /** Every node's figures, once a second (the admin dashboard's feed; shared with the other nodes). */
+  readonly stats: ClusterStats;
+  /** The admin dashboard, when it is on (an admin secret, or --dev). Its routes can be mounted on another listener. */
+  readonly admin: AdminDashboard | undefined;
   private closing: Promise<void> | undefined;
   private readonly stopFaultLog: () => void;
   private readonly processMetrics: { stop(): void };
@@ -139,6 +145,23 @@ export class HeraldServer {
     const router = new Router(metrics, this.log, config.maxUrlBytes, config.maxHeaderBytes, (req) =>
       checkDevHost(config, headerOf(req)('host')),
     );
+    this.stats = new ClusterStats(this.node);
+    this.admin =
+      config.adminSecret !== '' || config.dev
+        ? new AdminDashboard({
+            node: this.node,
+            stats: this.stats,
+            secret: config.adminSecret === '' ? undefined : config.adminSecret,
+            publish: async (channel, data) => {
+              const result = await broker.publish(channel, data, publishOptions(channel));
+              metrics.published.inc({ source: 'admin' });
+              return result;
+            },
+            addressOf: (req) => clientAddress.of(req.socket.remoteAddress, headerOf(req)),
+            log: this.log,
+          })
+        : undefined;
+    for (const route of this.admin?.routes() ?? []) router.add(route.path, route.handler, route.allow);
     const metricsAllowed = metricsGate(config);
     for (const [path, transport] of streamTransports) router.add(path, withPreflight(streamRoute(transport), config.allowedOrigins));
     router
@@ -300,6 +323,7 @@ export class HeraldServer {
     // Streams first: each gets its last "reconnect elsewhere" frame before node:http closes idle sockets (held
     // streams look idle to it, since they were taken over).
     this.node.drain();
+    this.admin?.close();
     // Publishers: idle keep-alive connections close now, busy ones right after their last answer owed (it says
     // `Connection: close`); a publish not started yet gets 503 `unavailable` + Retry-After, never an ack.
     this.fastPublish.drain();

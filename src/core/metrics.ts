@@ -168,7 +168,7 @@ export class MetricsRegistry {
 /** The transports a session can have (`SessionOptions.transport`). */
 export const TRANSPORTS = ['sub', 'sse', 'ws', 'poll', 'pusher'] as const;
 /** Where a publish came from. */
-export const PUBLISH_SOURCES = ['api', 'ws', 'pusher'] as const;
+export const PUBLISH_SOURCES = ['api', 'ws', 'pusher', 'admin'] as const;
 
 /** The metrics every node keeps. Every label has a fixed set of values. */
 export function createNodeMetrics(registry: MetricsRegistry) {
