@@ -36,7 +36,8 @@ export const ADMIN_HEADERS: Readonly<Record<string, string>> = {
   'Content-Security-Policy': ADMIN_CSP,
   'X-Content-Type-Options': 'nosniff',
   'Cache-Control': 'no-store',
-  'Referrer-Policy': 'no-referrer',
+  // Not no-referrer: under it Chromium sends `Origin: null` with form posts, and the login's Origin check refuses them.
+  'Referrer-Policy': 'same-origin',
   'X-Frame-Options': 'DENY',
   'Cross-Origin-Resource-Policy': 'same-origin',
 };
