@@ -189,7 +189,7 @@ describe('JSON depth and size bounds (in-process node, production mode, with a c
 
 type NodeSession = { options: { transport: string }; write: (b: Buffer) => void };
 function sessionsOf(node: TestServer): Iterable<NodeSession> {
-  return (node.server.node as unknown as { sessions: Set<NodeSession> }).sessions;
+  return node.server.node.openSessions();
 }
 
 describe('the process guard of `herald serve`', () => {
