@@ -20,6 +20,12 @@ export interface HeraldConfig {
   readonly redisTimeoutMs: number;
   /** Milliseconds between liveness probes of the Redis connections (a publish to a per-node channel that must come back). @default 1000 */
   readonly redisProbeIntervalMs: number;
+  /**
+   * Milliseconds a new or resuming subscription waits for an unreachable broker to come back before it is answered
+   * `broker_unavailable` (a retryable signal on every transport, docs/protocol.md "When the broker is down"). The
+   * wait is counted against the connection limits and checked on the node's ticker. 0: answer at once. @default 5000
+   */
+  readonly brokerWaitMs: number;
   /** Development mode: loopback only, anonymous subscribe and publish from localhost. @default false */
   readonly dev: boolean;
   /** Secret for sealed channel keys and HS* JWTs. @default "" (required outside --dev) */
@@ -188,6 +194,7 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
   broker: { kind: 'string', check: checkBrokerUrl },
   redisTimeoutMs: { kind: 'int', min: 50, max: 60_000 },
   redisProbeIntervalMs: { kind: 'int', min: 50, max: 60_000 },
+  brokerWaitMs: { kind: 'int', min: 0, max: 60_000 },
   dev: { kind: 'bool' },
   secret: { kind: 'string' },
   apiKeys: { kind: 'list' },
@@ -242,6 +249,7 @@ export const DEFAULTS: HeraldConfig = {
   broker: 'memory',
   redisTimeoutMs: 2000,
   redisProbeIntervalMs: 1000,
+  brokerWaitMs: 5000,
   dev: false,
   secret: '',
   apiKeys: [],

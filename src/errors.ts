@@ -24,12 +24,20 @@ export const ERROR_TABLE = {
   header_too_large: { status: 431, message: 'request headers too large' },
   too_many_requests: { status: 429, message: 'too many requests' },
   unavailable: { status: 503, message: 'service unavailable' },
+  /**
+   * The broker (Redis) is unreachable and did not come back within `brokerWaitMs`: retry (HTTP answers carry
+   * `Retry-After`). Not final: a client that treats it as final is stranded by a short outage.
+   */
+  broker_unavailable: { status: 503, message: 'broker unavailable: retry shortly' },
   /** A publish was sent to the broker but not answered in time: it may or may not have been published. */
   outcome_unknown: { status: 504, message: 'publish outcome unknown: retry with the same idempotency key' },
   internal: { status: 500, message: 'internal error' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_TABLE;
+
+/** The `Retry-After` of every 503 answer, in seconds. */
+export const RETRY_AFTER_SECONDS = 1;
 
 export class HeraldError extends Error {
   readonly code: ErrorCode;
@@ -40,6 +48,13 @@ export class HeraldError extends Error {
   }
   get status(): number {
     return ERROR_TABLE[this.code].status;
+  }
+  /**
+   * `Retry-After` seconds for an HTTP answer: every 503 (broker down, draining, full) is worth retrying shortly, and
+   * standard clients (curl --retry, HTTP libraries) read the header.
+   */
+  get retryAfterSeconds(): number | undefined {
+    return this.status === 503 ? RETRY_AFTER_SECONDS : undefined;
   }
   /** The JSON body of an HTTP error response: `{"error":{"code":"...","message":"..."}}`. */
   toJSON(): { error: { code: ErrorCode; message: string } } {
@@ -63,6 +78,8 @@ export const DISCONNECT_TABLE = {
   expired: { code: 3003, reconnect: true, message: 'credentials expired, reconnect with fresh ones' },
   dead_peer: { code: 3004, reconnect: true, message: 'no answer to heartbeat' },
   broker_lost: { code: 3005, reconnect: true, message: 'broker connection lost' },
+  /** The stream could not start: the broker is unreachable (the same code as the `broker_unavailable` error). */
+  broker_unavailable: { code: 3016, reconnect: true, message: 'broker unavailable: retry shortly' },
   insufficient_state: { code: 3010, reconnect: true, message: 'messages were missed, reload state' },
   disconnected: { code: 3530, reconnect: false, message: 'disconnected by an operator' },
   bad_frame: { code: 3501, reconnect: false, message: 'bad frame' },

@@ -193,7 +193,8 @@ function nameOf(node: TestServer): string {
 }
 
 test(`one master down for ${OUTAGE_S} s: at most 2 connections per surviving master every second, the other shards publish and deliver, back to 2 per master`, async (t: TestContext) => {
-  const node = await startNodeOnRedis(cluster.url, { historySize: 100, redisTimeoutMs: 2000, redisProbeIntervalMs: 250 });
+  // brokerWaitMs 1000: a new subscription to a dead shard's channel waits 1 s, then gets broker_unavailable.
+  const node = await startNodeOnRedis(cluster.url, { historySize: 100, redisTimeoutMs: 2000, redisProbeIntervalMs: 250, brokerWaitMs: 1000 });
   const byMaster = channelsByMaster(cluster, 2, 'down');
   const traffic = new Traffic(node.url, [...byMaster.values()].flat());
   try {
@@ -233,6 +234,8 @@ test(`one master down for ${OUTAGE_S} s: at most 2 connections per surviving mas
         onDead.close();
         onHealthy.close();
         assert.equal(onDead.status, 503, 'a new subscription to a dead shard channel');
+        assert.equal((JSON.parse(onDead.lines.join('')) as { error: { code: string } }).error.code, 'broker_unavailable');
+        assert.equal(onDead.headers['retry-after'], '1');
         assert.equal(onHealthy.status, 200, 'a new subscription to a healthy shard channel');
       }
       const r = await readyz(node.url);

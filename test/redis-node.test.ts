@@ -47,7 +47,7 @@ test('herald publish --broker publishes straight to Redis', async () => {
 
 test('Redis down at start: node alive, not ready, publish 503 at once; ready once Redis is up', async () => {
   const port = await freePort();
-  const down = await startServer({ broker: `redis://127.0.0.1:${port}`, redisTimeoutMs: 500, redisProbeIntervalMs: 100 });
+  const down = await startServer({ broker: `redis://127.0.0.1:${port}`, redisTimeoutMs: 500, redisProbeIntervalMs: 100, brokerWaitMs: 0 });
   let late: RedisProcess | undefined;
   try {
     assert.equal((await fetch(`${down.url}/healthz`)).status, 200);

@@ -53,6 +53,8 @@ export class HeraldNode implements SessionOwner {
   private readonly tickHooks: ((now: number) => void)[] = [];
   private draining = false;
   private brokerLost = false;
+  /** Subscriptions waiting for the broker (HeraldNode.subscribe), woken together by `wakeBrokerWaiters`. */
+  private brokerWaiters: (() => void)[] = [];
 
   constructor(
     readonly broker: Broker,
@@ -93,6 +95,11 @@ export class HeraldNode implements SessionOwner {
         'counter',
       );
     }
+    metrics.registry.gauge(
+      'herald_broker_waiting',
+      'Subscriptions waiting for an unreachable broker to come back (brokerWaitMs).',
+      () => this.brokerWaiters.length,
+    );
     metrics.registry.gauge('herald_broker_ready', '1 when the broker can publish and deliver now, else 0.', () =>
       broker.isReady() ? 1 : 0,
     );
@@ -192,42 +199,121 @@ export class HeraldNode implements SessionOwner {
   /**
    * Add channels to an open session (also used by transports that subscribe after connecting). With `resume`, each
    * channel joins live first, then its history after the client's position is read and delivered, then the live
-   * messages held meanwhile are released without duplicates (Session.endRecovery). Rejects with `unavailable`
-   * when the broker cannot subscribe or be read.
+   * messages held meanwhile are released without duplicates (Session.endRecovery).
+   *
+   * While the broker cannot serve these channels (unreachable, or its history unreadable), the call waits for it up
+   * to `brokerWaitMs`, re-trying at its return and at each tick of the node's one timer (no timer per connection; the
+   * session is admitted, so the wait counts against the connection limits). Then it rejects with
+   * `broker_unavailable`, a retryable answer on every transport, and leaves none of these channels subscribed.
+   * A session ended meanwhile (the node drains) makes it return: the transport says the session's last words.
    */
   async subscribe(session: Session, targets: readonly SessionTarget[], resume?: ResumeRequest): Promise<void> {
     if (resume && resume.since.length !== targets.length) throw new Error('resume.since must match targets');
     if (resume) session.announcePositions = true;
+    const deadline = Date.now() + this.config.brokerWaitMs;
+    let recover: Recovering[];
+    for (;;) {
+      while (!this.brokerServes(targets)) {
+        if (session.isEnded) return;
+        if (Date.now() >= deadline) throw new HeraldError('broker_unavailable', 'broker unreachable: retry shortly');
+        await this.brokerEvent();
+      }
+      if (session.isEnded) return;
+      const joined = await this.join(session, targets, resume);
+      if (joined.ok) {
+        recover = joined.recover;
+        break;
+      }
+      this.dropTargets(session, joined.added);
+      if (!isBrokerOutage(joined.error) || Date.now() >= deadline) throw outageError(joined.error);
+      await this.brokerEvent();
+    }
+    if (recover.length === 0) return;
+    // Every channel is live now: what is published from here on is held, so history read now leaves no gap. A read
+    // that fails is tried again (the live messages stay held, bounded by maxQueueBytes) until the deadline.
+    const outcomes: (RecoveryOutcome | undefined)[] = recover.map(() => undefined);
+    for (;;) {
+      const todo = recover.flatMap((r, i) => (outcomes[i] === undefined ? [i] : []));
+      const reads = await Promise.allSettled(
+        todo.map((i) => readMissed(this.broker, this.historyFor(recover[i]!.target.channel), recover[i]!.target.channel, recover[i]!.since)),
+      );
+      let failure: unknown;
+      reads.forEach((r, j) => {
+        if (r.status === 'fulfilled') outcomes[todo[j]!] = r.value;
+        else failure ??= r.reason;
+      });
+      if (failure === undefined) break;
+      if (session.isEnded) return;
+      if (!isBrokerOutage(failure) || Date.now() >= deadline) {
+        this.dropTargets(session, recover.map((r) => r.target));
+        throw outageError(failure, 'history cannot be read');
+      }
+      await this.brokerEvent();
+      if (session.isEnded) return;
+    }
+    outcomes.forEach((o, i) => {
+      const { target, since } = recover[i]!;
+      if (o) session.endRecovery(target.label, fitReplay(session, target.label, o), since === undefined);
+    });
+  }
+
+  /** Join the hub for each target the session does not hold yet; says which were added and which recover. */
+  private async join(
+    session: Session,
+    targets: readonly SessionTarget[],
+    resume: ResumeRequest | undefined,
+  ): Promise<{ ok: true; recover: Recovering[] } | { ok: false; added: SessionTarget[]; error: unknown }> {
     const joins: Promise<void>[] = [];
-    const recover: { target: SessionTarget; since: StreamPosition | undefined }[] = [];
+    const added: SessionTarget[] = [];
+    const recover: Recovering[] = [];
     targets.forEach((t, i) => {
       if (session.targets.some((s) => s.channel === t.channel && s.label === t.label)) return;
       // A fresh exact-size array: push() or spread would reserve room for 16 more on every held connection.
       session.targets = session.targets.concat([t]);
+      added.push(t);
       session.track(t.label, resume?.since[i]);
       if (resume && session.beginRecovery(t.label)) recover.push({ target: t, since: resume.since[i] });
       joins.push(this.hub.join(t.channel, t.label, session.codec, session));
     });
     const results = await Promise.allSettled(joins);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) {
-      for (const { target } of recover) session.endRecovery(target.label, { publications: [] }, true);
-      throw failed.reason;
+    return failed ? { ok: false, added, error: failed.reason } : { ok: true, recover };
+  }
+
+  /**
+   * Undo a subscribe that failed: its channels are left and forgotten (with any live messages held for them), so a
+   * retry starts clean and a client told "not subscribed" holds none of them.
+   */
+  private dropTargets(session: Session, targets: readonly SessionTarget[]): void {
+    for (const t of targets) {
+      const i = session.targets.findIndex((s) => s.channel === t.channel && s.label === t.label);
+      if (i < 0) continue;
+      session.targets = session.targets.filter((_, j) => j !== i);
+      session.untrack(t.label);
+      this.hub.leave(t.channel, t.label, session.codec, session);
     }
-    if (recover.length === 0) return;
-    // Every channel is live now: what is published from here on is held, so history read now leaves no gap.
-    const outcomes = await Promise.allSettled(
-      recover.map(({ target, since }) => readMissed(this.broker, this.historyFor(target.channel), target.channel, since)),
-    );
-    const unreadable = outcomes.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (unreadable) {
-      for (const { target } of recover) session.endRecovery(target.label, { publications: [] }, true);
-      throw new HeraldError('unavailable', 'history cannot be read', { cause: unreadable.reason });
-    }
-    outcomes.forEach((o, i) => {
-      const { target, since } = recover[i]!;
-      if (o.status === 'fulfilled') session.endRecovery(target.label, fitReplay(session, target.label, o.value), since === undefined);
-    });
+    session.forgetHeld();
+  }
+
+  /** Can the broker serve every one of these channels now (on Cluster: is each one's shard up)? */
+  private brokerServes(targets: readonly SessionTarget[]): boolean {
+    if (targets.length === 0) return true;
+    if (this.brokerLost) return false;
+    for (const t of targets) if (!(this.broker.isReadyFor?.(t.channel) ?? this.broker.isReady())) return false;
+    return true;
+  }
+
+  /** Resolves at the next broker event: its connection restored, the next tick of the node's timer, or the drain. */
+  private brokerEvent(): Promise<void> {
+    return new Promise((resolve) => this.brokerWaiters.push(resolve));
+  }
+
+  /** Wake every subscription waiting for the broker: each checks again whether it can go on. */
+  private wakeBrokerWaiters(): void {
+    if (this.brokerWaiters.length === 0) return;
+    const waiters = this.brokerWaiters;
+    this.brokerWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   unsubscribe(session: Session, target: SessionTarget): void {
@@ -272,6 +358,7 @@ export class HeraldNode implements SessionOwner {
       // Lost: the shard's channels are held (and recoverGap skips them while their shard is down). Back: recover them.
       if (ready) this.recoverAll(scope);
       else this.holdAll(scope);
+      if (ready) this.wakeBrokerWaiters();
       return;
     }
     if (!ready) {
@@ -279,6 +366,8 @@ export class HeraldNode implements SessionOwner {
       this.holdAll(() => true);
       return;
     }
+    // Subscriptions that waited for this moment go on now, not at the next tick.
+    this.wakeBrokerWaiters();
     if (!this.brokerLost) return;
     this.brokerLost = false;
     this.recoverAll(() => true);
@@ -368,6 +457,8 @@ export class HeraldNode implements SessionOwner {
   drain(): void {
     this.draining = true;
     for (const s of [...this.sessions.values()]) s.disconnect('shutdown');
+    // Subscriptions waiting for the broker see their session ended and return: the client is told `shutdown`.
+    this.wakeBrokerWaiters();
   }
 
   async stop(): Promise<void> {
@@ -387,7 +478,26 @@ export class HeraldNode implements SessionOwner {
     }
     this.control.retry();
     for (const hook of this.tickHooks) hook(now);
+    // Once a second, subscriptions waiting for the broker look again (and those past brokerWaitMs give up).
+    this.wakeBrokerWaiters();
   }
+}
+
+/** A channel being joined with resume: the position its history is read from. */
+interface Recovering {
+  readonly target: SessionTarget;
+  readonly since: StreamPosition | undefined;
+}
+
+/** A failure that waiting for the broker may cure: the broker refused (unreachable, not ready, read failed). */
+function isBrokerOutage(err: unknown): boolean {
+  return err instanceof HeraldError && (err.code === 'unavailable' || err.code === 'broker_unavailable');
+}
+
+/** What a subscribe that failed on the broker answers: `broker_unavailable`, a retryable signal. Others as they are. */
+function outageError(err: unknown, what = 'broker unreachable'): unknown {
+  if (!isBrokerOutage(err)) return err;
+  return new HeraldError('broker_unavailable', `${what} (${(err as HeraldError).message}): retry shortly`, { cause: err });
 }
 
 /**

@@ -339,6 +339,16 @@ export class Session implements HubMember {
     for (const frame of held) this.write(frame);
   }
 
+  /**
+   * Drop the frames held before the sink is attached (a subscribe being retried after a broker outage: its replay
+   * will be read again, and these would arrive twice). Nothing once attached: written frames are gone.
+   */
+  forgetHeld(): void {
+    if (!this.held || this.held.length === 0) return;
+    for (const frame of this.held) this.heldBytes -= frame.length;
+    this.held = [];
+  }
+
   /** Bytes waiting for this client: held (before attach, or while a channel recovers) and in the socket's queue. */
   queuedBytes(): number {
     return this.heldBytes + (this.sink?.bufferedBytes() ?? 0);

@@ -17,7 +17,7 @@
  * answers wait unsent (a client that pipelines and never reads is held by TCP flow control, not by server memory).
  */
 import type { Socket } from 'node:net';
-import { HeraldError } from '../errors.js';
+import { HeraldError, RETRY_AFTER_SECONDS } from '../errors.js';
 import type { SocketOwner } from './socket-owner.js';
 import { releaseSocket, setOwner } from './socket-owner.js';
 import { ByteQueue } from './byte-queue.js';
@@ -301,11 +301,13 @@ class PublishConnection implements SocketOwner {
         if (last) this.closing = true;
         if (this.socket.destroyed) return;
         const text = JSON.stringify(r.json);
+        // Every 503 (not published: broker down, draining) may be retried shortly; say when, as node:http's path does.
+        const retry = r.status === 503 && !extraHeaders.includes('Retry-After') ? `Retry-After: ${RETRY_AFTER_SECONDS}\r\n` : '';
         this.socket.write(
           `HTTP/1.1 ${r.status} ${REASONS[r.status] ?? 'Error'}\r\n` +
             'Content-Type: application/json; charset=utf-8\r\n' +
             `Content-Length: ${Buffer.byteLength(text)}\r\n` +
-            `Cache-Control: no-store\r\n${extraHeaders}${last ? 'Connection: close\r\n' : ''}\r\n${text}`,
+            `Cache-Control: no-store\r\n${retry}${extraHeaders}${last ? 'Connection: close\r\n' : ''}\r\n${text}`,
         );
         if (last) {
           this.uncork();

@@ -101,7 +101,7 @@ export class FrontReader {
       else if (now - since >= timeout) {
         this.handedOff.delete(socket);
         this.options.onRefused('request_timeout');
-        writeError(socket, 408, 'request_timeout', 'request headers not received in time');
+        writeError(socket, new HeraldError('request_timeout', 'request headers not received in time'));
         socket.destroySoon();
       }
     }
@@ -169,7 +169,7 @@ export class FrontReader {
     this.forget(conn);
     const e = toHeraldError(err);
     this.options.onRefused(e.code);
-    writeError(conn.socket, e.status, e.code, e.message);
+    writeError(conn.socket, e);
   }
 }
 
@@ -295,13 +295,15 @@ const REASONS: Record<number, string> = {
 };
 
 /** Answer a refused request in the documented JSON shape and close the connection. */
-function writeError(socket: Socket, status: number, code: string, message: string): void {
+function writeError(socket: Socket, e: HeraldError): void {
   if (socket.destroyed) return;
-  const body = JSON.stringify({ error: { code, message } });
+  const body = JSON.stringify(e.toJSON());
+  const retry = e.retryAfterSeconds === undefined ? '' : `Retry-After: ${e.retryAfterSeconds}\r\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n` +
+    `HTTP/1.1 ${e.status} ${REASONS[e.status] ?? 'Error'}\r\n` +
       'Content-Type: application/json; charset=utf-8\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      retry +
       'Cache-Control: no-store\r\nConnection: close\r\n\r\n' +
       body,
   );

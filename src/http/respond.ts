@@ -33,6 +33,7 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: unknow
   // Allow belongs on 405 answers only.
   for (const [k, v] of Object.entries(headers)) if (k !== 'Allow' || e.code === 'method_not_allowed') extra[k] = v;
   if (e.code === 'method_not_allowed' && !extra['Allow']) extra['Allow'] = 'GET';
+  if (e.retryAfterSeconds !== undefined && !res.hasHeader('Retry-After')) extra['Retry-After'] = String(e.retryAfterSeconds);
   sendJson(res, e.status, e.toJSON(), extra);
   return e;
 }

@@ -9,6 +9,9 @@ import type { StreamTransport } from './stream.js';
 
 /** Reconnect delay suggested to EventSource clients. */
 const RETRY_MS = 2000;
+/** Reconnect delay after a broker outage answer: uniform in [500, 1500) ms (docs/protocol.md "When the broker is down"). */
+const OUTAGE_RETRY_MIN_MS = 500;
+const OUTAGE_RETRY_SPREAD_MS = 1000;
 const CHUNKED = sseCodec(true, RETRY_MS);
 const PLAIN = sseCodec(false, RETRY_MS);
 const CURSOR_CHUNKED = sseCursorCodec(true, RETRY_MS);
@@ -22,4 +25,6 @@ export const sseTransport: StreamTransport = {
   // its position, since EventSource cannot set headers.
   cursorOf: (req) => req.header('last-event-id') ?? req.query.get('lastEventId') ?? undefined,
   alwaysResume: true,
+  // Spread over a second so the clients of one outage do not all come back in the same instant.
+  outageRetryMs: () => OUTAGE_RETRY_MIN_MS + Math.floor(Math.random() * OUTAGE_RETRY_SPREAD_MS),
 };

@@ -14,7 +14,7 @@ import type { ClientAddress } from '../http/client-address.js';
 import { checkDevHost } from '../http/dev-guard.js';
 import type { Session, SessionSink } from '../core/session.js';
 import { HeraldError } from '../errors.js';
-import { LAST_CHUNK, type StreamCodec } from '../protocol/frames.js';
+import { chunk, LAST_CHUNK, type StreamCodec } from '../protocol/frames.js';
 import { parseCursor } from '../protocol/message-id.js';
 import { isOwned, setOwner, type SocketOwner } from '../http/socket-owner.js';
 import { corsHeaders } from '../auth/origin.js';
@@ -37,6 +37,12 @@ export interface StreamTransport {
   cursorOf(req: StreamRequest): string | undefined;
   /** Resume mode even without a cursor (SSE: every event must carry a position to come back with). */
   readonly alwaysResume: boolean;
+  /**
+   * Set where a broker outage must not be answered with a status (SSE: a standard EventSource never retries after a
+   * non-200): the stream is answered 200 with this `retry:` hint (ms) and a `broker_unavailable` disconnect event,
+   * then closed, so the client comes back on its own. Unset: the outage is the 503 `broker_unavailable` answer.
+   */
+  readonly outageRetryMs?: () => number;
 }
 
 /** Bytes a client may send on a held stream (it should send none) before it is cut off. */
@@ -63,17 +69,27 @@ export async function serveStream(
   const since = cursor === undefined ? undefined : parseCursor(cursor, auth.targets.length);
   const resume: ResumeRequest | undefined =
     since || transport.alwaysResume ? { since: since ?? auth.targets.map(() => undefined) } : undefined;
-  const session = await ctx.node.openSession(
-    codec,
-    auth.targets,
-    {
-      transport: transport.name,
-      remoteAddress: req.remoteAddress,
-      maxQueueBytes: ctx.config.maxQueueBytes,
-      expiresAt: auth.expiresAt,
-    },
-    resume,
-  );
+  let session: Session;
+  try {
+    session = await ctx.node.openSession(
+      codec,
+      auth.targets,
+      {
+        transport: transport.name,
+        remoteAddress: req.remoteAddress,
+        maxQueueBytes: ctx.config.maxQueueBytes,
+        expiresAt: auth.expiresAt,
+      },
+      resume,
+    );
+  } catch (err) {
+    const retryMs = transport.outageRetryMs?.();
+    if (retryMs === undefined || !(err instanceof HeraldError) || err.code !== 'broker_unavailable') throw err;
+    if (req.socket.destroyed || !req.socket.writable) return;
+    takeOver();
+    answerOutage(req.socket, codec, chunked, retryMs, corsHeaders(req.header('origin'), ctx.config.allowedOrigins));
+    return;
+  }
   const socket = req.socket;
   if (socket.destroyed || !socket.writable) {
     session.clientGone();
@@ -91,6 +107,42 @@ export async function serveStream(
   socket.write(responseHead(codec, chunked, corsHeaders(req.header('origin'), ctx.config.allowedOrigins)));
   if (codec.preamble.length > 0) socket.write(codec.preamble);
   session.attach(sink);
+}
+
+/**
+ * The broker stayed down through `brokerWaitMs`: a 200 stream that says so and ends at once, so the client retries
+ * after `retryMs` (EventSource keeps its Last-Event-ID, so the retry resumes where it stood). Nothing is subscribed.
+ */
+function answerOutage(socket: Socket, codec: StreamCodec, chunked: boolean, retryMs: number, cors: Record<string, string>): void {
+  const frame = (text: string): Buffer => (chunked ? chunk(text) : Buffer.from(text, 'utf8'));
+  setOwner(socket, new ClosingSocket(socket));
+  socket.resume();
+  socket.write(responseHead(codec, chunked, cors));
+  socket.write(frame(`retry: ${retryMs}\n\n`));
+  socket.write(codec.encodeDisconnect('broker_unavailable'));
+  if (chunked) socket.write(LAST_CHUNK);
+  socket.end();
+  // As after an error answer: a client that never closes its side is not waited for.
+  socket.setTimeout(5000, () => socket.destroy());
+}
+
+/** A socket whose answer is written and ending: what the client still sends is dropped; its FIN closes it. */
+class ClosingSocket implements SocketOwner {
+  constructor(private readonly socket: Socket) {
+    if (!isOwned(socket)) {
+      socket.removeAllListeners('data');
+      socket.removeAllListeners('timeout');
+      socket.removeAllListeners('end');
+    }
+  }
+  onData(): void {}
+  onEnd(): void {
+    this.socket.destroy();
+  }
+  onError(): void {
+    this.socket.destroy();
+  }
+  onClose(): void {}
 }
 
 function responseHead(codec: StreamCodec, chunked: boolean, extra: Record<string, string>): string {

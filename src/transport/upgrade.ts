@@ -35,7 +35,8 @@ export function refuseUpgrade(socket: Socket, err: unknown): HeraldError {
   const e = toHeraldError(err);
   if (socket.writable) {
     const body = JSON.stringify(e.toJSON());
-    const extra = e.code === 'method_not_allowed' ? 'Allow: GET\r\n' : '';
+    let extra = e.code === 'method_not_allowed' ? 'Allow: GET\r\n' : '';
+    if (e.retryAfterSeconds !== undefined) extra += `Retry-After: ${e.retryAfterSeconds}\r\n`;
     socket.end(
       `HTTP/1.1 ${e.status} ${STATUS_TEXT[e.status] ?? 'Error'}\r\n` +
         `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +

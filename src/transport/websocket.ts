@@ -105,17 +105,31 @@ export class WebSocketTransport {
     const cursor = sreq.query.get('since');
     // A client that offers permessage-deflate where it is on gets payloads that ws compresses (and frames) for it.
     const deflate = config.wsCompression && /permessage-deflate/i.test(sreq.header('sec-websocket-extensions') ?? '');
-    const session = await node.openSession(
-      deflate ? wsDeflateCodec : wsCodec,
-      opened.targets,
-      {
-        transport: 'ws',
-        remoteAddress: sreq.remoteAddress,
-        maxQueueBytes: config.maxQueueBytes,
-        expiresAt: opened.expiresAt,
-      },
-      cursor === null ? undefined : { since: parseCursor(cursor, opened.targets.length) },
-    );
+    let session: Session;
+    try {
+      session = await node.openSession(
+        deflate ? wsDeflateCodec : wsCodec,
+        opened.targets,
+        {
+          transport: 'ws',
+          remoteAddress: sreq.remoteAddress,
+          maxQueueBytes: config.maxQueueBytes,
+          expiresAt: opened.expiresAt,
+        },
+        cursor === null ? undefined : { since: parseCursor(cursor, opened.targets.length) },
+      );
+    } catch (err) {
+      if (!(err instanceof HeraldError) || err.code !== 'broker_unavailable' || socket.destroyed) throw err;
+      // A refused handshake reads as a network error (1006) to a browser's WebSocket: open, then close with a code
+      // of the reconnect range, which says why and that trying again helps.
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        socket.off('error', noop);
+        ws.on('error', noop);
+        const c = closeFor('broker_unavailable');
+        ws.close(c.code, c.reason);
+      });
+      return;
+    }
     if (socket.destroyed || !socket.writable) {
       session.clientGone();
       return;
