@@ -57,6 +57,10 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private roundOutage: 'unreachable' | 'not_ready' | undefined;
   /** This round was started by the probe's "ready": its failure is no new evidence of an outage. */
   private roundFromProbe = false;
+  /** This round's server said `broker_unavailable` (up, its broker down). */
+  private roundBrokerDown = false;
+  /** The last failed round said so: the backoff is capped at outageMaxReconnectDelayMs (see schedule). */
+  private brokerOutage = false;
   /** Bumped by connect() and disconnect(): late callbacks of an older run see a different number and do nothing. */
   private generation = 0;
 
@@ -210,6 +214,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private open(transport: Transport, generation: number): void {
     const index = this.current;
     let opened = false;
+    let attemptAtOpen = 0;
     let last: ServerDisconnect | undefined;
     // Until open() returns, `connection` is unset: a transport that reported synchronously is still this attempt.
     const ref: { connection?: TransportConnection } = {};
@@ -224,9 +229,12 @@ export class HeraldClient extends Emitter<ClientEvents> {
           opened = true;
           this.clearTimers();
           const resumed = this.since.size > 0;
+          attemptAtOpen = this.attempt;
           this.attempt = 0;
           this.roundOutage = undefined;
           this.roundFromProbe = false;
+          this.roundBrokerDown = false;
+          this.brokerOutage = false;
           this.probe.reset();
           this.preferred = index;
           this.connectedTransport = transport.name;
@@ -268,7 +276,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
           ended = true;
           this.connection = undefined;
           this.clearTimers();
-          this.onClosed(transport, opened, last, error, status);
+          this.onClosed(transport, opened, last, error, status, attemptAtOpen);
         },
       },
       this.platform,
@@ -292,8 +300,21 @@ export class HeraldClient extends Emitter<ClientEvents> {
     last: ServerDisconnect | undefined,
     error: Error | undefined,
     status: number | undefined,
+    attemptAtOpen = 0,
   ): void {
     if (last && !last.reconnect) return this.stop(last.reason, last.code);
+    const brokerDown = last?.reason === 'broker_unavailable';
+    if (brokerDown) this.roundBrokerDown = true;
+    if (opened && last && brokerDown) {
+      // The server answered only to say its broker is down (SSE answers 200 for EventSource's sake; a first poll
+      // held while the server waits for its broker counted as open): a failed attempt, not a lost connection.
+      this.emit('disconnected', { reason: last.reason, code: last.code, reconnect: true });
+      this.setState('connecting');
+      this.attempt = attemptAtOpen;
+      this.roundOutage = 'not_ready';
+      this.roundFailed(last.reason);
+      return;
+    }
     if (status === 401) {
       if (!this.options.getToken) return this.stop('unauthorized', undefined);
       this.tokenStale = true;
@@ -308,7 +329,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
       return;
     }
     if (error) this.emit('error', { type: 'transport', transport: transport.name, error });
-    this.roundOutage ??= outageOf(status);
+    this.roundOutage ??= brokerDown ? 'not_ready' : outageOf(status);
     this.next();
     if (this.tried < this.transports.length) void this.tryTransport(this.generation);
     else this.roundFailed(error?.message ?? 'connection failed');
@@ -317,6 +338,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
   /** Every transport failed this round: wait a growing, jittered delay, then start a new round. */
   private roundFailed(reason: string): void {
     if (this.roundOutage && !this.roundFromProbe) this.probe.noteOutage(this.roundOutage);
+    this.brokerOutage = this.roundBrokerDown;
+    this.roundBrokerDown = false;
     this.roundOutage = undefined;
     this.roundFromProbe = false;
     this.attempt++;
@@ -325,8 +348,10 @@ export class HeraldClient extends Emitter<ClientEvents> {
   }
 
   private schedule(attempt: number, reason: string): void {
-    const { minReconnectDelayMs, maxReconnectDelayMs } = this.options;
-    const delayMs = fullJitterDelay(attempt, minReconnectDelayMs, maxReconnectDelayMs, this.platform.random);
+    const { minReconnectDelayMs, maxReconnectDelayMs, outageMaxReconnectDelayMs } = this.options;
+    // Up without its broker: its return comes unannounced, so the wait stays short (the probe may cut it shorter).
+    const cap = this.brokerOutage && attempt > 0 ? Math.max(minReconnectDelayMs, Math.min(maxReconnectDelayMs, outageMaxReconnectDelayMs)) : maxReconnectDelayMs;
+    const delayMs = fullJitterDelay(attempt, minReconnectDelayMs, cap, this.platform.random);
     this.emit('connecting', { attempt, delayMs, reason });
     const generation = this.generation;
     this.retryTimer = this.platform.clock.setTimeout(() => {

@@ -10,6 +10,7 @@ export interface ResolvedOptions {
   readonly transports: readonly TransportName[];
   readonly minReconnectDelayMs: number;
   readonly maxReconnectDelayMs: number;
+  readonly outageMaxReconnectDelayMs: number;
   readonly connectTimeoutMs: number;
   readonly pollAbortMs: number;
   readonly pingIntervalMs: number;
@@ -30,6 +31,7 @@ export function resolveOptions(o: ClientOptions): ResolvedOptions {
     transports: [...(o.transports ?? DEFAULT_TRANSPORTS)],
     minReconnectDelayMs: o.minReconnectDelayMs ?? 500,
     maxReconnectDelayMs: o.maxReconnectDelayMs ?? 20_000,
+    outageMaxReconnectDelayMs: o.outageMaxReconnectDelayMs ?? 2000,
     connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
     pollAbortMs: o.pollAbortMs ?? 35_000,
     pingIntervalMs: o.pingIntervalMs ?? 25_000,
@@ -47,6 +49,7 @@ export function resolveOptions(o: ClientOptions): ResolvedOptions {
   if (!(r.minReconnectDelayMs >= 0) || !(r.maxReconnectDelayMs >= r.minReconnectDelayMs)) {
     throw new TypeError('HeraldClient: need 0 <= minReconnectDelayMs <= maxReconnectDelayMs');
   }
+  if (!(r.outageMaxReconnectDelayMs >= 0)) throw new TypeError('HeraldClient: outageMaxReconnectDelayMs must be 0 or more');
   if (!(r.connectTimeoutMs > 0)) throw new TypeError('HeraldClient: connectTimeoutMs must be positive');
   if (!(r.pingIntervalMs >= 0)) throw new TypeError('HeraldClient: pingIntervalMs must be 0 or more');
   if (!(r.readyProbeIntervalMs >= 0)) throw new TypeError('HeraldClient: readyProbeIntervalMs must be 0 or more');

@@ -168,6 +168,13 @@ export interface ClientOptions {
   minReconnectDelayMs?: number;
   /** Largest backoff ceiling in ms. @default 20000 */
   maxReconnectDelayMs?: number;
+  /**
+   * Largest backoff ceiling in ms while the server says its broker is down (`broker_unavailable`, on every
+   * transport): such an outage ends without warning, and the server holds an attempt for a while (`brokerWaitMs`)
+   * and lets it go on the moment its broker is back, so the client keeps retrying at least this often (still full
+   * jitter) instead of letting its backoff grow to `maxReconnectDelayMs`. @default 2000
+   */
+  outageMaxReconnectDelayMs?: number;
   /** Give up opening a transport after this many ms and try the next. @default 10000 */
   connectTimeoutMs?: number;
   /**

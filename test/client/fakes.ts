@@ -43,8 +43,12 @@ export class FakeClock implements Clock {
   }
 }
 
-/** How requests are met: served, refused with `refuseStatus`, left unanswered, or cut at once (a dead server). */
-export type Mode = 'accept' | 'refuse' | 'hang' | 'drop';
+/**
+ * How requests are met: served, refused with `refuseStatus`, left unanswered, or cut at once (a dead server);
+ * `broker_down` answers as Herald does once `brokerWaitMs` passed without its broker: `/sse` 200 with a retry hint
+ * and a `broker_unavailable` disconnect event, then the end; `/poll` 503 `broker_unavailable`.
+ */
+export type Mode = 'accept' | 'refuse' | 'hang' | 'drop' | 'broker_down';
 
 export interface SeenRequest {
   readonly path: string;
@@ -153,6 +157,16 @@ export class ScriptedServer {
     if (typeof how === 'number') {
       res.writeHead(how, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify({ status: how === 200 ? 'ready' : 'not ready' }));
+      return;
+    }
+    if (how === 'broker_down') {
+      if (url.pathname === '/sse') {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
+        res.end('retry: 1000\n\nevent: disconnect\ndata: ["disconnect","broker_unavailable",3016,true]\n\n');
+      } else {
+        res.writeHead(503, { 'Content-Type': 'application/json', 'Retry-After': '1' });
+        res.end('{"error":{"code":"broker_unavailable","message":"scripted"}}');
+      }
       return;
     }
     if (this.mode === 'accept' && url.pathname === '/poll') {

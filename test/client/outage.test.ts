@@ -250,3 +250,46 @@ test('readyProbeIntervalMs: 0 turns the probe off', async () => {
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(probes(), 0);
 });
+
+for (const transport of ['sse', 'poll'] as const) {
+  test(`${transport}: the server says broker_unavailable: the backoff keeps counting but its ceiling stays at 2 s, then it connects`, async () => {
+    server.mode = 'broker_down';
+    const c = start({ transports: [transport], readyProbeIntervalMs: 0 });
+    // Ten failed rounds: without the cap the ceiling would reach 20 s (0.5 x 20 s = 10 s with the fixed random).
+    for (let round = 1; round <= 10; round++) {
+      await until(() => log.connecting.length === round + 1, `retry #${round} scheduled`);
+      if (round === 10) server.mode = 'accept'; // the broker is back: the next attempt connects
+      clock.advance(log.connecting.at(-1)?.delayMs ?? 0);
+    }
+    const waits = log.connecting.slice(1).map((e) => e.delayMs);
+    const attempts = log.connecting.slice(1).map((e) => e.attempt);
+    assert.deepEqual(attempts, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'each answer is a failed attempt (SSE: the 200 does not reset it)');
+    assert.deepEqual(waits, [100, 200, 400, 800, 1000, 1000, 1000, 1000, 1000, 1000], 'full jitter under min(2 s, 100 x 2^n)');
+    assert.ok(log.disconnected.every((d) => d.reason === 'broker_unavailable' && d.reconnect), JSON.stringify(log.disconnected));
+    if (transport === 'poll') {
+      await until(() => server.waitingPolls > 0, 'a poll waiting');
+      server.answerPoll([], undefined);
+    }
+    await until(() => c.state === 'connected', 'connected once the broker is back');
+  });
+}
+
+test('outageMaxReconnectDelayMs raises or lowers that ceiling; other refusals grow to maxReconnectDelayMs', async () => {
+  server.mode = 'broker_down';
+  start({ transports: ['poll'], readyProbeIntervalMs: 0, outageMaxReconnectDelayMs: 400 });
+  await failUntilWaiting(200);
+  for (let round = 0; round < 4; round++) {
+    const n = log.connecting.length;
+    clock.advance(log.connecting.at(-1)?.delayMs ?? 0);
+    await until(() => log.connecting.length === n + 1, 'next retry');
+  }
+  assert.equal(log.connecting.at(-1)?.delayMs, 200, '0.5 x 400 ms');
+  // A plain 503 (no broker_unavailable: say the node is full) is not capped.
+  server.mode = 'refuse';
+  for (let round = 0; round < 6; round++) {
+    const n = log.connecting.length;
+    clock.advance(log.connecting.at(-1)?.delayMs ?? 0);
+    await until(() => log.connecting.length === n + 1, 'next retry');
+  }
+  assert.ok((log.connecting.at(-1)?.delayMs ?? 0) >= 3200, `grew past the outage cap: ${log.connecting.at(-1)?.delayMs}`);
+});

@@ -27,6 +27,17 @@ function parseAnswer(text: string): PollAnswer | undefined {
   return { messages: v.messages as unknown[], cursor };
 }
 
+/** The `code` of a JSON error body, or undefined. */
+function errorCodeOf(text: string): string | undefined {
+  try {
+    const v: unknown = JSON.parse(text);
+    const e = typeof v === 'object' && v !== null && 'error' in v ? v.error : undefined;
+    return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A first poll still pending after this long was taken by the server: the connection counts as open. */
 export const OPEN_GRACE_MS = 1000;
 
@@ -79,6 +90,10 @@ export const pollTransport: Transport = {
         const answer = status === 200 ? parseAnswer(text) : undefined;
         if (!answer) {
           platform.clock.clearTimeout(grace);
+          // 503 broker_unavailable: the server's broker is down (it held this poll a while first). Retry shortly.
+          if (status === 503 && errorCodeOf(text) === 'broker_unavailable') {
+            h.disconnect({ reason: 'broker_unavailable', code: 3016, reconnect: true });
+          }
           h.closed(new Error(`poll answered ${status}`), status === 200 ? undefined : status);
           return;
         }

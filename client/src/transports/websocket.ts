@@ -25,7 +25,11 @@ const STATUS_OF_CODE: Record<string, number> = {
   origin_not_allowed: 403,
   too_many_requests: 429,
   unavailable: 503,
+  broker_unavailable: 503,
 };
+
+/** The close (and error) code of `broker_unavailable`: the server's broker is down, retry shortly. */
+const BROKER_UNAVAILABLE_CLOSE = 3016;
 
 /** RFC 6455 codes after which reconnecting cannot help (protocol error, unacceptable data, policy, too big). */
 const FINAL_RFC_CODES = new Set([1002, 1003, 1007, 1008, 1009]);
@@ -152,6 +156,7 @@ export const websocketTransport: Transport = {
       } else if (f.type === 'error' && typeof f.id === 'number' && pending.has(f.id)) {
         const e = typeof f.error === 'object' && f.error !== null ? (f.error as { code?: unknown; message?: unknown }) : {};
         const code = typeof e.code === 'string' ? e.code : 'error';
+        if (code === 'broker_unavailable') h.disconnect({ reason: code, code: BROKER_UNAVAILABLE_CLOSE, reconnect: true });
         fail(new Error(`${code}: ${typeof e.message === 'string' ? e.message : 'refused'}`), STATUS_OF_CODE[code]);
       }
     });
