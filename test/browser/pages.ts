@@ -52,6 +52,8 @@ const PLAIN_PAGE = `<!doctype html><meta charset="utf-8"><title>plain</title>
   es.onerror = () => { s.state = es.readyState === 2 ? 'disconnected' : 'connecting'; };
   es.onmessage = (e) => { const [, , data, id] = JSON.parse(e.data); s.got.push(data); s.ids.push(id); };
   es.addEventListener('reload', () => { s.missed++; });
+  // The server's reasons for ending a stream (e.g. broker_unavailable during a Redis outage), in errors.
+  es.addEventListener('disconnect', (e) => { s.errors.push('disconnect: ' + JSON.parse(e.data)[1]); });
 </script>`;
 
 const TYPES: Record<string, string> = { '.js': 'text/javascript', '.map': 'application/json', '.ts': 'text/plain' };
