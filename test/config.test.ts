@@ -163,3 +163,13 @@ test('the CLI: a bad setting exits with code 2 and one line naming it', async (t
     ),
   );
 });
+
+test('brokerWaitMs: 5000 by default, 0 to 60000 from flags or environment, anything else refused naming the setting', () => {
+  assert.equal(resolveConfig({ env: { HERALD_SECRET: STRONG } }).brokerWaitMs, 5000);
+  assert.equal(resolveConfig({ env: { HERALD_SECRET: STRONG }, flags: { brokerWaitMs: '0' } }).brokerWaitMs, 0);
+  assert.equal(resolveConfig({ env: { HERALD_SECRET: STRONG, HERALD_BROKER_WAIT_MS: '60000' } }).brokerWaitMs, 60_000);
+  for (const bad of ['-1', '60001', 'soon', '1.5']) {
+    const err = configError(() => resolveConfig({ env: { HERALD_SECRET: STRONG }, flags: { brokerWaitMs: bad } }));
+    assert.match(err.message, /brokerWaitMs|broker-wait-ms/, err.message);
+  }
+});
