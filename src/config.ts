@@ -8,6 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { closest } from './util/closest.js';
+import { JsoncError, parseJsonc } from './util/jsonc.js';
 
 export interface HeraldConfig {
   /** TCP port to listen on. @default 8080 */
@@ -177,7 +179,9 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'int' | 'string' | 'bool' | 'list' | 'json';
+/** How a setting is written: as flag or environment text, and as its JSON type in the config file. */
+export type SettingKind = 'int' | 'string' | 'bool' | 'list' | 'json';
+type Kind = SettingKind;
 interface Spec {
   kind: Kind;
   min?: number;
@@ -186,61 +190,125 @@ interface Spec {
   check?: (value: string) => string | undefined;
   /** For `json` settings: validates and normalizes the parsed value, or throws ConfigError. */
   json?: (name: string, value: unknown) => unknown;
+  /** One line for `--help`, the JSON Schema and the starter config. */
+  doc: string;
+  /** The default in words, where the value alone would mislead (`--help`). */
+  defaultText?: string;
+  /** A credential: `herald config print` masks it. */
+  secret?: boolean;
 }
 
+/** What the CLI shows of a setting (help, JSON Schema, starter config, masking): a read-only view of its spec. */
+export interface SettingInfo {
+  readonly key: keyof HeraldConfig;
+  readonly kind: SettingKind;
+  readonly flag: string;
+  readonly env: string;
+  readonly doc: string;
+  readonly default: unknown;
+  readonly defaultText?: string;
+  readonly min?: number;
+  readonly max?: number;
+  readonly oneOf?: readonly string[];
+  readonly secret: boolean;
+}
+
+/**
+ * Every setting: its kind, its bounds and checks, and one line `doc` that `--help`, `herald config schema` and
+ * `herald config init` show (the JSDoc above says more; docs/configuration.md says all). A new setting needs a
+ * line here, a default in DEFAULTS and a row in docs/configuration.md (test/docs.test.ts checks the row and its
+ * default). Mark `secret: true` what `herald config print` must mask.
+ */
 const SPECS: { [K in keyof HeraldConfig]: Spec } = {
-  port: { kind: 'int', min: 0, max: 65535 },
-  host: { kind: 'string', check: (v) => (v.length === 0 ? 'must not be empty' : undefined) },
-  broker: { kind: 'string', check: checkBrokerUrl },
-  redisTimeoutMs: { kind: 'int', min: 50, max: 60_000 },
-  redisProbeIntervalMs: { kind: 'int', min: 50, max: 60_000 },
-  brokerWaitMs: { kind: 'int', min: 0, max: 60_000 },
-  dev: { kind: 'bool' },
-  secret: { kind: 'string' },
-  apiKeys: { kind: 'list' },
-  maxQueueBytes: { kind: 'int', min: 1024, max: 1 << 30 },
-  closeGraceMs: { kind: 'int', min: 0, max: 600_000 },
-  maxChannelsPerConnection: { kind: 'int', min: 1, max: 10000 },
-  maxConnections: { kind: 'int', min: 0, max: 10_000_000 },
-  maxConnectionsPerIp: { kind: 'int', min: 0, max: 10_000_000 },
-  heartbeatSeconds: { kind: 'int', min: 1, max: 3600 },
-  wsMaxFrameBytes: { kind: 'int', min: 256, max: 16 << 20 },
-  wsCompression: { kind: 'bool' },
-  pollTimeoutSeconds: { kind: 'int', min: 1, max: 300 },
-  headersTimeoutMs: { kind: 'int', min: 100, max: 600_000 },
-  maxHeaderBytes: { kind: 'int', min: 1024, max: 1 << 20 },
-  maxUrlBytes: { kind: 'int', min: 256, max: 1 << 20 },
-  maxBodyBytes: { kind: 'int', min: 64, max: 64 << 20 },
+  port: { kind: 'int', min: 0, max: 65535, doc: 'TCP port to listen on (0: any free port)' },
+  host: {
+    kind: 'string',
+    check: (v) => (v.length === 0 ? 'must not be empty' : undefined),
+    doc: 'address to bind',
+    defaultText: '0.0.0.0 (127.0.0.1 with --dev)',
+  },
+  broker: { kind: 'string', check: checkBrokerUrl, doc: 'memory, redis://HOST:PORT, rediss://... (TLS) or redis-cluster://HOST:PORT,...' },
+  redisTimeoutMs: { kind: 'int', min: 50, max: 60_000, doc: 'timeout of every Redis call, of connecting and of a liveness probe (ms)' },
+  redisProbeIntervalMs: { kind: 'int', min: 50, max: 60_000, doc: 'milliseconds between liveness probes of the Redis connections' },
+  brokerWaitMs: { kind: 'int', min: 0, max: 60_000, doc: 'milliseconds a new or resuming subscription waits for an unreachable broker (0: answer at once)' },
+  dev: { kind: 'bool', doc: 'development mode: loopback, anonymous subscribe and publish from this machine' },
+  secret: { kind: 'string', secret: true, doc: 'secret for sealed channel keys and HS* JWTs (32+ random characters)', defaultText: 'none (required outside --dev)' },
+  apiKeys: { kind: 'list', secret: true, doc: 'API keys accepted by POST /api/publish (Authorization: Bearer KEY)' },
+  maxQueueBytes: { kind: 'int', min: 1024, max: 1 << 30, doc: 'bytes a client may have waiting before it is disconnected as slow' },
+  closeGraceMs: { kind: 'int', min: 0, max: 600_000, doc: 'milliseconds an ended stream has to take its last bytes before its socket is destroyed' },
+  maxChannelsPerConnection: { kind: 'int', min: 1, max: 10000, doc: 'channels one connection may subscribe, and one publish may name' },
+  maxConnections: { kind: 'int', min: 0, max: 10_000_000, doc: 'client streams one node holds (0 = unlimited)' },
+  maxConnectionsPerIp: { kind: 'int', min: 0, max: 10_000_000, doc: 'client streams from one remote address (0 = unlimited)' },
+  heartbeatSeconds: { kind: 'int', min: 1, max: 3600, doc: 'seconds between heartbeats on idle streams' },
+  wsMaxFrameBytes: { kind: 'int', min: 256, max: 16 << 20, doc: 'largest WebSocket message a client may send (bigger: close 1009)' },
+  wsCompression: { kind: 'bool', doc: 'offer permessage-deflate to WebSocket clients' },
+  pollTimeoutSeconds: { kind: 'int', min: 1, max: 300, doc: 'seconds a long poll waits for a message' },
+  headersTimeoutMs: { kind: 'int', min: 100, max: 600_000, doc: 'milliseconds a client has to send its complete request headers' },
+  maxHeaderBytes: { kind: 'int', min: 1024, max: 1 << 20, doc: 'largest request header block in bytes' },
+  maxUrlBytes: { kind: 'int', min: 256, max: 1 << 20, doc: 'largest request URL in bytes' },
+  maxBodyBytes: { kind: 'int', min: 64, max: 64 << 20, doc: 'largest publish request body in bytes' },
   // Above ~1000 levels JSON.stringify's recursion nears the stack limit: that is what the bound is for.
-  maxJsonDepth: { kind: 'int', min: 2, max: 512 },
-  drainTimeoutMs: { kind: 'int', min: 0, max: 600_000 },
-  idempotencyWindowSeconds: { kind: 'int', min: 1, max: 86_400 },
-  allowedOrigins: { kind: 'list' },
-  trustedProxies: { kind: 'list', json: checkProxies },
-  metricsToken: { kind: 'string', check: (v) => (v === '' || /^[\x21-\x7e]{16,}$/.test(v) ? undefined : 'must be at least 16 visible ASCII characters') },
-  metricsPublic: { kind: 'bool' },
-  adminSecret: { kind: 'string', check: (v) => (v === '' || /^[\x21-\x7e]{16,}$/.test(v) ? undefined : 'must be at least 16 visible ASCII characters') },
-  logLevel: { kind: 'string', oneOf: ['debug', 'info', 'warn', 'error', 'silent'] },
-  internalPort: { kind: 'int', min: 0, max: 65535 },
-  internalHost: { kind: 'string', check: (v) => (v.length === 0 ? 'must not be empty' : undefined) },
-  previousSecret: { kind: 'string' },
-  previousSecretUntil: { kind: 'string', check: (v) => (v === '' || isDate(v) ? undefined : `"${v}" is not an ISO 8601 date`) },
-  jwtAlgorithms: { kind: 'list', json: checkAlgorithms },
-  jwtPublicKeys: { kind: 'list' },
-  jwks: { kind: 'list' },
-  jwtIssuers: { kind: 'list' },
-  jwtAudience: { kind: 'list' },
-  jwtLeewaySeconds: { kind: 'int', min: 0, max: 300 },
-  jwksCacheSeconds: { kind: 'int', min: 1, max: 86_400 },
-  tokenCookie: { kind: 'string', check: (v) => (v === '' || /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(v) ? undefined : 'not a cookie name') },
-  authCacheSize: { kind: 'int', min: 0, max: 10_000_000 },
-  namespaces: { kind: 'json', json: checkNamespaces },
-  defaultNamespace: { kind: 'json', json: (name, v) => checkRules(name, v) },
-  scopedApiKeys: { kind: 'json', json: checkScopedKeys },
-  historySize: { kind: 'int', min: 0, max: 100_000 },
-  historyTtlSeconds: { kind: 'int', min: 0, max: 30 * 86400 },
-  historyMetaTtlSeconds: { kind: 'int', min: 1, max: 30 * 86400 },
-  historyMaxBytes: { kind: 'int', min: 1 << 20, max: 2 ** 40 },
+  maxJsonDepth: { kind: 'int', min: 2, max: 512, doc: 'deepest nesting of objects and arrays in client JSON' },
+  drainTimeoutMs: { kind: 'int', min: 0, max: 600_000, doc: 'milliseconds SIGTERM waits for clients to leave before closing the rest' },
+  idempotencyWindowSeconds: { kind: 'int', min: 1, max: 86_400, doc: "seconds a publish's idempotency key is remembered" },
+  allowedOrigins: { kind: 'list', doc: 'origins allowed for cross-origin streams and WebSocket upgrades (* = any)' },
+  trustedProxies: { kind: 'list', json: checkProxies, doc: 'proxies (addresses or CIDRs) whose X-Forwarded-For names the client' },
+  metricsToken: {
+    kind: 'string',
+    secret: true,
+    check: (v) => (v === '' || /^[\x21-\x7e]{16,}$/.test(v) ? undefined : 'must be at least 16 visible ASCII characters'),
+    doc: 'bearer token GET /metrics requires outside --dev',
+  },
+  metricsPublic: { kind: 'bool', doc: 'serve GET /metrics without a token outside --dev' },
+  adminSecret: {
+    kind: 'string',
+    secret: true,
+    check: (v) => (v === '' || /^[\x21-\x7e]{16,}$/.test(v) ? undefined : 'must be at least 16 visible ASCII characters'),
+    doc: 'secret of the admin dashboard at GET /admin ("" = off outside --dev)',
+  },
+  logLevel: { kind: 'string', oneOf: ['debug', 'info', 'warn', 'error', 'silent'], doc: 'log level' },
+  internalPort: { kind: 'int', min: 0, max: 65535, doc: 'port of the internal listener for /metrics and operator routes (0 = none)' },
+  internalHost: {
+    kind: 'string',
+    check: (v) => (v.length === 0 ? 'must not be empty' : undefined),
+    doc: 'address the internal listener binds',
+  },
+  previousSecret: { kind: 'string', secret: true, doc: 'a rotated-out secret still accepted until previousSecretUntil' },
+  previousSecretUntil: {
+    kind: 'string',
+    check: (v) => (v === '' || isDate(v) ? undefined : `"${v}" is not an ISO 8601 date`),
+    doc: 'ISO 8601 date after which previousSecret is refused',
+  },
+  jwtAlgorithms: { kind: 'list', json: checkAlgorithms, doc: 'JWT algorithms accepted (HS* use the secret, others jwtPublicKeys or jwks)' },
+  jwtPublicKeys: { kind: 'list', doc: 'files holding PEM (SPKI) public keys or JWK JSON' },
+  jwks: { kind: 'list', doc: 'JWKS sources: URL or FILE, or "ISSUER SOURCE"' },
+  jwtIssuers: { kind: 'list', doc: 'accepted iss values; when set, tokens without one are refused' },
+  jwtAudience: { kind: 'list', doc: 'accepted aud values; when set, tokens without one are refused' },
+  jwtLeewaySeconds: { kind: 'int', min: 0, max: 300, doc: 'clock skew tolerated on nbf, exp and iat, in seconds' },
+  jwksCacheSeconds: { kind: 'int', min: 1, max: 86_400, doc: 'seconds a fetched JWKS is trusted before it is fetched again' },
+  tokenCookie: {
+    kind: 'string',
+    check: (v) => (v === '' || /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(v) ? undefined : 'not a cookie name'),
+    doc: 'name of a cookie that carries the subscription token ("" = none)',
+  },
+  authCacheSize: { kind: 'int', min: 0, max: 10_000_000, doc: 'verified tokens and opened keys remembered (LRU)' },
+  namespaces: { kind: 'json', json: checkNamespaces, doc: 'rules by channel-name prefix: {"chat": {"anonymous": true}}' },
+  defaultNamespace: { kind: 'json', json: (name, v) => checkRules(name, v), doc: 'rules for channels outside every namespace' },
+  scopedApiKeys: {
+    kind: 'json',
+    secret: true,
+    json: checkScopedKeys,
+    doc: 'publish API keys limited to namespaces: [{"key":"...","namespaces":["chat"]}]',
+  },
+  historySize: { kind: 'int', min: 0, max: 100_000, doc: 'messages kept per channel for resume (0 = no history)' },
+  historyTtlSeconds: { kind: 'int', min: 0, max: 30 * 86400, doc: "seconds a channel's messages are kept after its last publication" },
+  historyMetaTtlSeconds: {
+    kind: 'int',
+    min: 1,
+    max: 30 * 86400,
+    doc: "seconds a channel's position is kept after its last publication or read",
+  },
+  historyMaxBytes: { kind: 'int', min: 1 << 20, max: 2 ** 40, doc: 'memory broker only: estimated bytes of history of all channels together' },
 };
 
 export const DEFAULTS: HeraldConfig = {
@@ -314,6 +382,49 @@ export function envName(key: string): string {
   return 'HERALD_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
 }
 
+export function settingInfo(key: keyof HeraldConfig): SettingInfo {
+  const spec = SPECS[key];
+  return {
+    key,
+    kind: spec.kind,
+    flag: flagName(key),
+    env: envName(key),
+    doc: spec.doc,
+    default: DEFAULTS[key],
+    secret: spec.secret === true,
+    ...(spec.defaultText !== undefined ? { defaultText: spec.defaultText } : {}),
+    ...(spec.min !== undefined ? { min: spec.min } : {}),
+    ...(spec.max !== undefined ? { max: spec.max } : {}),
+    ...(spec.oneOf !== undefined ? { oneOf: spec.oneOf } : {}),
+  };
+}
+
+/**
+ * `HERALD_*` variables read besides the settings' own (`HERALD_PORT`, ...). A variable in neither list draws a
+ * warning at start, so that `HERALD_PROT=9000` is not silently ignored: add here any variable a command reads.
+ */
+export const OTHER_VARIABLES: readonly string[] = ['HERALD_CONFIG', 'HERALD_API_KEY', 'HERALD_SERVER'];
+
+/** A `HERALD_*` variable that no setting or command reads, with the known name it most likely meant. */
+export interface UnknownVariable {
+  readonly variable: string;
+  readonly suggestion?: string;
+  /** `unknown environment variable HERALD_PROT ignored (did you mean HERALD_PORT?)` */
+  readonly message: string;
+}
+
+export function unknownVariables(env: Record<string, string | undefined>): UnknownVariable[] {
+  const known = [...SETTING_NAMES.map(envName), ...OTHER_VARIABLES];
+  const out: UnknownVariable[] = [];
+  for (const variable of Object.keys(env).sort()) {
+    if (!variable.startsWith('HERALD_') || known.includes(variable)) continue;
+    const suggestion = closest(variable, known);
+    const hint = suggestion === undefined ? '' : ` (did you mean ${suggestion}?)`;
+    out.push({ variable, ...(suggestion ? { suggestion } : {}), message: `unknown environment variable ${variable} ignored${hint}` });
+  }
+  return out;
+}
+
 export interface ConfigSources {
   /** Settings given as flags, already split into key → raw value (lists may repeat). */
   flags?: Partial<Record<keyof HeraldConfig, string | string[] | boolean>>;
@@ -325,41 +436,65 @@ export interface ConfigSources {
   overrides?: Partial<HeraldConfig>;
 }
 
-/** Merge the sources, validate every setting, and return a frozen config. Throws ConfigError. */
+/** Merge the sources, validate every setting, and return a frozen config. Throws the first problem as ConfigError. */
 export function resolveConfig(sources: ConfigSources = {}): HeraldConfig {
+  const checked = checkConfig(sources);
+  if (!checked.config) throw checked.problems[0] ?? new ConfigError('config', 'invalid');
+  return checked.config;
+}
+
+/** A resolved config, or every problem that stops it (in the order resolveConfig would meet them). */
+export type ConfigCheck = { config: HeraldConfig; problems: [] } | { config: undefined; problems: ConfigError[] };
+
+/** resolveConfig without the throw: every bad setting is reported, not only the first (`herald config check`). */
+export function checkConfig(sources: ConfigSources = {}): ConfigCheck {
+  const problems: ConfigError[] = [];
+  const collect = (fn: () => void): void => {
+    try {
+      fn();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(err);
+    }
+  };
   const env = sources.env ?? {};
-  const file = loadConfigFile(sources.configFile ?? env['HERALD_CONFIG']);
+  let file: Record<string, unknown> = {};
+  collect(() => (file = loadConfigFile(sources.configFile ?? env['HERALD_CONFIG'], problems)));
   const out: Record<string, unknown> = {};
   for (const key of SETTING_NAMES) {
-    const spec = SPECS[key];
-    let value: unknown = DEFAULTS[key];
-    let origin = key as string;
-    if (file[key] !== undefined) {
-      value = fromJson(key, spec, file[key]);
-      origin = `${key} (config file)`;
-    }
-    const envRaw = env[envName(key)] ?? ENV_ALIASES[key]?.map((name) => env[name]).find((v) => v !== undefined);
-    if (envRaw !== undefined && envRaw !== '') {
-      value = parseRaw(envName(key), spec, envRaw);
-      origin = envName(key);
-    }
-    const flag = sources.flags?.[key];
-    if (flag !== undefined) {
-      value = typeof flag === 'boolean' ? flag : parseRaw(flagName(key), spec, flag);
-      origin = flagName(key);
-    }
-    const direct = sources.overrides?.[key];
-    if (direct !== undefined) value = fromJson(key, spec, direct);
-    out[key] = deepFreeze(validate(origin, spec, value));
+    collect(() => {
+      const spec = SPECS[key];
+      let value: unknown = DEFAULTS[key];
+      let origin = key as string;
+      if (file[key] !== undefined) {
+        value = fromJson(key, spec, file[key]);
+        origin = `${key} (config file)`;
+      }
+      const envRaw = env[envName(key)] ?? ENV_ALIASES[key]?.map((name) => env[name]).find((v) => v !== undefined);
+      if (envRaw !== undefined && envRaw !== '') {
+        value = parseRaw(envName(key), spec, envRaw);
+        origin = envName(key);
+      }
+      const flag = sources.flags?.[key];
+      if (flag !== undefined) {
+        value = typeof flag === 'boolean' ? flag : parseRaw(flagName(key), spec, flag);
+        origin = flagName(key);
+      }
+      const direct = sources.overrides?.[key];
+      if (direct !== undefined) value = fromJson(key, spec, direct);
+      out[key] = deepFreeze(validate(origin, spec, value));
+    });
   }
+  if (problems.length > 0) return { config: undefined, problems };
   const config = out as unknown as HeraldConfig;
   // --dev binds loopback unless a host was asked for explicitly.
   if (config.dev && sources.flags?.host === undefined && env['HERALD_HOST'] === undefined && file['host'] === undefined
       && sources.overrides?.host === undefined) {
     (out as { host: string }).host = '127.0.0.1';
   }
-  checkSafety(config);
-  return Object.freeze(config);
+  checkSafety(config, problems);
+  if (problems.length > 0) return { config: undefined, problems };
+  return { config: Object.freeze(config), problems: [] };
 }
 
 /** Secrets anybody could guess (from docs, tutorials and jwt.io): refused outside --dev. */
@@ -371,29 +506,28 @@ const WEAK_SECRETS = new Set([
 export const MIN_SECRET_LENGTH = 32;
 
 /** Rules across settings. Outside --dev a strong secret is required, so nothing starts open by accident. */
-function checkSafety(config: HeraldConfig): void {
+function checkSafety(config: HeraldConfig, problems: ConfigError[]): void {
   if (config.internalPort !== 0 && config.internalPort === config.port) {
-    throw new ConfigError('internalPort', `must differ from port (${config.port})`);
+    problems.push(new ConfigError('internalPort', `must differ from port (${config.port})`));
   }
   if (config.historyMetaTtlSeconds < config.historyTtlSeconds) {
-    throw new ConfigError('historyMetaTtlSeconds', 'must be at least historyTtlSeconds');
+    problems.push(new ConfigError('historyMetaTtlSeconds', 'must be at least historyTtlSeconds'));
   }
   if (config.previousSecret !== '' && config.previousSecretUntil === '') {
-    throw new ConfigError('HERALD_PREVIOUS_SECRET_UNTIL', 'required with a previous secret: the date it stops being accepted');
+    problems.push(new ConfigError('HERALD_PREVIOUS_SECRET_UNTIL', 'required with a previous secret: the date it stops being accepted'));
   }
   const asymmetric = config.jwtAlgorithms.some((a) => !HMAC_ALGORITHMS.includes(a));
   if (asymmetric && config.jwtPublicKeys.length === 0 && config.jwks.length === 0) {
-    throw new ConfigError('HERALD_JWT_ALGORITHMS', 'RS/PS/ES/EdDSA algorithms need jwtPublicKeys or jwks');
+    problems.push(new ConfigError('HERALD_JWT_ALGORITHMS', 'RS/PS/ES/EdDSA algorithms need jwtPublicKeys or jwks'));
   }
   if (config.dev) return;
   if (config.secret === '') {
-    throw new ConfigError('HERALD_SECRET', 'a secret is required outside --dev (at least 32 random characters)');
-  }
-  if (weakSecret(config.secret)) {
-    throw new ConfigError('HERALD_SECRET', `too weak: use at least ${MIN_SECRET_LENGTH} random characters`);
+    problems.push(new ConfigError('HERALD_SECRET', 'a secret is required outside --dev (at least 32 random characters)'));
+  } else if (weakSecret(config.secret)) {
+    problems.push(new ConfigError('HERALD_SECRET', `too weak: use at least ${MIN_SECRET_LENGTH} random characters`));
   }
   if (config.previousSecret !== '' && weakSecret(config.previousSecret)) {
-    throw new ConfigError('HERALD_PREVIOUS_SECRET', `too weak: use at least ${MIN_SECRET_LENGTH} random characters`);
+    problems.push(new ConfigError('HERALD_PREVIOUS_SECRET', `too weak: use at least ${MIN_SECRET_LENGTH} random characters`));
   }
 }
 
@@ -402,7 +536,12 @@ export function weakSecret(secret: string): boolean {
   return WEAK_SECRETS.has(secret.toLowerCase()) || secret.length < MIN_SECRET_LENGTH || new Set(secret).size < 8;
 }
 
-function loadConfigFile(path: string | undefined): Record<string, unknown> {
+/**
+ * The config file: JSON, with `//` and `/* *\/` comments allowed (as in tsconfig.json, so a starter file can explain
+ * itself) and a `$schema` key for editors, which Herald ignores. Each unknown key is a problem of its own; the file's
+ * other keys still count, so `herald config check` reports them all.
+ */
+function loadConfigFile(path: string | undefined, problems: ConfigError[]): Record<string, unknown> {
   if (!path) return {};
   let text: string;
   try {
@@ -412,17 +551,24 @@ function loadConfigFile(path: string | undefined): Record<string, unknown> {
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new ConfigError('--config', `${path} is not valid JSON`);
+    parsed = parseJsonc(text);
+  } catch (err) {
+    throw new ConfigError('--config', `${path} is not valid JSON${err instanceof JsoncError ? ` (${err.message})` : ''}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError('--config', `${path} must hold a JSON object`);
   }
-  for (const key of Object.keys(parsed)) {
-    if (!(key in SPECS)) throw new ConfigError(key, `unknown setting in ${path}`);
+  const known: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (key === '$schema') continue;
+    if (key in SPECS) {
+      known[key] = value;
+      continue;
+    }
+    const suggestion = closest(key, SETTING_NAMES);
+    problems.push(new ConfigError(key, `unknown setting in ${path}${suggestion ? ` (did you mean ${suggestion}?)` : ''}`));
   }
-  return parsed as Record<string, unknown>;
+  return known;
 }
 
 function parseRaw(name: string, spec: Spec, raw: string | string[]): unknown {
@@ -514,7 +660,8 @@ function checkAlgorithms(name: string, value: unknown): unknown {
   return list;
 }
 
-const RULE_FIELDS: Record<keyof NamespaceRules, 'boolean' | 'count'> = {
+/** The fields of a namespace's rules and their kinds (also the JSON Schema's, in src/cli/config-schema.ts). */
+export const RULE_FIELDS: Readonly<Record<keyof NamespaceRules, 'boolean' | 'count'>> = {
   anonymous: 'boolean',
   clientPublish: 'boolean',
   maxSubscribers: 'count',

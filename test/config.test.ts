@@ -7,7 +7,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { ConfigError, DEFAULTS, envName, flagName, resolveConfig } from '../src/config.js';
+import { checkConfig, ConfigError, DEFAULTS, envName, flagName, OTHER_VARIABLES, resolveConfig, SETTING_NAMES, unknownVariables } from '../src/config.js';
+import { closest } from '../src/util/closest.js';
+import { JsoncError, parseJsonc, stripComments } from '../src/util/jsonc.js';
 import { cleanEnv, killAll, runHerald } from './helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-config-'));
@@ -172,4 +174,34 @@ test('brokerWaitMs: 5000 by default, 0 to 60000 from flags or environment, anyth
     const err = configError(() => resolveConfig({ env: { HERALD_SECRET: STRONG }, flags: { brokerWaitMs: bad } }));
     assert.match(err.message, /brokerWaitMs|broker-wait-ms/, err.message);
   }
+});
+
+test('checkConfig reports every problem, in the order resolveConfig meets the first', () => {
+  const file = configFile({ prot: 1, port: -1, logLevel: 'loud' });
+  const r = checkConfig({ env: { HERALD_HEARTBEAT_SECONDS: 'x' }, configFile: file });
+  assert.equal(r.config, undefined);
+  assert.deepEqual(r.problems.map((p) => p.setting), ['prot', 'port (config file)', 'HERALD_HEARTBEAT_SECONDS', 'logLevel (config file)']);
+  assert.equal(configError(() => resolveConfig({ env: { HERALD_HEARTBEAT_SECONDS: 'x' }, configFile: file })).setting, 'prot');
+  const ok = checkConfig({ env: { HERALD_SECRET: STRONG } });
+  assert.deepEqual(ok.problems, []);
+  assert.equal(ok.config?.port, 8080);
+});
+
+test('the config file takes comments and a $schema key; slashes inside strings stay', () => {
+  const file = configFile('// a comment\n{\n  "$schema": "./herald.schema.json", /* block\n comment */\n  "broker": "redis://h:1", // the broker\n  "dev": true\n}\n');
+  const c = resolveConfig({ configFile: file });
+  assert.equal(c.broker, 'redis://h:1');
+  assert.equal(c.dev, true);
+  assert.equal(stripComments('{"a": "x // y /* z */"} // c'), '{"a": "x // y /* z */"}     ');
+  assert.throws(() => parseJsonc('{"a": 1 /* open'), JsoncError);
+  assert.match(configError(() => resolveConfig({ configFile: configFile('{\n "port": 1,\n}') })).message, /line 3, column 1/);
+});
+
+test('unknownVariables: HERALD_* nobody reads, with the nearest known name', () => {
+  const found = unknownVariables({ HERALD_PROT: '1', HERALD_PORT: '2', HERALD_CONFIG: 'f', HERALD_API_KEY: 'k', HERALD_ZZZZZZZZZ: '1', PATH: '/bin' });
+  assert.deepEqual(found.map((u) => [u.variable, u.suggestion]), [['HERALD_PROT', 'HERALD_PORT'], ['HERALD_ZZZZZZZZZ', undefined]]);
+  for (const known of [...SETTING_NAMES.map(envName), ...OTHER_VARIABLES]) assert.deepEqual(unknownVariables({ [known]: '1' }), []);
+  assert.equal(closest('HERALD_MAX_CONECTIONS', SETTING_NAMES.map(envName)), 'HERALD_MAX_CONNECTIONS');
+  assert.equal(closest('maxQueueByte', SETTING_NAMES), 'maxQueueBytes');
+  assert.equal(closest('colour', SETTING_NAMES), undefined);
 });

@@ -15,7 +15,7 @@ import { HeraldError } from '../errors.js';
 import { idempotencyKey } from '../protocol/idempotency.js';
 import { createBroker } from '../server.js';
 import { createLogger } from '../util/log.js';
-import { parseCommand } from './args.js';
+import { parseCommand, type CommandSpec } from './command.js';
 
 const USAGE =
   'usage: herald publish CHANNEL DATA [--server URL] [--api-key KEY] [--broker URL] [--json] [--idempotency-key K] [--retry N]';
@@ -23,15 +23,23 @@ const USAGE =
 const RETRY_BASE_MS = 200;
 const RETRY_CAP_MS = 5000;
 
+export const PUBLISH: CommandSpec = {
+  name: 'publish',
+  args: 'CHANNEL DATA',
+  summary: "Publish DATA to CHANNEL through a node's HTTP API, or straight to Redis with --broker.",
+  flags: {
+    server: { type: 'string', value: 'URL', help: 'the node to publish through ($HERALD_SERVER)', default: 'http://localhost:8080' },
+    'api-key': { type: 'string', value: 'KEY', help: 'publish API key ($HERALD_API_KEY; not needed against --dev)' },
+    broker: { type: 'string', value: 'URL', help: 'publish straight to redis://... or redis-cluster://... instead of a node' },
+    json: { type: 'boolean', help: 'DATA is JSON (an object, a number...), not a string' },
+    'idempotency-key': { type: 'string', value: 'K', help: 'name the message: a rerun within the idempotency window publishes nothing' },
+    retry: { type: 'string', value: 'N', help: 'retry up to N times on 503, 504 and network errors, under one idempotency key', default: '0' },
+  },
+  notes: ['examples:', '  herald publish abc 123', '  herald publish orders \'{"id":7}\' --json --server https://push.example.com --api-key K --retry 3'],
+};
+
 export async function publishCommand(argv: string[], env: Record<string, string | undefined>): Promise<number> {
-  const parsed = parseCommand(argv, {
-    server: { type: 'string' },
-    'api-key': { type: 'string' },
-    broker: { type: 'string' },
-    json: { type: 'boolean' },
-    'idempotency-key': { type: 'string' },
-    retry: { type: 'string' },
-  });
+  const parsed = parseCommand(argv, PUBLISH);
   const [channel, data, ...rest] = parsed.positionals;
   if (channel === undefined || data === undefined || rest.length > 0) throw new ConfigError('arguments', USAGE);
   // --json sends DATA as JSON (an object, a number...); otherwise it is published as the string given.

@@ -1,22 +1,39 @@
 /** `herald serve`: start a node; SIGTERM/SIGINT drain it and exit 0. */
-import { resolveConfig } from '../config.js';
-import { createHeraldServer } from '../server.js';
-import { configSources, parseCommand, settingOptions } from './args.js';
+import { resolveConfig, type HeraldConfig } from '../config.js';
+import { createHeraldServer, type HeraldServer } from '../server.js';
+import { brokerAddress } from '../util/redact.js';
+import { CommandFailure, commandWarnings, configSources, parseCommand, type CommandSpec } from './command.js';
 import { installProcessGuard } from './process-guard.js';
 
+export const SERVE: CommandSpec = {
+  name: 'serve',
+  summary: 'Start a node. Settings come from flags, then HERALD_* variables, then --config FILE, then the defaults.',
+  flags: {},
+  settings: 'list',
+  notes: [
+    'examples:',
+    '  herald serve --dev                                  development: 127.0.0.1:8080, anonymous, embedded broker',
+    '  HERALD_SECRET=... herald serve --broker redis://redis:6379 --api-key K',
+    '  herald serve --config herald.json                   (herald config init writes a starter file)',
+    'Every setting is explained in docs/configuration.md.',
+  ],
+};
+
 export async function serve(argv: string[], env: Record<string, string | undefined>): Promise<number> {
-  const parsed = parseCommand(argv, settingOptions());
+  const parsed = parseCommand(argv, SERVE);
   const config = resolveConfig(configSources(parsed, env));
   const server = createHeraldServer(config);
   // Anything that escapes every connection boundary is logged and counted, and the node keeps serving.
   installProcessGuard(server.log);
-  const address = await server.listen();
+  for (const warning of commandWarnings(parsed, env, SERVE)) server.log.warn(warning);
+  const address = await listen(server, config);
   server.log.info('herald listening', {
     address: `${address.address}:${address.port}`,
     broker: server.node.broker.kind,
+    brokerAddress: config.broker === 'memory' ? undefined : brokerAddress(config.broker),
     dev: config.dev,
   });
-  if (config.dev) printDevHelp(server.url);
+  if (config.dev) printDevHelp(server.url, config.broker);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
@@ -32,13 +49,38 @@ export async function serve(argv: string[], env: Record<string, string | undefin
   return 0;
 }
 
-function printDevHelp(url: string): void {
+/** Why a port cannot be listened on, in words; what the code alone does not say. */
+const LISTEN_FAILURES: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'address already in use (another process listens there: stop it or pick another --port)',
+  EACCES: 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE: pick another --port)',
+  EADDRNOTAVAIL: 'no such address on this machine (check --host)',
+  ENOTFOUND: 'host name not found (check --host)',
+  EAI_AGAIN: 'host name not resolved now (check --host and DNS)',
+};
+
+/** Listen, or fail with one line naming the address and why (the broker started by listen() is stopped first). */
+async function listen(server: HeraldServer, config: HeraldConfig): Promise<{ address: string; port: number }> {
+  try {
+    return await server.listen();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const why = LISTEN_FAILURES[code];
+    if (why === undefined) throw err;
+    await server.close();
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+    throw new CommandFailure(`cannot listen on ${host}:${config.port}: ${why} (${code})`);
+  }
+}
+
+function printDevHelp(url: string, broker: string): void {
   const port = new URL(url).port;
   const base = port === '8080' ? 'http://localhost:8080' : url;
+  // Say which broker is in use: a dev node on Redis shares its channels with every node on that Redis.
+  const brokerText = broker === 'memory' ? 'embedded broker' : `broker ${brokerAddress(broker)}`;
   process.stdout.write(
     [
       '',
-      `Herald is running in development mode at ${base} (embedded broker, anonymous access from this machine).`,
+      `Herald is running in development mode at ${base} (${brokerText}, anonymous access from this machine).`,
       '',
       'Subscribe (in one terminal):',
       `  curl -N '${base}/sub?channel=abc'`,

@@ -5,22 +5,27 @@
 import { signToken } from '../auth/jwt.js';
 import { ConfigError, resolveConfig, type HeraldConfig } from '../config.js';
 import { HeraldError } from '../errors.js';
-import { configSources, parseCommand, settingOptions } from './args.js';
+import { configSources, parseCommand, type CommandSpec } from './command.js';
 
 const USAGE = 'usage: herald token --channel C [--channel C2 ...] [--sub USER] [--ttl SECONDS] [--publish]';
 
+export const TOKEN: CommandSpec = {
+  name: 'token',
+  summary: 'Print a subscription token (an HS256 JWT signed with the secret) granting the channels given.',
+  flags: {
+    channel: { type: 'string', multiple: true, value: 'C', help: 'a channel the token grants (repeatable; at least one)' },
+    sub: { type: 'string', value: 'USER', help: 'the subject (user id) of the token' },
+    ttl: { type: 'string', value: 'SECONDS', help: 'seconds until the token expires', default: '3600' },
+    publish: { type: 'boolean', help: 'let WebSocket clients holding it publish to its channels' },
+    aud: { type: 'string', value: 'A', help: 'audience claim', default: 'the first of jwtAudience' },
+    iss: { type: 'string', value: 'I', help: 'issuer claim', default: 'the first of jwtIssuers' },
+  },
+  settings: 'accept',
+  notes: ['example: HERALD_SECRET=... herald token --channel chat:lobby --sub alice --ttl 600'],
+};
+
 export async function tokenCommand(argv: string[], env: Record<string, string | undefined>): Promise<number> {
-  const parsed = parseCommand(
-    argv,
-    settingOptions({
-      channel: { type: 'string', multiple: true },
-      sub: { type: 'string' },
-      ttl: { type: 'string' },
-      publish: { type: 'boolean' },
-      aud: { type: 'string' },
-      iss: { type: 'string' },
-    }),
-  );
+  const parsed = parseCommand(argv, TOKEN);
   const channels = (parsed.values['channel'] as string[] | undefined) ?? [];
   if (channels.length === 0 || parsed.positionals.length > 0) throw new ConfigError('arguments', USAGE);
   const config = resolveConfig(configSources(parsed, env));
