@@ -6,17 +6,17 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import type { AddressInfo, Socket } from 'node:net';
 import { isLoopback } from './auth/api-key.js';
 import { Authorization } from './auth/authorization.js';
-import type { Broker, PublishOptions } from './broker/broker.js';
+import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
 import type { HeraldConfig } from './config.js';
-import { ERROR_TABLE, HeraldError } from './errors.js';
+import { ERROR_TABLE, HeraldError, toHeraldError } from './errors.js';
 import { DRAIN_RETRY_AFTER_SECONDS, FastPublisher } from './http/fast-publish.js';
 import { FrontReader } from './http/front.js';
 import { createNodeMetrics, MetricsRegistry } from './core/metrics.js';
 import { registerProcessMetrics } from './core/process-metrics.js';
 import { PublicationMetrics } from './core/publication-metrics.js';
-import { historyPolicyFor, type HistoryPolicyFor } from './core/history-policy.js';
+import { ChannelPolicy } from './core/channel-policy.js';
 import { HeraldNode } from './core/node.js';
 import { ClientAddress } from './http/client-address.js';
 import { checkDevHost } from './http/dev-guard.js';
@@ -49,6 +49,8 @@ export class HeraldServer {
   readonly log: Logger;
   /** Keys, tokens, namespaces, origins: what transports call (see auth/authorization.ts). */
   readonly auth: Authorization;
+  /** What each channel keeps and allows (core/channel-policy.ts). */
+  readonly policy: ChannelPolicy;
   private readonly sockets = new Set<Socket>();
   private readonly front: FrontReader;
   private readonly fastPublish: FastPublisher;
@@ -78,17 +80,16 @@ export class HeraldServer {
     const metrics = createNodeMetrics(new MetricsRegistry());
     const broker = options.broker ?? createBroker(config, this.log);
     this.processMetrics = registerProcessMetrics(metrics.registry, VERSION);
-    // A channel's history policy: its namespace's where it sets one, else the node's history settings. The node
-    // (resume) and the publish API (what to keep) both ask this one function.
-    const nodeHistory = historyPolicyFor(config);
-    let historyFor: HistoryPolicyFor = nodeHistory;
-    this.node = new HeraldNode(broker, config, this.log, metrics, (channel) => historyFor(channel));
+    // What each channel keeps and allows, from the config alone: the node (history) and auth (anonymous access,
+    // limits, client publish) both ask it, so it comes first.
+    this.policy = new ChannelPolicy(config);
+    this.node = new HeraldNode(broker, config, this.log, metrics, this.policy);
 
     const hub = this.node.hub;
-    this.auth = new Authorization(config, (channel) => hub.memberCount(channel));
+    this.auth = new Authorization(config, this.policy, (channel) => hub.memberCount(channel));
     const auth = this.auth;
-    historyFor = (channel) => auth.historyFor(channel, nodeHistory);
-    const flow = new PublicationMetrics(metrics.registry, Object.keys(config.namespaces), (channel) => auth.namespaces.nameOf(channel));
+    const policy = this.policy;
+    const flow = new PublicationMetrics(metrics.registry, Object.keys(config.namespaces), (channel) => policy.namespaceOf(channel));
     flow.timeBroker(broker);
     hub.observeFanOut(flow.fannedOut);
     metrics.registry.gauge(
@@ -114,11 +115,7 @@ export class HeraldServer {
     );
     const clientAddress = new ClientAddress(config.trustedProxies);
     const stream: StreamContext = { node: this.node, authorizer: auth.authorizer, config, clientAddress };
-    const publishOptions = (channel: string): PublishOptions | undefined => {
-      const history = historyFor(channel);
-      return history ? { history } : undefined;
-    };
-    const publish = new PublishApi(config, broker, metrics, publishOptions, auth.namespaces, clientAddress);
+    const publish = new PublishApi(config, this.node, this.policy, clientAddress);
     if (broker instanceof MemoryBroker) {
       const memo = broker.idempotency;
       metrics.registry.gauge('herald_idempotency_keys', 'Idempotency keys the memory broker remembers now.', () => memo.size());
@@ -152,11 +149,7 @@ export class HeraldServer {
             node: this.node,
             stats: this.stats,
             secret: config.adminSecret === '' ? undefined : config.adminSecret,
-            publish: async (channel, data) => {
-              const result = await broker.publish(channel, data, publishOptions(channel));
-              metrics.published.inc({ source: 'admin' });
-              return result;
-            },
+            publish: (channel, data) => this.node.publish(channel, data, { source: 'admin' }),
             addressOf: (req) => clientAddress.of(req.socket.remoteAddress, headerOf(req)),
             log: this.log,
           })
@@ -214,8 +207,16 @@ export class HeraldServer {
     if (!nodeConnectionListener) throw new Error('node:http registered no connection listener');
     this.http.removeAllListeners('connection');
     this.fastPublish = new FastPublisher({
-      handle: (authorization, remoteAddress, body, header) => publish.handleRaw(authorization, remoteAddress, body, header),
-      refuseEarly: (authorization, remoteAddress, header) => publish.refuseEarly(authorization, remoteAddress, header),
+      authenticate: (head) => {
+        try {
+          return { scope: publish.authenticate(head) };
+        } catch (err) {
+          const e = toHeraldError(err);
+          return { refused: { status: e.status, json: e.toJSON(), code: e.code } };
+        }
+      },
+      publish: (scope, body) => publish.publish(scope, body),
+      maxUrlBytes: config.maxUrlBytes,
       handOff: (socket, since) => this.front.handToNode(socket, since),
       maxHeaderBytes: config.maxHeaderBytes,
       maxBodyBytes: config.maxBodyBytes,
@@ -252,15 +253,8 @@ export class HeraldServer {
       authorizer: stream.authorizer,
       config,
       mayPublish: (grant, channel, remoteAddress, otherSite) =>
-        auth.namespaces.mayClientPublish(channel, grant) || (config.dev && isLoopback(remoteAddress) && !otherSite),
-      publish: async (channel, data, key) => {
-        const options = publishOptions(channel);
-        const once = key === undefined ? undefined : { key, windowMs: config.idempotencyWindowSeconds * 1000 };
-        const result = await broker.publish(channel, data, once ? { ...options, idempotency: once } : options);
-        if (result.replayed) metrics.replayed.inc({ source: 'ws' });
-        else metrics.published.inc({ source: 'ws' });
-        return result;
-      },
+        auth.mayClientPublish(channel, grant) || (config.dev && isLoopback(remoteAddress) && !otherSite),
+      publish: (channel, data, key) => this.node.publish(channel, data, { source: 'ws', ...(key !== undefined ? { idempotencyKey: key } : {}) }),
       clientAddress,
       onRefused: (code) => metrics.rejected.inc({ code }),
     });

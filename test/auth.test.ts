@@ -217,15 +217,10 @@ describe('namespaces', () => {
   });
 
   test('history policy by namespace; client publish by namespace or by the grant', () => {
-    const auth = node.server.auth;
-    assert.deepEqual(auth.historyFor('public:news'), { size: 10, ttlMs: 60_000, metaTtlMs: 3_600_000 });
-    assert.deepEqual(auth.historyFor('public:news', () => ({ size: 5, ttlMs: 1000, metaTtlMs: 7_200_000 })), {
-      size: 10,
-      ttlMs: 60_000,
-      metaTtlMs: 7_200_000,
-    });
-    assert.equal(auth.historyFor('chat:room'), undefined);
-    const ns = auth.namespaces;
+    const policy = node.server.policy;
+    assert.deepEqual(policy.history('public:news'), { size: 10, ttlMs: 60_000, metaTtlMs: 3_600_000 });
+    assert.equal(policy.history('chat:room'), undefined);
+    const ns = node.server.auth;
     const grant = { channels: [{ pattern: 'chat:', prefix: true }, { pattern: 'news', prefix: false, publish: true }] };
     assert.equal(ns.mayClientPublish('chat:room', grant), true, 'chat allows client publish to subscribers');
     assert.equal(ns.mayClientPublish('chat:room', undefined), false, 'but not anonymously');

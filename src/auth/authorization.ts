@@ -1,26 +1,25 @@
 /**
  * Authorization as a node runs it, built once from the config in server.ts: the secret ring, the sealed-key opener,
- * the token verifier, namespaces, the origin check, and the SubscribeAuthorizer every transport calls.
+ * the token verifier, the origin check, and the SubscribeAuthorizer every transport calls. What a channel allows
+ * (anonymous access, subscriber limits, client publish) is the channel policy's (core/channel-policy.ts).
  *
  * Seams for other transports (WebSocket, poll):
  * - `authorizer.authorize(creds)` for a subscribe, `authorizer.verifyToken(token)` for an in-band token refresh;
  * - `checkOrigin(origin)` before a WebSocket upgrade (false → 403 `origin_not_allowed`);
- * - `namespaces.mayClientPublish(channel, grant)` before a client publish.
+ * - `mayClientPublish(channel, grant)` before a client publish.
  */
-import type { HistoryPolicy } from '../broker/broker.js';
 import type { HeraldConfig } from '../config.js';
+import type { ChannelPolicy } from '../core/channel-policy.js';
 import { HeraldError } from '../errors.js';
-import { SubscribeAuthorizer, type GrantResolvers } from './grant.js';
+import { grantAllows, SubscribeAuthorizer, type Grant, type GrantResolvers } from './grant.js';
 import { TokenVerifier } from './jwt.js';
 import { loadPublicKeys } from './jwt-keys.js';
-import { Namespaces } from './namespaces.js';
 import { originAllowed } from './origin.js';
 import { SealedKeyOpener } from './sealed-key.js';
 import { SecretRing } from './secrets.js';
 
 export class Authorization {
   readonly ring: SecretRing;
-  readonly namespaces: Namespaces;
   readonly keys: SealedKeyOpener | undefined;
   readonly tokens: TokenVerifier | undefined;
   readonly resolvers: GrantResolvers;
@@ -31,9 +30,12 @@ export class Authorization {
   /**
    * @param subscriberCount local subscribers of a channel (the hub's count), for namespaces' `maxSubscribers`.
    */
-  constructor(config: HeraldConfig, subscriberCount: (channel: string) => number = () => 0) {
+  constructor(
+    config: HeraldConfig,
+    private readonly policy: ChannelPolicy,
+    subscriberCount: (channel: string) => number = () => 0,
+  ) {
     this.ring = SecretRing.fromConfig(config);
-    this.namespaces = new Namespaces(config);
     this.checkOrigin = (origin) => originAllowed(origin, config.allowedOrigins, config.dev);
     this.keys = this.ring.configured ? new SealedKeyOpener(this.ring, config.authCacheSize) : undefined;
     const asymmetric = config.jwtPublicKeys.length > 0 || config.jwks.length > 0;
@@ -52,13 +54,12 @@ export class Authorization {
     this.resolvers = {
       verifyToken: this.tokens?.verify,
       openKey: this.keys?.open,
-      allowsAnonymous: (channel) => this.namespaces.allowsAnonymous(channel),
+      allowsAnonymous: (channel) => policy.allowsAnonymous(channel),
       plainKeys: config.dev,
     };
-    const namespaces = this.namespaces;
     this.authorizer = new SubscribeAuthorizer(this.resolvers, config.maxChannelsPerConnection, (targets) => {
       for (const t of targets) {
-        const max = namespaces.maxSubscribers(t.channel);
+        const max = policy.maxSubscribers(t.channel);
         if (max > 0 && subscriberCount(t.channel) >= max) {
           // A channel behind a sealed key is not named: neither its real name nor the key may show (or be logged).
           const which = t.label === t.channel ? `channel ${t.channel}` : 'this channel';
@@ -68,8 +69,14 @@ export class Authorization {
     });
   }
 
-  /** History policy by namespace, over the node's own (`nodeDefault`). */
-  historyFor(channel: string, nodeDefault?: (channel: string) => HistoryPolicy | undefined): HistoryPolicy | undefined {
-    return this.namespaces.historyFor(channel, nodeDefault);
+  /**
+   * May a WebSocket client publish to `channel`? When its grant gives the publish right for the channel, or when the
+   * namespace allows client publishing and the client may subscribe the channel (by grant or anonymously).
+   */
+  mayClientPublish(channel: string, grant: Grant | undefined): boolean {
+    const g = grant ? grantAllows(grant, channel) : undefined;
+    if (g?.publish) return true;
+    if (!this.policy.allowsClientPublish(channel)) return false;
+    return g !== undefined || this.policy.allowsAnonymous(channel);
   }
 }

@@ -1,16 +1,18 @@
 /**
- * `herald publish CHANNEL DATA [--server URL] [--api-key KEY] [--json] [--idempotency-key K] [--retry N]`: publish
- * through a node's HTTP API. `--retry N` tries again up to N times on 503, 504 and network errors, always under the
+ * `herald publish CHANNEL DATA [--server URL] [--api-key KEY] [--json | --raw] [--idempotency-key K] [--retry N]`:
+ * publish through a node's HTTP API. `--raw` sends DATA as the request body (`POST /api/publish?channel=C`,
+ * `text/plain`), published verbatim as any raw publish is. `--retry N` tries again up to N times on 503, 504 and network errors, always under the
  * same idempotency key (a random one when none is given), so a retry never publishes the message twice
  * (docs/protocol.md "Retrying a publish").
  * `herald publish CHANNEL DATA --broker redis://HOST:PORT`: publish straight to Redis (or Redis Cluster), as any
- * backend can; every node subscribed to the channel delivers it. It keeps the message in the channel's history with
- * the node-wide history settings (HERALD_HISTORY_* or the config file; namespaces' own policies are not applied), so
- * it gets an id and resuming clients can recover it.
+ * backend can; every node subscribed to the channel delivers it. It publishes through an in-process node
+ * (HeraldNode.publish), so the channel keeps the history its policy says (HERALD_HISTORY_* and namespaces, from the
+ * environment or the config file), gets an id, and resuming clients can recover it.
  */
 import { randomUUID } from 'node:crypto';
 import { checkBrokerUrl, ConfigError, resolveConfig } from '../config.js';
-import { historyPolicyFor } from '../core/history-policy.js';
+import { createNodeMetrics, MetricsRegistry } from '../core/metrics.js';
+import { HeraldNode } from '../core/node.js';
 import { HeraldError } from '../errors.js';
 import { idempotencyKey } from '../protocol/idempotency.js';
 import { createBroker } from '../server.js';
@@ -18,7 +20,7 @@ import { createLogger } from '../util/log.js';
 import { parseCommand, type CommandSpec } from './command.js';
 
 const USAGE =
-  'usage: herald publish CHANNEL DATA [--server URL] [--api-key KEY] [--broker URL] [--json] [--idempotency-key K] [--retry N]';
+  'usage: herald publish CHANNEL DATA [--server URL] [--api-key KEY] [--broker URL] [--json | --raw] [--idempotency-key K] [--retry N]';
 /** Waits between tries: full jitter up to min(cap, base * 2^attempt) (as the SDK's reconnect). */
 const RETRY_BASE_MS = 200;
 const RETRY_CAP_MS = 5000;
@@ -32,6 +34,7 @@ export const PUBLISH: CommandSpec = {
     'api-key': { type: 'string', value: 'KEY', help: 'publish API key ($HERALD_API_KEY; not needed against --dev)' },
     broker: { type: 'string', value: 'URL', help: 'publish straight to redis://... or redis-cluster://... instead of a node' },
     json: { type: 'boolean', help: 'DATA is JSON (an object, a number...), not a string' },
+    raw: { type: 'boolean', help: 'send DATA as the request body (POST /api/publish?channel=C), published verbatim' },
     'idempotency-key': { type: 'string', value: 'K', help: 'name the message: a rerun within the idempotency window publishes nothing' },
     retry: { type: 'string', value: 'N', help: 'retry up to N times on 503, 504 and network errors, under one idempotency key', default: '0' },
   },
@@ -44,6 +47,8 @@ export async function publishCommand(argv: string[], env: Record<string, string 
   if (channel === undefined || data === undefined || rest.length > 0) throw new ConfigError('arguments', USAGE);
   // --json sends DATA as JSON (an object, a number...); otherwise it is published as the string given.
   let payload: unknown = data;
+  const raw = parsed.values['raw'] === true;
+  if (raw && parsed.values['json'] === true) throw new ConfigError('--raw', 'give --json or --raw, not both');
   if (parsed.values['json'] === true) {
     try {
       payload = JSON.parse(data);
@@ -75,10 +80,12 @@ export async function publishCommand(argv: string[], env: Record<string, string 
   } catch {
     throw new ConfigError('--server', `"${server}" is not a URL`);
   }
-  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  // --raw: the body is the data itself, the channel in the query (the raw form of the publish API).
+  if (raw) url.searchParams.set('channel', channel);
+  const headers: Record<string, string> = { 'Content-Type': raw ? 'text/plain; charset=utf-8' : 'application/json' };
   if (apiKey) headers['Authorization'] = `Bearer ${apiKey}`;
   if (key !== undefined) headers['Idempotency-Key'] = key;
-  const body = JSON.stringify({ channel, data: payload });
+  const body = raw ? data : JSON.stringify({ channel, data: payload });
   for (let attempt = 0; ; attempt++) {
     let problem: string;
     try {
@@ -114,17 +121,18 @@ async function publishToBroker(
   if (problem) throw new ConfigError('--broker', problem);
   // The node settings this command uses (Redis timeouts, history); dev only spares it the serve-time secret check.
   const config = resolveConfig({ env, overrides: { broker: url, dev: true } });
-  const broker = createBroker(config, createLogger('silent'));
+  const log = createLogger('silent');
+  const broker = createBroker(config, log);
+  // A node of its own, subscribed to no client channel: its publish is the one every publisher goes through.
+  const node = new HeraldNode(broker, config, log, createNodeMetrics(new MetricsRegistry()));
   try {
-    await broker.start({ onPublication: () => undefined });
+    await node.start();
     // On Redis Cluster only the channel's shard matters: another shard being down does not stop this publish.
     if (!(broker.isReadyFor?.(channel) ?? broker.isReady())) {
       process.stderr.write(`herald publish: cannot reach ${url}\n`);
       return 1;
     }
-    const history = historyPolicyFor(config)(channel);
-    const idempotency = key === undefined ? undefined : { key, windowMs: config.idempotencyWindowSeconds * 1000 };
-    const result = await broker.publish(channel, data, { ...(history ? { history } : {}), ...(idempotency ? { idempotency } : {}) });
+    const result = await node.publish(channel, data, { source: 'cli', ...(key !== undefined ? { idempotencyKey: key } : {}) });
     process.stdout.write(JSON.stringify({ id: result.id ?? null, ...(result.replayed ? { replayed: true } : {}) }) + '\n');
     return 0;
   } catch (err) {
@@ -132,6 +140,6 @@ async function publishToBroker(
     process.stderr.write(`herald publish: ${(err as Error).message}${code}\n`);
     return 1;
   } finally {
-    await broker.close();
+    await node.stop();
   }
 }

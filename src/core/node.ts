@@ -3,14 +3,14 @@
  * ticker that drives heartbeats and credential expiry for all sessions (no per-connection timers).
  */
 import { randomBytes } from 'node:crypto';
-import { hasHistory, NODE_CONTROL_CHANNEL, type Broker } from '../broker/broker.js';
+import { hasHistory, NODE_CONTROL_CHANNEL, type Broker, type PublishOptions, type PublishResult } from '../broker/broker.js';
 import type { HeraldConfig } from '../config.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
 import type { StreamCodec } from '../protocol/frames.js';
 import type { StreamPosition } from '../protocol/message-id.js';
 import type { Logger } from '../util/log.js';
 import { ControlPath } from './control-path.js';
-import type { HistoryPolicyFor } from './history-policy.js';
+import { ChannelPolicy } from './channel-policy.js';
 import { Hub } from './hub.js';
 import type { NodeMetrics } from './metrics.js';
 import { readMissed } from './recovery.js';
@@ -29,6 +29,14 @@ import {
  */
 export interface ResumeRequest {
   readonly since: readonly (StreamPosition | undefined)[];
+}
+
+/** How a caller publishes through HeraldNode.publish. */
+export interface NodePublishOptions {
+  /** Who publishes, for the metrics: the HTTP API, a WebSocket client, the CLI, the admin dashboard. */
+  readonly source: 'api' | 'ws' | 'cli' | 'admin';
+  /** Publish at most once per (channel, key) within `idempotencyWindowSeconds` (already checked for shape). */
+  readonly idempotencyKey?: string;
 }
 
 const TICK_MS = 1000;
@@ -61,8 +69,8 @@ export class HeraldNode implements SessionOwner {
     private readonly config: HeraldConfig,
     private readonly log: Logger,
     readonly metrics: NodeMetrics,
-    /** Which history each channel keeps (core/history-policy.ts); none by default. */
-    readonly historyFor: HistoryPolicyFor = () => undefined,
+    /** What each channel keeps and allows (core/channel-policy.ts); by default the config's. */
+    readonly policy: ChannelPolicy = new ChannelPolicy(config),
   ) {
     this.hub = new Hub(broker, log);
     this.control = new ControlPath(broker, this.nodeId, log);
@@ -159,6 +167,24 @@ export class HeraldNode implements SessionOwner {
     this.tickHooks.push(hook);
   }
 
+  /**
+   * The one publish path, whoever publishes (the publish API, a WebSocket client, `herald publish --broker`): the
+   * channel's history and the idempotency window are worked out here, the broker publishes, and the publish is
+   * counted by its source. Rejects as the broker does (503 `unavailable`: not published; 504 `outcome_unknown`).
+   */
+  async publish(channel: string, data: string, options: NodePublishOptions): Promise<PublishResult> {
+    const history = this.policy.history(channel);
+    const key = options.idempotencyKey;
+    const broker: PublishOptions = {
+      ...(history ? { history } : {}),
+      ...(key !== undefined ? { idempotency: { key, windowMs: this.config.idempotencyWindowSeconds * 1000 } } : {}),
+    };
+    const result = await this.broker.publish(channel, data, broker);
+    if (result.replayed) this.metrics.replayed.inc({ source: options.source });
+    else this.metrics.published.inc({ source: options.source });
+    return result;
+  }
+
   /** Throws 503 when the node is draining or full, 429 when the client's address holds too many connections. */
   admit(remoteAddress: string): void {
     if (this.draining) throw new HeraldError('unavailable', 'node is draining');
@@ -235,7 +261,7 @@ export class HeraldNode implements SessionOwner {
     for (;;) {
       const todo = recover.flatMap((r, i) => (outcomes[i] === undefined ? [i] : []));
       const reads = await Promise.allSettled(
-        todo.map((i) => readMissed(this.broker, this.historyFor(recover[i]!.target.channel), recover[i]!.target.channel, recover[i]!.since)),
+        todo.map((i) => readMissed(this.broker, this.policy.history(recover[i]!.target.channel), recover[i]!.target.channel, recover[i]!.since)),
       );
       let failure: unknown;
       reads.forEach((r, j) => {
@@ -409,7 +435,7 @@ export class HeraldNode implements SessionOwner {
     const key = target.channel + '\u0000' + (since ? `${since.offset}-${since.epoch}` : '');
     let read = reads.get(key);
     if (!read) {
-      read = readMissed(this.broker, this.historyFor(target.channel), target.channel, since, 'broker_lost');
+      read = readMissed(this.broker, this.policy.history(target.channel), target.channel, since, 'broker_lost');
       reads.set(key, read);
     }
     read.then(

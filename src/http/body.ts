@@ -4,12 +4,11 @@ import { HeraldError } from '../errors.js';
 import { JsonRefused, parseClientJson } from '../protocol/json-bounds.js';
 
 /**
- * Read and parse a JSON body of at most `maxBytes`, nested at most `maxDepth` deep. Throws 413 when larger, 400 when
- * not JSON or too deep. The Content-Type is
- * not insisted on, so `curl -d '{...}'` works as it does with the anchors' publish APIs.
+ * Read a body of at most `maxBytes` (413 when larger). The publish API decides what it is (http/publish.ts): the
+ * Content-Type is not insisted on, so `curl -d '{...}'` works as it does with the anchors' publish APIs.
  * Plain 'data'/'end' events rather than async iteration: this is the publish hot path.
  */
-export function readJsonBody(req: IncomingMessage, maxBytes: number, maxDepth: number): Promise<unknown> {
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? '0');
   if (declared > maxBytes) return Promise.reject(new HeraldError('payload_too_large', `body over ${maxBytes} bytes`));
   return new Promise((resolve, reject) => {
@@ -32,12 +31,7 @@ export function readJsonBody(req: IncomingMessage, maxBytes: number, maxDepth: n
     });
     req.on('end', () => {
       if (failed) return;
-      const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-      try {
-        resolve(parseJsonBody(bytes, maxDepth));
-      } catch (err) {
-        reject(err);
-      }
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
     });
   });
 }
@@ -50,4 +44,9 @@ export function parseJsonBody(bytes: Buffer, maxDepth: number): unknown {
     const why = err instanceof JsonRefused && err.message !== 'not JSON' ? err.message : 'not valid JSON';
     throw new HeraldError('bad_request', `body is ${why}`);
   }
+}
+
+/** Read and parse a JSON body of at most `maxBytes` (413), nested at most `maxDepth` deep (400). */
+export async function readJsonBody(req: IncomingMessage, maxBytes: number, maxDepth: number): Promise<unknown> {
+  return parseJsonBody(await readBody(req, maxBytes), maxDepth);
 }

@@ -17,39 +17,37 @@
  * answers wait unsent (a client that pipelines and never reads is held by TCP flow control, not by server memory).
  */
 import type { Socket } from 'node:net';
+import type { ApiKeyScope } from '../auth/api-key.js';
 import { HeraldError, RETRY_AFTER_SECONDS } from '../errors.js';
+import type { PublishAnswer, PublishBody, PublishHead } from './publish.js';
+import { queryParams } from './request.js';
 import type { SocketOwner } from './socket-owner.js';
 import { releaseSocket, setOwner } from './socket-owner.js';
 import { ByteQueue } from './byte-queue.js';
 
-export const PUBLISH_REQUEST_LINE = 'POST /api/publish HTTP/1.1';
+/** `POST /api/publish HTTP/1.1`, with a query or without (a raw publish names its channels there). */
+const PUBLISH_REQUEST_LINE = /^POST \/api\/publish(\?[!-~\u0080-\u00ff]*)? HTTP\/1\.1$/;
+/** A request line is its target and these: `POST ` and ` HTTP/1.1`. */
+const LINE_OVERHEAD = 14;
+
+/** A request line the fast path serves: a publish, the target's query (raw UTF-8 taken, as curl sends it) aside. */
+export function isPublishRequestLine(line: string): boolean {
+  return PUBLISH_REQUEST_LINE.test(line);
+}
 /** `Retry-After` (seconds) on a publish refused because the node drains: the balancer has another node by then. */
 export const DRAIN_RETRY_AFTER_SECONDS = 1;
 
-export interface PublishAnswer {
-  status: number;
-  json: unknown;
-  code?: string;
-}
-
 export interface FastPublishOptions {
-  readonly handle: (
-    authorization: string | undefined,
-    remoteAddress: string | undefined,
-    body: Buffer,
-    header: (name: string) => string | undefined,
-  ) => Promise<PublishAnswer>;
-  /** The answer for a request refused on its headers alone (it is sent before the body is read), or undefined. */
-  readonly refuseEarly: (
-    authorization: string | undefined,
-    remoteAddress: string | undefined,
-    header: (name: string) => string | undefined,
-  ) => PublishAnswer | undefined;
+  /** The request head's credentials (PublishApi.authenticate): a scope, or the refusal sent before the body is read. */
+  readonly authenticate: (head: PublishHead) => { scope: ApiKeyScope } | { refused: PublishAnswer };
+  /** Publish a request whose head was authenticated (PublishApi.publish); never rejects. */
+  readonly publish: (scope: ApiKeyScope, body: PublishBody) => Promise<PublishAnswer>;
   /**
    * Give the connection to node:http (the bytes not yet consumed were pushed back onto the socket). `since` is when
    * the request it is in the middle of began, so that node:http's header clock does not start over.
    */
   readonly handOff: (socket: Socket, since: number) => void;
+  readonly maxUrlBytes: number;
   readonly maxHeaderBytes: number;
   readonly maxBodyBytes: number;
   readonly headersTimeoutMs: number;
@@ -90,7 +88,7 @@ export class FastPublisher {
   constructor(readonly options: FastPublishOptions) {}
 
   /**
-   * Take a connection whose first request line is PUBLISH_REQUEST_LINE; `bytes` is everything read so far and
+   * Take a connection whose first request line is a publish (isPublishRequestLine); `bytes` is everything read so far and
    * `since` the connection's accept time (the first request's header clock runs from there).
    */
   adopt(socket: Socket, bytes: Buffer, since: number): void {
@@ -132,8 +130,9 @@ export class FastPublisher {
 
 /** The request being read once its head is parsed (its body may still be on its way). */
 interface PendingRequest {
+  readonly scope: ApiKeyScope;
+  readonly query: URLSearchParams;
   readonly header: (name: string) => string | undefined;
-  readonly authorization: string | undefined;
   readonly close: boolean;
   readonly bodyStart: number;
   readonly bodyLength: number;
@@ -198,11 +197,14 @@ class PublishConnection implements SocketOwner {
       const buf = this.input.view();
       let request = this.request;
       if (!request) {
-        const lineEnd = buf.subarray(0, PUBLISH_REQUEST_LINE.length + 2).indexOf(CRLF);
-        if (lineEnd < 0) return buf.length >= PUBLISH_REQUEST_LINE.length + 2 ? this.handOff() : undefined;
-        if (lineEnd !== PUBLISH_REQUEST_LINE.length || buf.toString('latin1', 0, lineEnd) !== PUBLISH_REQUEST_LINE) {
-          return this.handOff();
-        }
+        // A line longer than the URL bound goes to node:http, which answers 414.
+        const longest = LINE_OVERHEAD + o.maxUrlBytes;
+        const lineEnd = buf.subarray(0, longest + 2).indexOf(CRLF);
+        if (lineEnd < 0) return buf.length >= longest + 2 ? this.handOff() : undefined;
+        const line = buf.toString('latin1', 0, lineEnd);
+        if (!isPublishRequestLine(line)) return this.handOff();
+        const q = line.indexOf('?');
+        const query = queryParams(q < 0 ? '' : line.slice(q + 1, line.length - ' HTTP/1.1'.length));
         const headEnd = buf.indexOf(HEAD_END, Math.max(lineEnd, this.scanned - 3));
         // The header block, its lines' CRLFs included, is bounded as on node:http's path (router.ts): 431.
         const headerBytes = (headEnd < 0 ? buf.length : headEnd + 2) - (lineEnd + 2);
@@ -221,18 +223,17 @@ class PublishConnection implements SocketOwner {
           return this.handOff();
         }
         if (this.publisher.isDraining) return this.refuseDraining();
-        const authorization = headers.get('authorization');
         const header = (name: string): string | undefined => headers.get(name);
-        const refused = o.refuseEarly(authorization, this.socket.remoteAddress, header);
+        const admitted = o.authenticate({ authorization: headers.get('authorization'), remoteAddress: this.socket.remoteAddress, header });
         // Refused before its body is read: answer and close, so the body can never be taken for a next request.
-        if (refused) return this.refuseWith(refused);
+        if ('refused' in admitted) return this.refuseWith(admitted.refused);
         const bodyLength = Number(length);
         if (bodyLength > o.maxBodyBytes) {
           // The body will not be read: answer and close, as node:http's publish route does.
           return this.refuse(new HeraldError('payload_too_large', `body over ${o.maxBodyBytes} bytes`));
         }
         const close = /\bclose\b/i.test(headers.get('connection') ?? '');
-        request = this.request = { header, authorization, close, bodyStart: headEnd + 4, bodyLength };
+        request = this.request = { scope: admitted.scope, query, header, close, bodyStart: headEnd + 4, bodyLength };
       }
       const end = request.bodyStart + request.bodyLength;
       if (buf.length < end) return;
@@ -243,7 +244,9 @@ class PublishConnection implements SocketOwner {
       this.scanned = 0;
       this.requestSince = 0;
       if (request.close) this.closing = true;
-      this.answer(o.handle(request.authorization, this.socket.remoteAddress, body, request.header), request.close);
+      const h = request.header;
+      const published = o.publish(request.scope, { bytes: body, query: request.query, contentType: h('content-type'), idempotencyKey: h('idempotency-key') });
+      this.answer(published, request.close);
     }
   }
 

@@ -18,7 +18,7 @@
 import type { Socket } from 'node:net';
 import { HeraldError, toHeraldError } from '../errors.js';
 import type { ClientAddress } from './client-address.js';
-import { PUBLISH_REQUEST_LINE, type FastPublisher } from './fast-publish.js';
+import { isPublishRequestLine, type FastPublisher } from './fast-publish.js';
 import { queryParams, type StreamRequest } from './request.js';
 import { releaseSocket, setOwner, type SocketOwner } from './socket-owner.js';
 
@@ -123,7 +123,7 @@ export class FrontReader {
         if (conn.bytes > o.maxUrlBytes + 64) this.giveToNode(conn);
         return;
       }
-      if (line === PUBLISH_REQUEST_LINE && o.fastPublish) {
+      if (o.fastPublish && isPublishRequestLine(line)) {
         this.forget(conn);
         conn.done = true;
         return o.fastPublish.adopt(conn.socket, conn.take(), conn.since);

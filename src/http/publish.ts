@@ -1,26 +1,32 @@
 /**
- * POST /api/publish: `{"channel":"C","data":...}` or `{"channels":["A","B"],"data":...}`.
- * `data` that is not a string is published as its JSON text. Answers `{"id":"..."}` (one channel) or
- * `{"ids":["...",...]}` (several, in the order given).
+ * POST /api/publish, two body forms:
+ * - JSON: `{"channel":"C","data":...}` or `{"channels":["A","B"],"data":...}`. `data` that is not a string is
+ *   published as its JSON text. Answers `{"id":"..."}` (one `channel`) or `{"ids":["...",...]}` (in the order given).
+ * - Raw: `POST /api/publish?channel=C` (repeatable): the body is the data itself. Any content type but JSON is
+ *   published verbatim (it must be UTF-8 text); with `Content-Type: application/json` the body is the data as JSON.
+ *   Answers `{"id":"..."}` for one channel, `{"ids":[...]}` for several.
  *
  * An idempotency key (`Idempotency-Key` header or `"idempotency_key"` field) makes a retry within
  * `idempotencyWindowSeconds` answer the first attempt's id, with `"replayed":true`, and publish nothing: a publisher
  * that got 504 `outcome_unknown` (or lost the connection) retries under the same key without risking a duplicate.
+ *
+ * Both readers of a publish request (node:http, and the fast path in ./fast-publish.ts) call `authenticate` once on
+ * the request head, then `publish(scope, body)`: the one entry point, which publishes through HeraldNode.publish.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiKeys, isLoopback, type ApiKeyScope } from '../auth/api-key.js';
-import { bearerOf, headerOf } from './request.js';
+import { bearerOf, headerOf, queryParams } from './request.js';
 import { ClientAddress } from './client-address.js';
 import { checkDevHost, crossSiteProblem } from './dev-guard.js';
-import type { Namespaces } from '../auth/namespaces.js';
-import type { Broker, PublishOptions, PublishResult } from '../broker/broker.js';
+import type { PublishResult } from '../broker/broker.js';
 import type { HeraldConfig } from '../config.js';
-import type { NodeMetrics } from '../core/metrics.js';
+import type { ChannelPolicy } from '../core/channel-policy.js';
+import type { HeraldNode } from '../core/node.js';
 import { HeraldError, toHeraldError } from '../errors.js';
 import { channelProblem } from '../protocol/channel.js';
 import { requestIdempotencyKey } from '../protocol/idempotency.js';
 import { dataText, JsonRefused } from '../protocol/json-bounds.js';
-import { parseJsonBody, readJsonBody } from './body.js';
+import { parseJsonBody, readBody } from './body.js';
 import { sendJson } from './respond.js';
 
 export interface PublishRequest {
@@ -29,9 +35,63 @@ export interface PublishRequest {
   readonly idempotencyKey?: string;
 }
 
+/** What the publish API reads off a request head, whichever reader parsed it. */
+export interface PublishHead {
+  readonly authorization: string | undefined;
+  readonly remoteAddress: string | undefined;
+  /** A request header by lower-case name. */
+  header(name: string): string | undefined;
+}
+
+/** A publish request's body and what says how to read it. */
+export interface PublishBody {
+  readonly bytes: Buffer;
+  /** The request's query: `channel=` there makes the body the data itself (a raw publish). */
+  readonly query: URLSearchParams;
+  readonly contentType: string | undefined;
+  /** The `Idempotency-Key` header. */
+  readonly idempotencyKey: string | undefined;
+}
+
+/** The HTTP status and JSON answer of a publish (an error's `code` too, for the refusal metrics). */
+export interface PublishAnswer {
+  status: number;
+  json: unknown;
+  code?: string;
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** `application/json` or any `+json` type, parameters aside. */
+export function isJsonContentType(contentType: string | undefined): boolean {
+  const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  return type === 'application/json' || type.endsWith('+json');
+}
+
+/** Data as JSON text: 413 when longer than `maxDataChars`, 400 when it cannot be serialized. */
+function dataOf(value: unknown, maxDataChars: number): string {
+  try {
+    return dataText(value, maxDataChars);
+  } catch (err) {
+    const tooLarge = err instanceof JsonRefused && err.tooLarge;
+    throw new HeraldError(tooLarge ? 'payload_too_large' : 'bad_request', err instanceof Error ? err.message : 'bad data');
+  }
+}
+
+/** Channel names of a publish: at least one, at most `maxChannels`, each valid. */
+function checkChannels(channels: readonly unknown[], maxChannels: number): string[] {
+  if (channels.length > maxChannels) throw new HeraldError('too_many_channels', `at most ${maxChannels} channels per publish`);
+  for (const c of channels) {
+    if (typeof c !== 'string') throw new HeraldError('invalid_channel', 'channel names must be strings');
+    const problem = channelProblem(c);
+    if (problem) throw new HeraldError('invalid_channel', problem);
+  }
+  return channels as string[];
+}
+
 /**
- * Validate a publish body. Throws HeraldError 400 naming what is wrong, 413 when `data` as JSON text would be longer
- * than `maxDataChars`.
+ * Validate a JSON publish body. Throws HeraldError 400 naming what is wrong, 413 when `data` as JSON text would be
+ * longer than `maxDataChars`.
  */
 export function parsePublishBody(body: unknown, maxChannels: number, maxDataChars: number): PublishRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -39,13 +99,7 @@ export function parsePublishBody(body: unknown, maxChannels: number, maxDataChar
   }
   const b = body as Record<string, unknown>;
   if (!('data' in b) || b['data'] === undefined) throw new HeraldError('bad_request', '"data" is missing');
-  let data: string;
-  try {
-    data = dataText(b['data'], maxDataChars);
-  } catch (err) {
-    const tooLarge = err instanceof JsonRefused && err.tooLarge;
-    throw new HeraldError(tooLarge ? 'payload_too_large' : 'bad_request', err instanceof Error ? err.message : 'bad data');
-  }
+  const data = dataOf(b['data'], maxDataChars);
   let channels: unknown[];
   if (b['channel'] !== undefined && b['channels'] !== undefined) {
     throw new HeraldError('bad_request', 'give "channel" or "channels", not both');
@@ -57,135 +111,130 @@ export function parsePublishBody(body: unknown, maxChannels: number, maxDataChar
   } else {
     throw new HeraldError('bad_request', '"channel" or "channels" is missing');
   }
-  if (channels.length > maxChannels) {
-    throw new HeraldError('too_many_channels', `at most ${maxChannels} channels per publish`);
-  }
-  for (const c of channels) {
-    if (typeof c !== 'string') throw new HeraldError('invalid_channel', 'channel names must be strings');
-    const problem = channelProblem(c);
-    if (problem) throw new HeraldError('invalid_channel', problem);
-  }
   const idempotencyKey = requestIdempotencyKey(undefined, b['idempotency_key']);
-  return { channels: channels as string[], data, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) };
+  return { channels: checkChannels(channels, maxChannels), data, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) };
+}
+
+/**
+ * A raw publish (`?channel=C`): the body is the data. JSON content types are parsed (a JSON string publishes that
+ * string, any other value its JSON text); anything else must be UTF-8 text and is published as it is.
+ */
+export function parseRawPublish(
+  body: PublishBody,
+  channels: readonly string[],
+  limits: { maxChannels: number; maxJsonDepth: number; maxDataChars: number },
+): PublishRequest {
+  const { maxChannels, maxJsonDepth, maxDataChars } = limits;
+  let data: string;
+  if (isJsonContentType(body.contentType)) {
+    data = dataOf(parseJsonBody(body.bytes, maxJsonDepth), maxDataChars);
+  } else {
+    try {
+      data = UTF8.decode(body.bytes);
+    } catch {
+      throw new HeraldError('bad_request', 'body is not UTF-8 text: a raw publish carries text');
+    }
+  }
+  return { channels: checkChannels(channels, maxChannels), data };
 }
 
 export class PublishApi {
   private readonly keys: ApiKeys;
   constructor(
     private readonly config: HeraldConfig,
-    private readonly broker: Broker,
-    private readonly metrics: NodeMetrics,
-    private readonly historyFor: (channel: string) => PublishOptions | undefined = () => undefined,
-    private readonly namespaces?: Namespaces,
+    private readonly node: HeraldNode,
+    private readonly policy: ChannelPolicy,
     private readonly clients = new ClientAddress(config.trustedProxies),
   ) {
     this.keys = new ApiKeys(config.apiKeys, config.scopedApiKeys);
   }
 
   /**
-   * Throws 401 unless the request carries a configured API key, or comes from this machine in --dev (the client
-   * address behind trusted proxies) and not from another site's web page (403, http/dev-guard.ts).
+   * The request head's credentials, checked once per request, before its body is read: throws 401 unless it
+   * carries a configured API key, or comes from this machine in --dev (the client address behind trusted proxies)
+   * and not from another site's web page (403, http/dev-guard.ts). In --dev the Host is checked first (the fast
+   * path never passes the router, which checks it for everything else).
    */
-  authenticate(
-    authorization: string | undefined,
-    remoteAddress: string | undefined,
-    header: (name: string) => string | undefined = () => undefined,
-  ): ApiKeyScope {
-    const presented = bearerOf(authorization);
+  authenticate(head: PublishHead): ApiKeyScope {
+    checkDevHost(this.config, head.header('host'));
+    const presented = bearerOf(head.authorization);
     const scope = presented !== undefined ? this.keys.match(presented) : undefined;
     if (scope) return scope;
-    if (this.config.dev && presented === undefined && isLoopback(this.clients.of(remoteAddress, header))) {
-      const crossSite = crossSiteProblem(header, this.config.allowedOrigins);
+    if (this.config.dev && presented === undefined && isLoopback(this.clients.of(head.remoteAddress, head.header))) {
+      const crossSite = crossSiteProblem(head.header, this.config.allowedOrigins);
       if (crossSite !== undefined) throw new HeraldError('origin_not_allowed', crossSite);
       return {};
     }
     throw new HeraldError('unauthorized', presented === undefined ? 'missing API key' : 'invalid API key');
   }
 
+  /**
+   * The one entry point of a publish once its head is authenticated: read the body (JSON or raw), check the key's
+   * scope, publish through the node. Resolves with the answer; never rejects.
+   */
+  async publish(scope: ApiKeyScope, body: PublishBody): Promise<PublishAnswer> {
+    try {
+      if (body.bytes.length > this.config.maxBodyBytes) {
+        throw new HeraldError('payload_too_large', `body over ${this.config.maxBodyBytes} bytes`);
+      }
+      const rawChannels = body.query.getAll('channel');
+      const { maxChannelsPerConnection: maxChannels, maxJsonDepth } = this.config;
+      let request: PublishRequest;
+      let single: boolean;
+      if (rawChannels.length > 0) {
+        request = parseRawPublish(body, rawChannels, { maxChannels, maxJsonDepth, maxDataChars: this.config.maxBodyBytes });
+        single = rawChannels.length === 1;
+      } else {
+        const json = parseJsonBody(body.bytes, maxJsonDepth);
+        request = parsePublishBody(json, maxChannels, this.config.maxBodyBytes);
+        single = request.channels.length === 1 && 'channel' in (json as object);
+      }
+      const idempotencyKey = requestIdempotencyKey(body.idempotencyKey, request.idempotencyKey);
+      this.checkScope(scope, request.channels);
+      const results = await this.publishAll(request.channels, request.data, idempotencyKey);
+      return { status: 200, json: answerOf(results, single) };
+    } catch (err) {
+      const e = toHeraldError(err);
+      return { status: e.status, json: e.toJSON(), code: e.code };
+    }
+  }
+
+  /** The node:http route: the same two steps as the fast path. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== 'POST') throw new HeraldError('method_not_allowed', 'use POST');
     // node:http keeps the first of two Authorization headers; which one counts is ambiguous, so neither does.
     if ((req.headersDistinct['authorization']?.length ?? 0) > 1) throw new HeraldError('bad_request', 'more than one Authorization header');
-    const scope = this.authenticate(req.headers.authorization, req.socket.remoteAddress, headerOf(req));
-    const body = await readJsonBody(req, this.config.maxBodyBytes, this.config.maxJsonDepth);
-    const key = req.headers['idempotency-key'];
-    sendJson(res, 200, await this.answer(scope, body, Array.isArray(key) ? key.join(', ') : key));
+    const header = headerOf(req);
+    const scope = this.authenticate({ authorization: req.headers.authorization, remoteAddress: req.socket.remoteAddress, header });
+    const bytes = await readBody(req, this.config.maxBodyBytes);
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const query = queryParams(q < 0 ? '' : url.slice(q + 1));
+    const answer = await this.publish(scope, { bytes, query, contentType: header('content-type'), idempotencyKey: header('idempotency-key') });
+    sendJson(res, answer.status, answer.json);
   }
 
-  /**
-   * The publish API for a request read by the front reader (src/http/fast-publish.ts): the same checks, from raw
-   * parts. Resolves with the HTTP status and JSON answer; never rejects.
-   */
-  async handleRaw(
-    authorization: string | undefined,
-    remoteAddress: string | undefined,
-    body: Buffer,
-    header: (name: string) => string | undefined = () => undefined,
-  ): Promise<{ status: number; json: unknown; code?: string }> {
-    try {
-      const scope = this.authenticate(authorization, remoteAddress, header);
-      if (body.length > this.config.maxBodyBytes) {
-        throw new HeraldError('payload_too_large', `body over ${this.config.maxBodyBytes} bytes`);
-      }
-      const parsed = parseJsonBody(body, this.config.maxJsonDepth);
-      return { status: 200, json: await this.answer(scope, parsed, header('idempotency-key')) };
-    } catch (err) {
-      const e = toHeraldError(err);
-      return { status: e.status, json: e.toJSON(), code: e.code };
-    }
-  }
-
-  /** The answer for a request refused on its headers alone (a missing or wrong key), or undefined. */
-  refuseEarly(
-    authorization: string | undefined,
-    remoteAddress: string | undefined,
-    header: (name: string) => string | undefined = () => undefined,
-  ): { status: number; json: unknown; code: string } | undefined {
-    try {
-      // The fast path never passes the router: its Host check is here.
-      checkDevHost(this.config, header('host'));
-      this.authenticate(authorization, remoteAddress, header);
-      return undefined;
-    } catch (err) {
-      const e = toHeraldError(err);
-      return { status: e.status, json: e.toJSON(), code: e.code };
-    }
-  }
-
-  /** Validate, check the key's scope, publish; the JSON answer. */
-  private async answer(scope: ApiKeyScope, body: unknown, keyHeader: string | undefined): Promise<unknown> {
-    const parsed = parsePublishBody(body, this.config.maxChannelsPerConnection, this.config.maxBodyBytes);
-    const idempotencyKey = requestIdempotencyKey(keyHeader, parsed.idempotencyKey);
-    const request: PublishRequest = { ...parsed, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) };
-    if (scope.namespaces) {
-      for (const c of request.channels) {
-        const ns = this.namespaces?.nameOf(c) ?? '';
-        if (!scope.namespaces.includes(ns)) {
-          throw new HeraldError('forbidden', `this API key may not publish to ${ns === '' ? 'the default namespace' : `namespace ${ns}`}`);
-        }
+  /** A key scoped to namespaces publishes only there (403 otherwise). */
+  private checkScope(scope: ApiKeyScope, channels: readonly string[]): void {
+    if (!scope.namespaces) return;
+    for (const c of channels) {
+      const ns = this.policy.namespaceOf(c);
+      if (!scope.namespaces.includes(ns)) {
+        throw new HeraldError('forbidden', `this API key may not publish to ${ns === '' ? 'the default namespace' : `namespace ${ns}`}`);
       }
     }
-    const results = await this.publish(request);
-    const replayed = results.filter((r) => r.replayed === true).length;
-    this.metrics.published.inc({ source: 'api' }, request.channels.length - replayed);
-    if (replayed > 0) this.metrics.replayed.inc({ source: 'api' }, replayed);
-    const ids = results.map((r) => r.id ?? null);
-    // `replayed` only where every channel was answered from its key: nothing at all was published now.
-    const all = replayed === request.channels.length ? { replayed: true } : {};
-    if (request.channels.length === 1 && 'channel' in (body as object)) return { id: ids[0] ?? null, ...all };
-    return { ids, ...all };
   }
 
-  private async publish(request: PublishRequest): Promise<PublishResult[]> {
-    const options = (c: string): PublishOptions | undefined => {
-      const base = this.historyFor(c);
-      if (request.idempotencyKey === undefined) return base;
-      return { ...base, idempotency: { key: request.idempotencyKey, windowMs: this.config.idempotencyWindowSeconds * 1000 } };
-    };
-    if (request.channels.length === 1) {
-      const c = request.channels[0] as string;
-      return [await this.broker.publish(c, request.data, options(c))];
-    }
-    return Promise.all(request.channels.map((c) => this.broker.publish(c, request.data, options(c))));
+  private async publishAll(channels: readonly string[], data: string, idempotencyKey: string | undefined): Promise<PublishResult[]> {
+    const options = { source: 'api' as const, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) };
+    if (channels.length === 1) return [await this.node.publish(channels[0] as string, data, options)];
+    return Promise.all(channels.map((c) => this.node.publish(c, data, options)));
   }
+}
+
+/** `{"id"}` for one channel named alone, else `{"ids"}`; `replayed` only where nothing at all was published now. */
+function answerOf(results: readonly PublishResult[], single: boolean): unknown {
+  const ids = results.map((r) => r.id ?? null);
+  const all = results.every((r) => r.replayed === true) ? { replayed: true } : {};
+  return single ? { id: ids[0] ?? null, ...all } : { ids, ...all };
 }

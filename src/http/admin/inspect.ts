@@ -140,7 +140,7 @@ export class ChannelInspector {
 
   private async history(channel: string): Promise<ChannelView['history']> {
     const broker = this.node.broker;
-    const policy = this.node.historyFor(channel);
+    const policy = this.node.policy.history(channel);
     if (!policy || !hasHistory(broker)) return { enabled: false };
     let head;
     try {
