@@ -11,10 +11,11 @@
  *   child → parent  { type: 'report', rows }                                one ClientReport per client
  *
  * Messages carry `m<seq>`, seq growing over the whole run, so a client can tell order, duplicates and gaps. The
- * accounting (what "lost" and "covered by a reload" mean) is in accountClient below.
+ * accounting (what "lost" and "covered by a reload" mean) is in ../helpers/accounting.ts.
  */
 import WebSocket from 'ws';
 import { HeraldClient } from '@herald/client';
+import { accountClient } from '../helpers/accounting.js';
 
 export interface StartCommand {
   readonly type: 'start';
@@ -69,37 +70,6 @@ interface Record1 {
   readonly connectedAt: number[];
   /** What the client said while (re)connecting: [time, text], for the report's diagnostics. */
   readonly notes: [number, string][];
-}
-
-/**
- * Judge one client. Its seqs should be strictly increasing. An acknowledged seq it lacks sits between two delivered
- * ones; it is covered when a `missed` event came exactly there (after the earlier, before the later), else lost.
- */
-export function accountClient(
-  seqs: readonly number[],
-  missedAt: readonly number[],
-  acked: readonly number[],
-): { lost: number; covered: number; duplicates: number; outOfOrder: number } {
-  const got = new Set<number>();
-  let duplicates = 0;
-  let outOfOrder = 0;
-  seqs.forEach((s, i) => {
-    if (got.has(s)) duplicates++;
-    else if (i > 0 && s < (seqs[i - 1] ?? -1)) outOfOrder++;
-    got.add(s);
-  });
-  const gaps = new Set(missedAt);
-  let lost = 0;
-  let covered = 0;
-  let k = 0; // delivered seqs below the acknowledged one being judged
-  // Every acknowledged message counts: the publisher starts only once every client is connected.
-  for (const s of acked) {
-    if (got.has(s)) continue;
-    while (k < seqs.length && (seqs[k] ?? 0) < s) k++;
-    if (gaps.has(k)) covered++;
-    else lost++;
-  }
-  return { lost, covered, duplicates, outOfOrder };
 }
 
 function main(): void {
