@@ -42,8 +42,11 @@ export async function startBalancer(upstreams: readonly string[], localAddress?:
         if (!connected) attempt(tries + 1);
         else client.destroy();
       });
-      upstream.on('close', () => {
-        if (connected) client.destroy();
+      // A node that closes after its answer (a poll, a refusal) must have that answer flushed, not cut off.
+      upstream.on('close', (hadError) => {
+        if (!connected) return;
+        if (hadError) client.destroy();
+        else client.end();
       });
       client.on('close', () => upstream.destroy());
     };

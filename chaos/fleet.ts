@@ -38,10 +38,17 @@ function report(m: Extract<ToFleet, { type: 'report' }>): FleetReport {
   for (const c of clients) {
     const t = c.trace;
     const k = (kinds[t.kind] ??= {
-      clients: 0, delivered: 0, lost: 0, covered: 0, duplicates: 0, outOfOrder: 0, reloads: 0, gaveUp: 0, fatal: 0,
+      clients: 0, delivered: 0, lost: 0, behind: 0, behindClients: 0, covered: 0, duplicates: 0, outOfOrder: 0, reloads: 0, gaveUp: 0, fatal: 0,
       lostClients: 0, resumeMs: [], catchUpMs: [], latencyUs: undefined, signals: {},
     });
-    const a = accountClient(t.seqs, t.missedAt, m.acked[t.channel] ?? []);
+    // Acknowledged messages after the last one the client delivered are not lost in a gap: it is behind (still
+    // reading, or stopped). They are counted apart, and fail the run apart.
+    const acked = m.acked[t.channel] ?? [];
+    const lastSeq = t.seqs.length > 0 ? Math.max(...t.seqs) : -1;
+    const upTo = acked.filter((s) => s <= lastSeq);
+    const a = accountClient(t.seqs, t.missedAt, upTo);
+    k.behind += acked.length - upTo.length;
+    if (acked.length > upTo.length) k.behindClients++;
     k.clients++;
     k.delivered += t.seqs.length;
     k.lost += a.lost;
@@ -59,8 +66,9 @@ function report(m: Extract<ToFleet, { type: 'report' }>): FleetReport {
     const after = m.firstAfter[t.channel];
     if (after !== undefined && m.faultEnd !== undefined) {
       const j = t.seqs.findIndex((s) => s >= after);
-      // Never caught up: Infinity does not survive JSON, so -1 stands for it.
-      k.catchUpMs.push(j < 0 ? -1 : (t.times[j] as number) - m.faultEnd);
+      // Never caught up: Infinity does not survive JSON, so -1 stands for it. A message can arrive before its
+      // publisher has the acknowledgement, i.e. just before the fault's end: that client was back at once (0).
+      k.catchUpMs.push(j < 0 ? -1 : Math.max(0, (t.times[j] as number) - m.faultEnd));
     }
     for (const [s, n] of Object.entries(t.signals)) k.signals[s] = (k.signals[s] ?? 0) + n;
   }

@@ -128,13 +128,15 @@ function mergeReports(reports: readonly FleetReport[]): Record<string, MergedKin
   for (const r of reports) {
     for (const [kind, k] of Object.entries(r.kinds)) {
       const m = (out[kind] ??= {
-        clients: 0, delivered: 0, lost: 0, lostClients: 0, covered: 0, duplicates: 0, outOfOrder: 0, reloads: 0,
+        clients: 0, delivered: 0, lost: 0, lostClients: 0, behind: 0, behindClients: 0, covered: 0, duplicates: 0, outOfOrder: 0, reloads: 0,
         gaveUp: 0, fatal: 0, resumeMs: [], catchUpMs: [], latency: new Histogram(), signals: {},
       });
       m.clients += k.clients;
       m.delivered += k.delivered;
       m.lost += k.lost;
       m.lostClients += k.lostClients;
+      m.behind += k.behind;
+      m.behindClients += k.behindClients;
       m.covered += k.covered;
       m.duplicates += k.duplicates;
       m.outOfOrder += k.outOfOrder;

@@ -240,6 +240,7 @@ function judge(kinds: Record<string, MergedKind>, nodes: readonly HeraldNode[], 
   const out: string[] = [];
   for (const [kind, k] of Object.entries(kinds)) {
     if (k.lost > 0) out.push(`${kind}: ${k.lost} acknowledged messages lost (${k.lostClients} clients)`);
+    if (k.behind > 0) out.push(`${kind}: ${k.behind} acknowledged messages never delivered after the client's last (${k.behindClients} clients)`);
     if (k.duplicates > 0) out.push(`${kind}: ${k.duplicates} duplicates`);
     if (k.outOfOrder > 0) out.push(`${kind}: ${k.outOfOrder} out of order`);
     if (k.gaveUp > 0) out.push(`${kind}: ${k.gaveUp} clients gave up`);

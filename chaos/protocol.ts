@@ -42,6 +42,9 @@ export interface KindReport {
   /** Acknowledged messages neither delivered nor covered by a reload, and the clients that lost any. */
   lost: number;
   lostClients: number;
+  /** Acknowledged messages after the last one delivered (the client is behind or stopped), and such clients. */
+  behind: number;
+  behindClients: number;
   covered: number;
   duplicates: number;
   outOfOrder: number;
