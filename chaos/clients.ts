@@ -25,6 +25,8 @@ const BACKOFF_CAP_MS = 1000;
 export class Trace {
   readonly seqs: number[] = [];
   readonly times: number[] = [];
+  /** When each delivered message was sent (its publisher's clock = ours: one machine). */
+  readonly sent: number[] = [];
   /** Delivery latency per message (ms, publisher's clock = ours: one machine). */
   readonly latencies: number[] = [];
   /** Number of messages delivered before each reload. */
@@ -66,6 +68,7 @@ export class Trace {
     this.seqs.push(parseInt(data.slice(1), 10));
     this.times.push(now);
     const sent = Number(data.split(' ', 2)[1]);
+    this.sent.push(Number.isFinite(sent) ? sent : now);
     if (Number.isFinite(sent)) this.latencies.push(now - sent);
   }
 

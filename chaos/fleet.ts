@@ -66,9 +66,11 @@ function report(m: Extract<ToFleet, { type: 'report' }>): FleetReport {
     const after = m.firstAfter[t.channel];
     if (after !== undefined && m.faultEnd !== undefined) {
       const j = t.seqs.findIndex((s) => s >= after);
-      // Never caught up: Infinity does not survive JSON, so -1 stands for it. A message can arrive before its
-      // publisher has the acknowledgement, i.e. just before the fault's end: that client was back at once (0).
-      k.catchUpMs.push(j < 0 ? -1 : Math.max(0, (t.times[j] as number) - m.faultEnd));
+      // From the moment that first message could have reached the client (the later of the fault's end and its
+      // publication) to its delivery: a client is not slow because its channel was quiet. Never caught up:
+      // Infinity does not survive JSON, so -1 stands for it.
+      const from = Math.max(m.faultEnd, t.sent[j] ?? 0);
+      k.catchUpMs.push(j < 0 ? -1 : Math.max(0, (t.times[j] as number) - from));
     }
     for (const [s, n] of Object.entries(t.signals)) k.signals[s] = (k.signals[s] ?? 0) + n;
   }

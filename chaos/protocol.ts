@@ -53,7 +53,10 @@ export interface KindReport {
   fatal: number;
   /** Stream lost → live again, per loss. */
   resumeMs: number[];
-  /** Fault end → the first message published after it delivered, per client; -1: never. */
+  /**
+   * Per client, the delay of the first message acknowledged after the fault's end: from the later of the fault's end
+   * and its publication to its delivery; -1: never delivered.
+   */
   catchUpMs: number[];
   latencyUs: SparseHistogram | undefined;
   signals: Record<string, number>;

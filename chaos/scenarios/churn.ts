@@ -13,7 +13,7 @@ import type { ChaosOptions } from '../options.js';
 
 const CHURNER = fileURLToPath(new URL('../churner.js', import.meta.url));
 const PROCESSES = 2;
-const CONCURRENCY = 40;
+const CONCURRENCY = 150;
 
 export function churn(opts: ChaosOptions): StreamScenario {
   return {
