@@ -107,6 +107,8 @@ class ServerLink implements RedisLink {
   /** Destroys every socket of this link, connected or still connecting. */
   private readonly abort = new AbortController();
   private broken = false;
+  /** The first error a connection reported, the cause a failed connect() may not carry itself. */
+  private firstError: Error | undefined;
   private readonly listener = (message: string, channel: string): void => this.options.onMessage(channel, message);
 
   constructor(private readonly options: LinkOptions) {
@@ -121,7 +123,10 @@ class ServerLink implements RedisLink {
     });
     this.sub = this.cmd.duplicate();
     for (const c of [this.cmd, this.sub]) {
-      c.on('error', (err: Error) => this.fail(`connection error: ${err.message}`));
+      c.on('error', (err: Error) => {
+        this.firstError ??= err;
+        this.fail(`connection error: ${err.message}`);
+      });
       c.on('end', () => this.fail('connection closed'));
     }
     this.sub.on('sharded-channel-moved', (channel: string) => {
@@ -130,7 +135,18 @@ class ServerLink implements RedisLink {
   }
 
   async connect(): Promise<void> {
-    await Promise.all([this.cmd.connect(), this.sub.connect()]);
+    const started = Date.now();
+    try {
+      await Promise.all([this.cmd.connect(), this.sub.connect()]);
+    } catch (err) {
+      // node-redis rejects with "Socket closed unexpectedly" both when its connect timeout cut a server that never
+      // answered and after the socket said why (a TLS error, a server that is not Redis): keep what tells the cause
+      // apart, so the start-up log line names it (./redis-failure.ts).
+      const errors = [this.firstError, err].filter((e, i, all) => e !== undefined && all.indexOf(e) === i);
+      if (Date.now() - started >= this.options.timeoutMs * 0.9) errors.unshift(Object.assign(new Error(`no answer within ${this.options.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+      if (errors.length > 1) throw new AggregateError(errors, (err as Error).message);
+      throw err;
+    }
     if (this.broken) throw new Error('link destroyed while connecting');
   }
 

@@ -13,6 +13,8 @@ import { HeraldError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { createLink, type RedisLink } from './redis-link.js';
 import { reconnectDelayMs } from '../util/backoff.js';
+import { brokerAddress } from '../util/redact.js';
+import { redisFailureCause } from './redis-failure.js';
 
 /** What a shard needs from its broker (./redis.ts). */
 export interface ShardOwner {
@@ -136,7 +138,11 @@ export class Shard {
         if (this.link === link) this.link = undefined;
         link.destroy();
         if (attempt === 0 && !this.closed) {
-          this.owner.log.warn('redis unavailable, retrying', { server: this.address || undefined, err: String(err) });
+          // One line that says why (refused, host not found, auth, TLS, timeout), and where, without the password.
+          this.owner.log.warn('redis unavailable, retrying', {
+            server: this.address || brokerAddress(this.url),
+            cause: redisFailureCause(err, this.url),
+          });
           this.owner.onReadyChange(this, false);
           onFirstAttempt?.();
         }

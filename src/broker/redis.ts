@@ -25,6 +25,8 @@
 import { randomBytes } from 'node:crypto';
 import { HeraldError } from '../errors.js';
 import type { Logger } from '../util/log.js';
+import { brokerAddress } from '../util/redact.js';
+import { redisFailureCause } from './redis-failure.js';
 import type {
   BrokerHandler,
   HistoryBroker,
@@ -80,6 +82,8 @@ export class RedisBroker implements HistoryBroker {
   private readonly moved = new Set<string>();
   /** Shards whose loss the handler was told of (or that took over lost slots), not yet told back. */
   private readonly down = new Set<Shard>();
+  /** Why the last root node asked for the slot map did not give it (for the start-up log line). */
+  private discoveryFailure: string | undefined;
   /** The first connection attempts of the shards of the first slot map, which start() waits for. */
   private readonly firstAttempts: Promise<void>[] = [];
   private probeTimer: NodeJS.Timeout | undefined;
@@ -278,7 +282,8 @@ export class RedisBroker implements HistoryBroker {
       await Promise.all(this.firstAttempts.splice(0));
       return;
     }
-    this.options.log.warn('redis cluster unavailable, retrying', { url: this.options.url });
+    // One line with why, and the URL without its password.
+    this.options.log.warn('redis cluster unavailable, retrying', { url: brokerAddress(this.options.url), cause: this.discoveryFailure });
     void (async () => {
       for (let attempt = 0; !this.owners && !this.closed; attempt++) {
         await new Promise((r) => setTimeout(r, reconnectDelayMs(attempt)).unref());
@@ -326,8 +331,9 @@ export class RedisBroker implements HistoryBroker {
         );
         const owners = parseClusterSlots(reply, hostOf(address));
         if (owners) return owners;
-      } catch {
-        /* ask the next */
+        this.discoveryFailure = `${address}: no slot map (not a cluster node, or the cluster is not set up)`;
+      } catch (err) {
+        this.discoveryFailure = `${address}: ${redisFailureCause(err)}`;
       }
     }
     return undefined;

@@ -17,6 +17,7 @@ import { HeraldError } from '../errors.js';
 import { idempotencyKey } from '../protocol/idempotency.js';
 import { createBroker } from '../server.js';
 import { createLogger } from '../util/log.js';
+import { brokerAddress } from '../util/redact.js';
 import { parseCommand, type CommandSpec } from './command.js';
 
 const USAGE =
@@ -121,7 +122,12 @@ async function publishToBroker(
   if (problem) throw new ConfigError('--broker', problem);
   // The node settings this command uses (Redis timeouts, history); dev only spares it the serve-time secret check.
   const config = resolveConfig({ env, overrides: { broker: url, dev: true } });
-  const log = createLogger('silent');
+  // The broker logs why a first connection failed; this command has no log, so it keeps that line for its error.
+  let cause: string | undefined;
+  const log = createLogger('warn', (line) => {
+    const fields = JSON.parse(line) as { cause?: unknown };
+    if (typeof fields.cause === 'string') cause ??= fields.cause;
+  });
   const broker = createBroker(config, log);
   // A node of its own, subscribed to no client channel: its publish is the one every publisher goes through.
   const node = new HeraldNode(broker, config, log, createNodeMetrics(new MetricsRegistry()));
@@ -129,7 +135,7 @@ async function publishToBroker(
     await node.start();
     // On Redis Cluster only the channel's shard matters: another shard being down does not stop this publish.
     if (!(broker.isReadyFor?.(channel) ?? broker.isReady())) {
-      process.stderr.write(`herald publish: cannot reach ${url}\n`);
+      process.stderr.write(`herald publish: cannot reach ${brokerAddress(url)}${cause ? `: ${cause}` : ''}\n`);
       return 1;
     }
     const result = await node.publish(channel, data, { source: 'cli', ...(key !== undefined ? { idempotencyKey: key } : {}) });
