@@ -300,3 +300,21 @@ test('eventsource clients through a Redis restart: none gives up, nothing lost o
   );
   assert.ok(worst <= 3000, `every client back within 3 s of Redis' return (slowest ${worst} ms)`);
 });
+
+test('subscriptions waiting for the broker when the node drains are told shutdown at once, and the node stops', async () => {
+  const { redis, node } = await setup();
+  await takeDown(redis, node);
+  const waiting = [openStream(`${node.url}/sse?channel=drain`), openStream(`${node.url}/sub?channel=drain&since=`)];
+  await eventually(() => node.server.node.sessionCount() === 2, 3000, 'two requests waiting for the broker');
+  const t0 = Date.now();
+  const closed = node.close();
+  const [sse, sub] = await Promise.all(waiting);
+  await Promise.all([sse!.ended, sub!.ended]);
+  await closed;
+  const ms = Date.now() - t0;
+  assert.equal(sse!.status, 200);
+  assert.ok(sse!.lines.includes('data: ["disconnect","shutdown",3001,true]'), sse!.lines.join('|'));
+  assert.equal(sub!.status, 200);
+  assert.deepEqual(sub!.lines.filter((l) => l !== ''), ['["disconnect","shutdown",3001,true]']);
+  assert.ok(ms < WAIT_MS, `answered and stopped ${ms} ms after the drain began, without waiting out brokerWaitMs`);
+});
