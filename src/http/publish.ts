@@ -22,7 +22,7 @@ import type { PublishResult } from '../broker/broker.js';
 import type { HeraldConfig } from '../config.js';
 import type { ChannelPolicy } from '../core/channel-policy.js';
 import type { HeraldNode } from '../core/node.js';
-import { HeraldError, toHeraldError } from '../errors.js';
+import { HeraldError, RETRY_AFTER_SECONDS, toHeraldError } from '../errors.js';
 import { channelProblem } from '../protocol/channel.js';
 import { requestIdempotencyKey } from '../protocol/idempotency.js';
 import { dataText, JsonRefused } from '../protocol/json-bounds.js';
@@ -211,7 +211,8 @@ export class PublishApi {
     const q = url.indexOf('?');
     const query = queryParams(q < 0 ? '' : url.slice(q + 1));
     const answer = await this.publish(scope, { bytes, query, contentType: header('content-type'), idempotencyKey: header('idempotency-key') });
-    sendJson(res, answer.status, answer.json);
+    // Every 503 (not published: broker down) may be retried shortly; the fast path says the same.
+    sendJson(res, answer.status, answer.json, answer.status === 503 ? { 'Retry-After': String(RETRY_AFTER_SECONDS) } : {});
   }
 
   /** A key scoped to namespaces publishes only there (403 otherwise). */
