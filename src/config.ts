@@ -94,6 +94,13 @@ export interface HeraldConfig {
   readonly metricsPublic: boolean;
   /** `debug`, `info`, `warn`, `error` or `silent`. @default "info" */
   readonly logLevel: LogLevel;
+  /** `json` (one JSON object per line) or `text` (`TIME LEVEL message key=value ...`). @default "json" */
+  readonly logFormat: LogFormat;
+  /**
+   * Write an access-log line per HTTP request answered and per stream ended (method, path without its query,
+   * status, bytes, milliseconds, transport, connection id). @default false
+   */
+  readonly accessLog: boolean;
   /**
    * Port of an internal listener for operators: `/metrics`, `/admin`, `/healthz` and `/readyz`. When set, `/metrics`
    * and `/admin` answer only there (404 on the public port); `/healthz` and `/readyz` answer on both. 0 = none.
@@ -170,6 +177,7 @@ export interface ScopedApiKey {
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+export type LogFormat = 'json' | 'text';
 
 /** A bad setting: names the setting and says why. The CLI prints it as one line and exits with code 2. */
 export class ConfigError extends Error {
@@ -267,6 +275,8 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
     doc: 'secret of the admin dashboard at GET /admin ("" = off outside --dev)',
   },
   logLevel: { kind: 'string', oneOf: ['debug', 'info', 'warn', 'error', 'silent'], doc: 'log level' },
+  logFormat: { kind: 'string', oneOf: ['json', 'text'], doc: 'log lines as JSON objects or as TIME LEVEL message key=value text' },
+  accessLog: { kind: 'bool', doc: 'one log line per HTTP request answered and per stream ended' },
   internalPort: { kind: 'int', min: 0, max: 65535, doc: 'port of the internal listener for /metrics and operator routes (0 = none)' },
   internalHost: {
     kind: 'string',
@@ -343,6 +353,8 @@ export const DEFAULTS: HeraldConfig = {
   metricsPublic: false,
   adminSecret: '',
   logLevel: 'info',
+  logFormat: 'json',
+  accessLog: false,
   internalPort: 0,
   internalHost: '127.0.0.1',
   previousSecret: '',

@@ -23,6 +23,7 @@ import { checkDevHost } from './http/dev-guard.js';
 import { metricsGate, serveHealth, serveMetrics, serveReady } from './http/health.js';
 import { withCors, withPreflight } from './http/cors.js';
 import { PublishApi } from './http/publish.js';
+import { AccessLog } from './http/access-log.js';
 import { InternalListener } from './http/internal-listener.js';
 import { Router } from './http/router.js';
 import { AdminDashboard } from './http/admin/routes.js';
@@ -76,7 +77,8 @@ export class HeraldServer {
   private readonly internal: InternalListener | undefined;
 
   constructor(readonly config: HeraldConfig, options: HeraldServerOptions = {}) {
-    this.log = options.logger ?? createLogger(config.logLevel);
+    this.log = options.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
+    const access = config.accessLog ? new AccessLog(this.log) : undefined;
     const metrics = createNodeMetrics(new MetricsRegistry());
     const broker = options.broker ?? createBroker(config, this.log);
     this.processMetrics = registerProcessMetrics(metrics.registry, VERSION);
@@ -187,6 +189,13 @@ export class HeraldServer {
             ),
           );
     this.internal = config.internalPort === 0 ? undefined : new InternalListener(this.operatorRoutes, config);
+    if (access) {
+      const remoteOf = (req: IncomingMessage): string => clientAddress.of(req.socket.remoteAddress, headerOf(req));
+      for (const r of new Set([router, this.operatorRoutes])) {
+        r.watchRequests((req, res) => access.watch(req, res, req.url?.startsWith('/poll') ? 'poll' : 'http', remoteOf(req)));
+      }
+      this.node.onSessionClosed((session) => access.sessionClosed(session));
+    }
     this.operatorRoutes.add('/metrics', (req, res) => serveMetrics(this.node, req, res, metricsAllowed));
 
     const requestTimeoutMs = Math.max(config.headersTimeoutMs, 30_000);
@@ -223,6 +232,9 @@ export class HeraldServer {
       headersTimeoutMs: config.headersTimeoutMs,
       requestTimeoutMs,
       onRefused: (code) => metrics.rejected.inc({ code }),
+      onAnswered: access
+        ? (status, bytes, ms, remote) => access.write({ method: 'POST', path: '/api/publish', status, bytes, ms, transport: 'http', remote })
+        : undefined,
     });
     this.front = new FrontReader({
       streamPaths: new Set(streamTransports.keys()),
@@ -236,7 +248,10 @@ export class HeraldServer {
       maxUrlBytes: config.maxUrlBytes,
       maxHeaderBytes: config.maxHeaderBytes,
       headersTimeoutMs: config.headersTimeoutMs,
-      onRefused: (code) => metrics.rejected.inc({ code }),
+      onRefused: (code, path, remote) => {
+        metrics.rejected.inc({ code });
+        access?.refused('GET', path ?? '-', code, 'http', remote);
+      },
       clientAddress,
     });
     // node:http has a request head: the front reader's header clock for a handed-off connection stops.
@@ -256,7 +271,10 @@ export class HeraldServer {
         auth.mayClientPublish(channel, grant) || (config.dev && isLoopback(remoteAddress) && !otherSite),
       publish: (channel, data, key) => this.node.publish(channel, data, { source: 'ws', ...(key !== undefined ? { idempotencyKey: key } : {}) }),
       clientAddress,
-      onRefused: (code) => metrics.rejected.inc({ code }),
+      onRefused: (code) => {
+        metrics.rejected.inc({ code });
+        access?.refused('GET', '/ws', code, 'ws');
+      },
     });
     this.http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => websocket.handleUpgrade(req, socket, head));
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -265,6 +283,7 @@ export class HeraldServer {
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       const code = status === 431 ? 'header_too_large' : status === 408 ? 'request_timeout' : 'bad_request';
       metrics.rejected.inc({ code });
+      access?.refused('-', '-', code, 'http', socket.remoteAddress);
       if (!socket.writable) return socket.destroy();
       const body = JSON.stringify({ error: { code, message: ERROR_TABLE[code].message } });
       socket.end(

@@ -32,6 +32,7 @@ export async function serve(argv: string[], env: Record<string, string | undefin
     broker: server.node.broker.kind,
     brokerAddress: config.broker === 'memory' ? undefined : brokerAddress(config.broker),
     dev: config.dev,
+    internal: server.internalUrl,
   });
   if (config.dev) printDevHelp(server.url, config.broker);
 

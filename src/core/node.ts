@@ -60,6 +60,7 @@ export class HeraldNode implements SessionOwner {
   /** Work that runs on the node's one ticker besides heartbeats and expiry (e.g. answering timed-out polls). */
   private readonly tickHooks: ((now: number) => void)[] = [];
   private draining = false;
+  private closedObserver: ((session: Session) => void) | undefined;
   private brokerLost = false;
   /** Subscriptions waiting for the broker (HeraldNode.subscribe), woken together by `wakeBrokerWaiters`. */
   private brokerWaiters: (() => void)[] = [];
@@ -441,7 +442,7 @@ export class HeraldNode implements SessionOwner {
     read.then(
       (outcome) => session.endRecovery(target.label, fitReplay(session, target.label, outcome), false),
       (err: unknown) => {
-        this.log.warn('history read failed: telling the client to reload', { channel: target.channel, err: String(err) });
+        this.log.warn('history read failed: telling the client to reload', { conn: session.id, channel: target.channel, err: String(err) });
         session.endRecovery(target.label, { publications: [], reload: 'broker_lost' }, false);
       },
     );
@@ -459,6 +460,7 @@ export class HeraldNode implements SessionOwner {
       this.metrics.disconnects.inc({ reason });
       if (reason === 'slow') {
         this.log.warn('client disconnected: outgoing queue full', {
+          conn: session.id,
           transport: session.options.transport,
           remote: session.options.remoteAddress,
           limitBytes: this.config.maxQueueBytes,
@@ -468,11 +470,17 @@ export class HeraldNode implements SessionOwner {
     }
   }
 
+  /** Be told of every session whose socket closed (the access log). */
+  onSessionClosed(observer: (session: Session) => void): void {
+    this.closedObserver = observer;
+  }
+
   /** SessionOwner: a session's socket closed; it no longer counts against the connection limits. */
   sessionClosed(session: Session): void {
     if (!this.sessions.delete(session.seq)) return;
     const transport = session.options.transport;
     this.byTransport.set(transport, (this.byTransport.get(transport) ?? 1) - 1);
+    this.closedObserver?.(session);
     const ip = session.options.remoteAddress;
     const n = (this.perIp.get(ip) ?? 1) - 1;
     if (n <= 0) this.perIp.delete(ip);

@@ -156,6 +156,16 @@ export class Session implements HubMember {
     return `${this.owner.nodeId}-${this.seq.toString(36)}`;
   }
 
+  /** Why the server ended the stream; undefined when the client left (or it is still open). */
+  get endedBy(): DisconnectReason | undefined {
+    return this.endReason;
+  }
+
+  /** Bytes the socket handed to the kernel so far, where the transport can tell (the access log). */
+  sentBytes(): number | undefined {
+    return this.sink?.sentBytes?.();
+  }
+
   /** When the session opened (milliseconds since the epoch, to the second). */
   get openedAt(): number {
     return EPOCH_MS + this.openedSecond * 1000;

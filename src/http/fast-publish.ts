@@ -54,6 +54,8 @@ export interface FastPublishOptions {
   /** A whole request (head and body) must arrive within this, as node:http's `requestTimeout`. */
   readonly requestTimeoutMs: number;
   readonly onRefused: (code: string) => void;
+  /** Told of every answer written (the access log): its status, bytes and milliseconds since it was queued. */
+  readonly onAnswered?: (status: number, bytes: number, ms: number, remoteAddress: string | undefined) => void;
 }
 
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
@@ -294,6 +296,7 @@ class PublishConnection implements SocketOwner {
       this.corked = true;
     }
     this.inFlight++;
+    const queuedAt = this.publisher.options.onAnswered ? performance.now() : 0;
     this.tail = this.tail
       .then(() => result)
       .then((r) => {
@@ -306,12 +309,13 @@ class PublishConnection implements SocketOwner {
         const text = JSON.stringify(r.json);
         // Every 503 (not published: broker down, draining) may be retried shortly; say when, as node:http's path does.
         const retry = r.status === 503 && !extraHeaders.includes('Retry-After') ? `Retry-After: ${RETRY_AFTER_SECONDS}\r\n` : '';
-        this.socket.write(
+        const answer =
           `HTTP/1.1 ${r.status} ${REASONS[r.status] ?? 'Error'}\r\n` +
-            'Content-Type: application/json; charset=utf-8\r\n' +
-            `Content-Length: ${Buffer.byteLength(text)}\r\n` +
-            `Cache-Control: no-store\r\n${retry}${extraHeaders}${last ? 'Connection: close\r\n' : ''}\r\n${text}`,
-        );
+          'Content-Type: application/json; charset=utf-8\r\n' +
+          `Content-Length: ${Buffer.byteLength(text)}\r\n` +
+          `Cache-Control: no-store\r\n${retry}${extraHeaders}${last ? 'Connection: close\r\n' : ''}\r\n${text}`;
+        this.socket.write(answer);
+        this.publisher.options.onAnswered?.(r.status, Buffer.byteLength(answer), Math.round(performance.now() - queuedAt), this.socket.remoteAddress);
         if (last) {
           this.uncork();
           // A half-close, as before a refusal: the client reads the answer while what it still sends is dropped.

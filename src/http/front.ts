@@ -34,8 +34,8 @@ export interface FrontOptions {
   readonly maxUrlBytes: number;
   readonly maxHeaderBytes: number;
   readonly headersTimeoutMs: number;
-  /** Called for every request refused here, with its error code (for metrics). */
-  readonly onRefused: (code: string) => void;
+  /** Called for every request refused here, with its error code (for metrics) and its path when it was read. */
+  readonly onRefused: (code: string, path?: string, remoteAddress?: string) => void;
   /** The client behind trusted proxies (http/client-address.ts); without it the peer is the client. */
   readonly clientAddress?: ClientAddress;
 }
@@ -150,7 +150,7 @@ export class FrontReader {
     o.serve(req, () => {
       takenOver = true;
     }).catch((err: unknown) => {
-      if (!takenOver) this.refuse(conn, err);
+      if (!takenOver) this.refuse(conn, err, req.path);
       else conn.socket.destroy();
     });
   }
@@ -165,10 +165,10 @@ export class FrontReader {
     socket.resume();
   }
 
-  private refuse(conn: PendingConnection, err: unknown): void {
+  private refuse(conn: PendingConnection, err: unknown, path?: string): void {
     this.forget(conn);
     const e = toHeraldError(err);
-    this.options.onRefused(e.code);
+    this.options.onRefused(e.code, path, conn.socket.remoteAddress);
     writeError(conn.socket, e);
   }
 }

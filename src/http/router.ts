@@ -29,8 +29,16 @@ export class Router {
     return this;
   }
 
+  /** Log every answer (the access log): `watch` is called once per request, before it is routed. */
+  watchRequests(watch: (req: IncomingMessage, res: ServerResponse) => void): void {
+    this.watch = watch;
+  }
+
+  private watch: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+
   /** The `request` listener of the HTTP server. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.watch?.(req, res);
     this.dispatch(req, res).catch((err: unknown) => this.fail(req, res, err));
   };
 
