@@ -168,6 +168,14 @@ test('no credential reaches the log: API key, token, sealed key, cookie, in text
   assert.match(text, /^\d{4}-\d\d-\d\dT[\d:.]+Z INFO access method=GET path=\/healthz status=200 bytes=\d+ ms=\d+ transport=http remote=127\.0\.0\.1$/m);
 });
 
+test('text format: a value cannot forge a line or a field', () => {
+  const out: string[] = [];
+  createLogger('info', (l) => out.push(l), 'text').info('access', { path: '/x\n2026-01-01T00:00:00Z ERROR forged status=500', note: 'a=b', esc: '\u001b[31m' });
+  assert.equal(out.length, 1);
+  assert.equal(out[0]!.split('\n').length, 2, 'one line, then the newline');
+  assert.match(out[0]!, / path="\/x\\n2026-01-01T00:00:00Z ERROR forged status=500" note="a=b" esc="\\u001b\[31m"\n$/);
+});
+
 test('config: logFormat is json or text; accessLog is a boolean', () => {
   assert.equal(resolveConfig({ overrides: { dev: true } }).logFormat, 'json');
   assert.equal(resolveConfig({ env: { HERALD_LOG_FORMAT: 'text', HERALD_ACCESS_LOG: 'true' }, overrides: { dev: true } }).accessLog, true);

@@ -52,6 +52,10 @@ export function redact(fields: LogFields | undefined): LogFields {
   return out;
 }
 
+// A value with spaces, quotes, `=` or control characters is JSON-quoted: a client's path cannot forge a line.
+// eslint-disable-next-line no-control-regex
+const NEEDS_QUOTES = /[\s"=\\\u0000-\u001f\u007f]/;
+
 /** One line: JSON, or `TIME LEVEL msg key=value ...` (values with spaces or quotes are JSON-quoted). */
 export function formatLine(format: LogFormat, level: string, msg: string, fields: LogFields): string {
   const t = new Date().toISOString();
@@ -59,7 +63,7 @@ export function formatLine(format: LogFormat, level: string, msg: string, fields
   let line = `${t} ${level.toUpperCase()} ${redactText(msg)}`;
   for (const [k, v] of Object.entries(fields)) {
     const s = String(v);
-    line += ` ${k}=${s === '' || /[\s"=\\]/.test(s) ? JSON.stringify(s) : s}`;
+    line += ` ${k}=${s === '' || NEEDS_QUOTES.test(s) ? JSON.stringify(s) : s}`;
   }
   return line + '\n';
 }
