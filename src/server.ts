@@ -156,7 +156,6 @@ export class HeraldServer {
             log: this.log,
           })
         : undefined;
-    for (const route of this.admin?.routes() ?? []) router.add(route.path, route.handler, route.allow);
     const metricsAllowed = metricsGate(config);
     for (const [path, transport] of streamTransports) router.add(path, withPreflight(streamRoute(transport), config.allowedOrigins));
     router
@@ -197,6 +196,8 @@ export class HeraldServer {
       this.node.onSessionClosed((session) => access.sessionClosed(session));
     }
     this.operatorRoutes.add('/metrics', (req, res) => serveMetrics(this.node, req, res, metricsAllowed));
+    // The admin pages are operators' routes too: on the internal port when there is one.
+    for (const route of this.admin?.routes() ?? []) this.operatorRoutes.add(route.path, route.handler, route.allow);
 
     const requestTimeoutMs = Math.max(config.headersTimeoutMs, 30_000);
     this.http = createHttpServer(

@@ -25,6 +25,11 @@ test('with internalPort: /metrics and operator routes only there, health on both
   assert.equal(metrics.status, 200);
   assert.match(await metrics.text(), /^herald_sessions \d+$/m);
   assert.equal((await fetch(`${node.url}/admin/ping`)).status, 404);
+  // The admin dashboard (on in --dev) moves there too.
+  assert.equal((await fetch(`${node.url}/admin`)).status, 404);
+  const admin = await fetch(`${internal}/admin`);
+  assert.equal(admin.status, 200);
+  assert.match(admin.headers.get('content-type') ?? '', /^text\/html/);
   assert.deepEqual(await (await fetch(`${internal}/admin/ping`)).json(), { pong: true });
   for (const base of [node.url, internal]) {
     assert.equal((await fetch(`${base}/healthz`)).status, 200, base);

@@ -47,6 +47,7 @@ export class PublicationMetrics {
   readonly fannedOut = (channel: string, delivered: number, seconds: number): void => {
     this.fanOut.observe(seconds);
     const c = this.countersOf(channel);
+    if (!c) return;
     c.messages++;
     c.delivered += delivered;
   };
@@ -63,7 +64,8 @@ export class PublicationMetrics {
       const started = performance.now();
       try {
         const result = await publish(channel, data, options);
-        if (!result.replayed) this.countersOf(channel).published++;
+        const c = result.replayed ? undefined : this.countersOf(channel);
+        if (c) c.published++;
         return result;
       } finally {
         publishes.observe((performance.now() - started) / 1000);
@@ -83,7 +85,9 @@ export class PublicationMetrics {
     }
   }
 
-  private countersOf(channel: string): { messages: number; delivered: number; published: number } {
+  /** Undefined for the nodes' own channels (NODE_CONTROL_CHANNEL: a NUL first, which no client channel has). */
+  private countersOf(channel: string): { messages: number; delivered: number; published: number } | undefined {
+    if (channel.charCodeAt(0) === 0) return undefined;
     const ns = this.namespaceOf(channel);
     return this.perNamespace.get(ns === '' ? DEFAULT_NAMESPACE_LABEL : ns) ?? this.perNamespace.get(DEFAULT_NAMESPACE_LABEL)!;
   }
