@@ -54,13 +54,15 @@ export class PublicationMetrics {
 
   /**
    * Time every `publish` and `history` call of this broker, whoever makes it (publish API, WebSocket clients,
-   * recovery), by wrapping the two methods of this one instance. With the embedded broker a publish delivers
+   * recovery), by wrapping the two methods of this one instance; the nodes' control channel is left out. With the embedded broker a publish delivers
    * synchronously, so its "round trip" includes this node's fan-out.
    */
   timeBroker(broker: Broker): void {
     const publish = broker.publish.bind(broker);
     const publishes = this.roundTrips.of('publish');
     broker.publish = async (channel, data, options) => {
+      // The nodes' own control messages (a NUL first) are not publishes of anyone's: they go untimed and uncounted.
+      if (channel.charCodeAt(0) === 0) return publish(channel, data, options);
       const started = performance.now();
       try {
         const result = await publish(channel, data, options);
