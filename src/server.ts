@@ -6,6 +6,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import type { AddressInfo, Socket } from 'node:net';
 import { isLoopback } from './auth/api-key.js';
 import { Authorization } from './auth/authorization.js';
+import { corsOrigins } from './auth/origin.js';
 import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
@@ -157,7 +158,7 @@ export class HeraldServer {
           })
         : undefined;
     const metricsAllowed = metricsGate(config);
-    for (const [path, transport] of streamTransports) router.add(path, withPreflight(streamRoute(transport), config.allowedOrigins));
+    for (const [path, transport] of streamTransports) router.add(path, withPreflight(streamRoute(transport), corsOrigins(config)));
     router
       .add('/api/publish', (req, res) => {
         if (this.node.isDraining) {
@@ -170,14 +171,14 @@ export class HeraldServer {
         res.once('close', () => this.nodePublishes.delete(res));
         return publish.handle(req, res);
       }, 'POST')
-      .add('/poll', withPreflight(poll.handle, config.allowedOrigins))
+      .add('/poll', withPreflight(poll.handle, corsOrigins(config)))
       .add('/ws', () => {
         throw new HeraldError('bad_request', 'GET /ws is a WebSocket endpoint: send an Upgrade request');
       })
     const healthRoutes = (r: Router): Router =>
       r
-        .add('/healthz', withCors((req, res) => serveHealth(req, res, VERSION), config.allowedOrigins))
-        .add('/readyz', withCors((req, res) => serveReady(this.node, req, res), config.allowedOrigins));
+        .add('/healthz', withCors((req, res) => serveHealth(req, res, VERSION), corsOrigins(config)))
+        .add('/readyz', withCors((req, res) => serveReady(this.node, req, res), corsOrigins(config)));
     healthRoutes(router);
     this.operatorRoutes =
       config.internalPort === 0

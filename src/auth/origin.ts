@@ -23,3 +23,13 @@ export function corsHeaders(origin: string | undefined, allowed: readonly string
   if (allowed.includes('*')) return { 'Access-Control-Allow-Origin': '*', Vary: 'Origin' };
   return {};
 }
+
+/**
+ * The origins CORS lets read a stream (`/sub`, `/sse`, `/poll`, the health checks): `allowedOrigins`, except in
+ * --dev with no list configured, where any page may, as its WebSocket already can (`*`, so without cookies: in --dev
+ * every channel is open to anonymous subscribers anyway). Keyless publishing in --dev keeps its own, stricter rule
+ * (http/dev-guard.ts), so this never opens publishing to other sites.
+ */
+export function corsOrigins(config: { readonly allowedOrigins: readonly string[]; readonly dev: boolean }): readonly string[] {
+  return config.dev && config.allowedOrigins.length === 0 ? ['*'] : config.allowedOrigins;
+}

@@ -14,7 +14,7 @@ import type { Session, SessionSink } from '../core/session.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
 import { disconnectLine, messageLine, reloadLine, type StreamCodec } from '../protocol/frames.js';
 import { parseCursor } from '../protocol/message-id.js';
-import { corsHeaders } from '../auth/origin.js';
+import { corsHeaders, corsOrigins } from '../auth/origin.js';
 import { streamRequestFromNode, subscribeCredentials } from '../http/request.js';
 
 export interface PollContext {
@@ -81,7 +81,7 @@ export class PollTransport {
       return;
     }
     const sink = new PollSink(this, session, res, Date.now() + config.pollTimeoutSeconds * 1000, {
-      ...corsHeaders(sreq.header('origin'), config.allowedOrigins),
+      ...corsHeaders(sreq.header('origin'), corsOrigins(config)),
     });
     this.parked.add(sink);
     session.attach(sink);

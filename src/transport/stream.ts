@@ -17,7 +17,7 @@ import { HeraldError } from '../errors.js';
 import { chunk, LAST_CHUNK, type StreamCodec } from '../protocol/frames.js';
 import { parseCursor } from '../protocol/message-id.js';
 import { isOwned, setOwner, type SocketOwner } from '../http/socket-owner.js';
-import { corsHeaders } from '../auth/origin.js';
+import { corsHeaders, corsOrigins } from '../auth/origin.js';
 import { subscribeCredentials, type StreamRequest } from '../http/request.js';
 
 export interface StreamContext {
@@ -87,7 +87,7 @@ export async function serveStream(
     if (retryMs === undefined || !(err instanceof HeraldError) || err.code !== 'broker_unavailable') throw err;
     if (req.socket.destroyed || !req.socket.writable) return;
     takeOver();
-    answerOutage(req.socket, codec, chunked, retryMs, corsHeaders(req.header('origin'), ctx.config.allowedOrigins));
+    answerOutage(req.socket, codec, chunked, retryMs, corsHeaders(req.header('origin'), corsOrigins(ctx.config)));
     return;
   }
   const socket = req.socket;
@@ -104,7 +104,7 @@ export async function serveStream(
     throw err;
   }
   const sink = new SocketSink(socket, session, chunked);
-  socket.write(responseHead(codec, chunked, corsHeaders(req.header('origin'), ctx.config.allowedOrigins)));
+  socket.write(responseHead(codec, chunked, corsHeaders(req.header('origin'), corsOrigins(ctx.config))));
   if (codec.preamble.length > 0) socket.write(codec.preamble);
   session.attach(sink);
 }
