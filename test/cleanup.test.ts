@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
+import { NODE_CONTROL_CHANNEL } from '../src/broker/broker.js';
 import { RawClient } from './helpers/raw.js';
 import { startNodeOnRedis, startRedis } from './helpers/redis.js';
 import { eventually, openStream, publish, startServer, type TestServer } from './helpers/server.js';
@@ -112,9 +113,12 @@ test('on Redis: connect/abort cycles leave no channel subscribed at Redis either
   t.after(() => s.close());
   await cycles(s, 300);
   await allReleased(s);
-  // Redis itself holds no subscription of the node's but its own liveness probe channel.
+  // Redis itself holds no subscription of the node's but its own liveness probe channel and the nodes' control channel.
   await eventually(() => {
-    const channels = redis.cli('PUBSUB', 'CHANNELS').split('\n').filter((c) => c !== '' && !c.startsWith('herald:probe:'));
+    const channels = redis
+      .cli('PUBSUB', 'CHANNELS')
+      .split('\n')
+      .filter((c) => c !== '' && !c.startsWith('herald:probe:') && c !== NODE_CONTROL_CHANNEL);
     return channels.length === 0;
   }, 5000, `Redis subscriptions released: ${redis.cli('PUBSUB', 'CHANNELS')}`);
   const stream = await openStream(`${s.url}/sub?channel=shared-3`);
