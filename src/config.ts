@@ -133,6 +133,40 @@ export interface HeraldConfig {
   readonly tokenCookie: string;
   /** Verified tokens and opened keys remembered (LRU), so many clients sharing one cost one verification. @default 10000 */
   readonly authCacheSize: number;
+  /**
+   * URL of the app's auth hook (docs/auth-hook.md): a subscribe without a token or key is decided by a POST to it
+   * with the request's transport, channels, `authHookCookies`, `authHookHeaders` and client address. "" = none.
+   * @default ""
+   */
+  readonly authHook: string;
+  /** Cookies of the client's request forwarded to the auth hook (and its cache key). @default [] */
+  readonly authHookCookies: readonly string[];
+  /** Request headers forwarded to the auth hook (and its cache key), lower-case names. @default [] */
+  readonly authHookHeaders: readonly string[];
+  /** Milliseconds the auth hook has to answer; then the failure policy applies. @default 2000 */
+  readonly authHookTimeoutMs: number;
+  /** Seconds an auth hook answer is reused for the same credential and channels (0 = ask every time). @default 30 */
+  readonly authHookCacheSeconds: number;
+  /** Auth hook answers remembered at most (LRU). @default 10000 */
+  readonly authHookCacheSize: number;
+  /** What a subscribe gets when the auth hook fails (timeout, error, bad answer): `deny` (503) or `allow`. @default "deny" */
+  readonly authHookFailure: 'deny' | 'allow';
+  /** URL that receives webhooks (docs/webhooks.md): client connected/disconnected, channel occupied/vacated. "" = none. @default "" */
+  readonly webhook: string;
+  /** Secret webhooks are signed with (HMAC-SHA256, `X-Herald-Signature`). Required with `webhook`. @default "" */
+  readonly webhookSecret: string;
+  /** Webhook events sent. @default ["client_connected","client_disconnected","channel_occupied","channel_vacated"] */
+  readonly webhookEvents: readonly string[];
+  /** Events one webhook request carries at most. @default 100 */
+  readonly webhookBatchSize: number;
+  /** Milliseconds an event waits to be sent together with later ones. @default 250 */
+  readonly webhookBatchMs: number;
+  /** Webhook events waiting at most; more are dropped and counted (herald_webhook_dropped_total). @default 10000 */
+  readonly webhookQueueSize: number;
+  /** Milliseconds one webhook request may take. @default 5000 */
+  readonly webhookTimeoutMs: number;
+  /** Attempts per webhook batch (with exponential backoff between them) before it is dropped. @default 6 */
+  readonly webhookMaxAttempts: number;
   /** Namespaces by channel-name prefix (`"chat"` rules `chat:*`): see docs/security.md. @default {} */
   readonly namespaces: Readonly<Record<string, NamespaceRules>>;
   /** Rules for channels outside every namespace. @default {} (nothing anonymous, no client publish) */
@@ -302,6 +336,21 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
     doc: 'name of a cookie that carries the subscription token ("" = none)',
   },
   authCacheSize: { kind: 'int', min: 0, max: 10_000_000, doc: 'verified tokens and opened keys remembered (LRU)' },
+  authHook: { kind: 'string', check: checkHookUrl, doc: 'URL of the auth hook that decides subscribes without a token or key ("" = none)' },
+  authHookCookies: { kind: 'list', json: checkCookieNames, doc: 'cookies forwarded to the auth hook (and its cache key)' },
+  authHookHeaders: { kind: 'list', json: checkHeaderNames, doc: 'request headers forwarded to the auth hook (and its cache key)' },
+  authHookTimeoutMs: { kind: 'int', min: 50, max: 60_000, doc: 'milliseconds the auth hook has to answer' },
+  authHookCacheSeconds: { kind: 'int', min: 0, max: 86_400, doc: 'seconds an auth hook answer is reused (0 = ask every time)' },
+  authHookCacheSize: { kind: 'int', min: 0, max: 10_000_000, doc: 'auth hook answers remembered (LRU)' },
+  authHookFailure: { kind: 'string', oneOf: ['deny', 'allow'], doc: 'when the auth hook fails: deny (503) or allow' },
+  webhook: { kind: 'string', check: checkHookUrl, doc: 'URL that receives webhooks ("" = none)' },
+  webhookSecret: { kind: 'string', secret: true, doc: 'secret webhooks are signed with (X-Herald-Signature); required with webhook' },
+  webhookEvents: { kind: 'list', json: checkWebhookEvents, doc: 'webhook events sent' },
+  webhookBatchSize: { kind: 'int', min: 1, max: 10_000, doc: 'events one webhook request carries at most' },
+  webhookBatchMs: { kind: 'int', min: 0, max: 60_000, doc: 'milliseconds an event waits to be batched with later ones' },
+  webhookQueueSize: { kind: 'int', min: 1, max: 10_000_000, doc: 'webhook events waiting at most (more are dropped and counted)' },
+  webhookTimeoutMs: { kind: 'int', min: 50, max: 120_000, doc: 'milliseconds one webhook request may take' },
+  webhookMaxAttempts: { kind: 'int', min: 1, max: 100, doc: 'attempts per webhook batch before it is dropped' },
   namespaces: { kind: 'json', json: checkNamespaces, doc: 'rules by channel-name prefix: {"chat": {"anonymous": true}}' },
   defaultNamespace: { kind: 'json', json: (name, v) => checkRules(name, v), doc: 'rules for channels outside every namespace' },
   scopedApiKeys: {
@@ -368,6 +417,21 @@ export const DEFAULTS: HeraldConfig = {
   jwksCacheSeconds: 600,
   tokenCookie: '',
   authCacheSize: 10_000,
+  authHook: '',
+  authHookCookies: [],
+  authHookHeaders: [],
+  authHookTimeoutMs: 2000,
+  authHookCacheSeconds: 30,
+  authHookCacheSize: 10_000,
+  authHookFailure: 'deny',
+  webhook: '',
+  webhookSecret: '',
+  webhookEvents: ['client_connected', 'client_disconnected', 'channel_occupied', 'channel_vacated'],
+  webhookBatchSize: 100,
+  webhookBatchMs: 250,
+  webhookQueueSize: 10_000,
+  webhookTimeoutMs: 5000,
+  webhookMaxAttempts: 6,
   namespaces: {},
   defaultNamespace: {},
   scopedApiKeys: [],
@@ -531,6 +595,13 @@ function checkSafety(config: HeraldConfig, problems: ConfigError[]): void {
   const asymmetric = config.jwtAlgorithms.some((a) => !HMAC_ALGORITHMS.includes(a));
   if (asymmetric && config.jwtPublicKeys.length === 0 && config.jwks.length === 0) {
     problems.push(new ConfigError('HERALD_JWT_ALGORITHMS', 'RS/PS/ES/EdDSA algorithms need jwtPublicKeys or jwks'));
+  }
+  if (config.webhook !== '' && config.webhookSecret.length < 16) {
+    problems.push(new ConfigError('HERALD_WEBHOOK_SECRET', 'required with a webhook URL: at least 16 characters the receiver checks signatures with'));
+  }
+  if (config.authHook !== '' && config.authHookCookies.length === 0 && config.authHookHeaders.length === 0) {
+    // Answers are cached per forwarded credential: with none, one client's answer would be every client's.
+    problems.push(new ConfigError('HERALD_AUTH_HOOK_COOKIES', 'name the cookies (or authHookHeaders) that identify a client to the auth hook'));
   }
   if (config.dev) return;
   if (config.secret === '') {
@@ -730,6 +801,42 @@ function checkProxies(name: string, value: unknown): unknown {
     const max = family === 4 ? 32 : 128;
     const ok = family !== 0 && rest.length === 0 && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max));
     if (!ok) throw new ConfigError(name, `"${entry}" is not an IP address or CIDR (e.g. 10.0.0.0/8)`);
+  }
+  return value;
+}
+
+/** An http(s) URL, or "" (none). */
+function checkHookUrl(value: string): string | undefined {
+  if (value === '') return undefined;
+  try {
+    const u = new URL(value);
+    if (u.protocol === 'http:' || u.protocol === 'https:') return undefined;
+  } catch {
+    /* below */
+  }
+  return `"${value}" is not an http:// or https:// URL`;
+}
+
+function checkCookieNames(name: string, value: unknown): unknown {
+  for (const c of value as string[]) {
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(c)) throw new ConfigError(name, `"${c}" is not a cookie name`);
+  }
+  return value;
+}
+
+/** Header names, kept lower-case (how both request readers hold them). */
+function checkHeaderNames(name: string, value: unknown): unknown {
+  const list = (value as string[]).map((h) => h.toLowerCase());
+  for (const h of list) {
+    if (!/^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(h)) throw new ConfigError(name, `"${h}" is not a header name`);
+  }
+  return list;
+}
+
+const WEBHOOK_EVENTS = ['client_connected', 'client_disconnected', 'channel_occupied', 'channel_vacated'];
+function checkWebhookEvents(name: string, value: unknown): unknown {
+  for (const e of value as string[]) {
+    if (!WEBHOOK_EVENTS.includes(e)) throw new ConfigError(name, `"${e}" is not one of ${WEBHOOK_EVENTS.join(', ')}`);
   }
   return value;
 }

@@ -9,3 +9,6 @@ export { signToken, type SignTokenOptions } from './auth/jwt.js';
 export { sealChannel, type SealOptions } from './auth/sealed-key.js';
 export type { Grant, ChannelGrant } from './auth/grant.js';
 export type { Broker, Publication, PublishOptions, HistoryPolicy } from './broker/broker.js';
+export { verifyWebhookSignature, webhookSignature } from './webhooks/signature.js';
+export { WebhookDispatcher, type WebhookDispatcherOptions, type WebhookEvent } from './webhooks/dispatcher.js';
+export type { HeraldWebhookEvent } from './webhooks/herald-webhooks.js';

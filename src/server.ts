@@ -38,6 +38,9 @@ import { WebSocketTransport } from './transport/websocket.js';
 import { describeError, faultCounts, onFault } from './util/faults.js';
 import { createLogger, type Logger } from './util/log.js';
 import { VERSION } from './version.js';
+import type { WebhookDispatcher } from './webhooks/dispatcher.js';
+import { startHeraldWebhooks, type HeraldWebhookEvent } from './webhooks/herald-webhooks.js';
+import { WebhookMetrics } from './webhooks/metrics.js';
 
 export interface HeraldServerOptions {
   /** Use this broker instead of the one `config.broker` names (tests, embedding). */
@@ -76,6 +79,10 @@ export class HeraldServer {
    */
   readonly operatorRoutes: Router;
   private readonly internal: InternalListener | undefined;
+  /** Webhook figures for every dispatcher of this server (Herald's own; a Pusher layer's passes `name: 'pusher'`). */
+  readonly webhookMetrics: WebhookMetrics;
+  /** Herald's own webhooks (`webhook` URL), when configured. */
+  readonly webhooks: WebhookDispatcher<HeraldWebhookEvent> | undefined;
 
   constructor(readonly config: HeraldConfig, options: HeraldServerOptions = {}) {
     this.log = options.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
@@ -87,6 +94,9 @@ export class HeraldServer {
     // limits, client publish) both ask it, so it comes first.
     this.policy = new ChannelPolicy(config);
     this.node = new HeraldNode(broker, config, this.log, metrics, this.policy);
+
+    this.webhookMetrics = new WebhookMetrics(metrics.registry);
+    this.webhooks = startHeraldWebhooks(config, this.node, this.webhookMetrics, this.log);
 
     const hub = this.node.hub;
     this.auth = new Authorization(config, this.policy, (channel) => hub.memberCount(channel));
@@ -361,6 +371,8 @@ export class HeraldServer {
     // Operators' port last: /readyz said 503 there too for the whole drain.
     await this.internal?.close();
     await this.node.stop();
+    // The drain's disconnects and vacated channels are queued by now: one last attempt to send them.
+    await this.webhooks?.close(Math.min(this.config.webhookTimeoutMs, 2000));
     this.stopFaultLog();
     this.processMetrics.stop();
   }

@@ -16,6 +16,9 @@ import type { Logger } from '../util/log.js';
 /** Told of a publication's fan-out: its channel, the frames handed to members, and the seconds that took. */
 export type FanOutObserver = (channel: string, delivered: number, seconds: number) => void;
 
+/** Told when a channel gets its first local member (`occupied` true) and when its last one leaves (false). */
+export type OccupancyObserver = (channel: string, occupied: boolean) => void;
+
 /** Something that receives frames: a Session. */
 export interface HubMember {
   /** `label` is the name the member joined the channel under (a session may hold one channel under two). */
@@ -71,6 +74,8 @@ export class Hub implements BrokerHandler {
   /** Channels published to since the last `takeBusiest`, each once (bounded by MAX_TOUCHED). */
   private touched: string[] = [];
   private touchedOverflow = false;
+  /** Set by the node when someone (webhooks) wants to know; called on join and leave only, never on fan-out. */
+  occupancyObserver: OccupancyObserver | undefined;
 
   constructor(private readonly broker: Broker, private readonly log: Logger) {}
 
@@ -92,6 +97,7 @@ export class Hub implements BrokerHandler {
         () => undefined,
       );
       this.channels.set(channel, (entry = created));
+      this.occupancyObserver?.(channel, true);
     }
     let group = findGroup(entry, encoder, label);
     if (!group) {
@@ -121,6 +127,7 @@ export class Hub implements BrokerHandler {
     if (group.count === 0) entry.groups.splice(entry.groups.indexOf(group), 1);
     if (entry.size === 0) {
       this.channels.delete(channel);
+      this.occupancyObserver?.(channel, false);
       this.brokerOp(channel, () => this.broker.unsubscribe([channel])).catch((err: unknown) => {
         this.log.warn('broker unsubscribe failed', { channel, err: String(err) });
       });

@@ -41,6 +41,18 @@ export interface NodePublishOptions {
 
 const TICK_MS = 1000;
 
+/**
+ * What the node tells observers (webhooks/herald-webhooks.ts): a session opened (every subscription of its opening
+ * live) and ended (only sessions that were announced opened), and a channel's first local subscriber and last.
+ * Called synchronously: an observer must only queue work.
+ */
+export interface NodeObserver {
+  sessionOpened?(session: Session): void;
+  sessionEnded?(session: Session, reason: DisconnectReason | 'client_gone'): void;
+  channelOccupied?(channel: string): void;
+  channelVacated?(channel: string): void;
+}
+
 export class HeraldNode implements SessionOwner {
   /** Random per start, 7 base-36 characters: names this node to its peers and prefixes its session ids. */
   readonly nodeId = newNodeId();
@@ -64,6 +76,9 @@ export class HeraldNode implements SessionOwner {
   private brokerLost = false;
   /** Subscriptions waiting for the broker (HeraldNode.subscribe), woken together by `wakeBrokerWaiters`. */
   private brokerWaiters: (() => void)[] = [];
+  private readonly observers: NodeObserver[] = [];
+  /** Sessions announced to observers as opened, so only they are announced ended (made with the first observer). */
+  private announced: WeakSet<Session> | undefined;
 
   constructor(
     readonly broker: Broker,
@@ -163,6 +178,21 @@ export class HeraldNode implements SessionOwner {
     return this.sessions.values();
   }
 
+  /** Be told of sessions opening and ending and channels occupied and vacated on this node (see NodeObserver). */
+  observe(observer: NodeObserver): void {
+    this.observers.push(observer);
+    this.announced ??= new WeakSet();
+    if (observer.channelOccupied || observer.channelVacated) {
+      const observers = this.observers;
+      this.hub.occupancyObserver = (channel, occupied) => {
+        for (const o of observers) {
+          if (occupied) o.channelOccupied?.(channel);
+          else o.channelVacated?.(channel);
+        }
+      };
+    }
+  }
+
   /** Run `hook` on every tick of the node's one timer (once a second): transports sweep their deadlines here. */
   onTick(hook: (now: number) => void): void {
     this.tickHooks.push(hook);
@@ -220,6 +250,10 @@ export class HeraldNode implements SessionOwner {
       throw err;
     }
     this.metrics.connectionsOpened.inc({ transport: options.transport });
+    if (this.announced && !session.isEnded) {
+      this.announced.add(session);
+      for (const o of this.observers) o.sessionOpened?.(session);
+    }
     return session;
   }
 
@@ -456,6 +490,7 @@ export class HeraldNode implements SessionOwner {
     if (this.sessions.get(session.seq) !== session) return;
     for (const t of session.targets) this.hub.leave(t.channel, t.label, session.codec, session);
     session.targets.length = 0;
+    if (this.announced?.delete(session)) for (const o of this.observers) o.sessionEnded?.(session, reason);
     if (reason !== 'client_gone') {
       this.metrics.disconnects.inc({ reason });
       if (reason === 'slow') {

@@ -62,6 +62,8 @@ export interface SessionOptions {
   readonly maxQueueBytes: number;
   /** Milliseconds since the epoch when the client's credentials expire. */
   readonly expiresAt?: number;
+  /** The user behind the connection: the token's `sub`, or the auth hook's `user` (webhooks name it). */
+  readonly user?: string;
   /**
    * A replay too large for the queue may be cut after the messages that fit (`/poll`: the answer ends the session,
    * and the next poll continues from its cursor). Otherwise such a replay is a `reload` `oversized`.

@@ -71,6 +71,7 @@ export class PollTransport {
         remoteAddress: sreq.remoteAddress,
         maxQueueBytes: config.maxQueueBytes,
         expiresAt: auth.expiresAt,
+        ...(auth.subject !== undefined ? { user: auth.subject } : {}),
         // The answer ends the poll; the next one continues from its cursor.
         replayInPieces: true,
       },

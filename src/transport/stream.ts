@@ -79,6 +79,7 @@ export async function serveStream(
         remoteAddress: req.remoteAddress,
         maxQueueBytes: ctx.config.maxQueueBytes,
         expiresAt: auth.expiresAt,
+        ...(auth.subject !== undefined ? { user: auth.subject } : {}),
       },
       resume,
     );

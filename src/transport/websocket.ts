@@ -115,6 +115,7 @@ export class WebSocketTransport {
           remoteAddress: sreq.remoteAddress,
           maxQueueBytes: config.maxQueueBytes,
           expiresAt: opened.expiresAt,
+          ...(opened.grant?.subject !== undefined ? { user: opened.grant.subject } : {}),
         },
         cursor === null ? undefined : { since: parseCursor(cursor, opened.targets.length) },
       );
