@@ -167,6 +167,18 @@ export interface HeraldConfig {
   readonly webhookTimeoutMs: number;
   /** Attempts per webhook batch (with exponential backoff between them) before it is dropped. @default 6 */
   readonly webhookMaxAttempts: number;
+  /**
+   * Seconds between a node's presence heartbeats on Redis: its members' entries are refreshed this often
+   * (docs/presence.md). @default 5
+   */
+  readonly presenceHeartbeatSeconds: number;
+  /**
+   * Seconds a node's presence entries live on Redis without a heartbeat: a killed node's members are gone from
+   * presence answers at most this long after its last heartbeat. More than presenceHeartbeatSeconds. @default 15
+   */
+  readonly presenceTtlSeconds: number;
+  /** Largest user info (JSON text of the token's `info` claim, or the auth hook's) a presence member carries. @default 1024 */
+  readonly presenceMaxInfoBytes: number;
   /** Namespaces by channel-name prefix (`"chat"` rules `chat:*`): see docs/security.md. @default {} */
   readonly namespaces: Readonly<Record<string, NamespaceRules>>;
   /** Rules for channels outside every namespace. @default {} (nothing anonymous, no client publish) */
@@ -202,6 +214,10 @@ export interface NamespaceRules {
   readonly historySize?: number;
   /** Seconds a channel's history lives after its last message; unset = the node's history settings. */
   readonly historyTtlSeconds?: number;
+  /** Keep who is subscribed (docs/presence.md): the server API's presence calls, the clients' `presence`. @default false (true in --dev) */
+  readonly presence?: boolean;
+  /** Push join and leave events to every subscriber (implies presence). @default false */
+  readonly joinLeave?: boolean;
 }
 
 /** A publish API key that may publish only to channels of some namespaces (`""` names the default namespace). */
@@ -351,6 +367,9 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
   webhookQueueSize: { kind: 'int', min: 1, max: 10_000_000, doc: 'webhook events waiting at most (more are dropped and counted)' },
   webhookTimeoutMs: { kind: 'int', min: 50, max: 120_000, doc: 'milliseconds one webhook request may take' },
   webhookMaxAttempts: { kind: 'int', min: 1, max: 100, doc: 'attempts per webhook batch before it is dropped' },
+  presenceHeartbeatSeconds: { kind: 'int', min: 1, max: 300, doc: 'seconds between a node\'s presence heartbeats on Redis' },
+  presenceTtlSeconds: { kind: 'int', min: 2, max: 3600, doc: 'seconds a node\'s presence entries live on Redis without a heartbeat' },
+  presenceMaxInfoBytes: { kind: 'int', min: 0, max: 65_536, doc: 'largest user info (JSON text) a presence member carries' },
   namespaces: { kind: 'json', json: checkNamespaces, doc: 'rules by channel-name prefix: {"chat": {"anonymous": true}}' },
   defaultNamespace: { kind: 'json', json: (name, v) => checkRules(name, v), doc: 'rules for channels outside every namespace' },
   scopedApiKeys: {
@@ -432,6 +451,9 @@ export const DEFAULTS: HeraldConfig = {
   webhookQueueSize: 10_000,
   webhookTimeoutMs: 5000,
   webhookMaxAttempts: 6,
+  presenceHeartbeatSeconds: 5,
+  presenceTtlSeconds: 15,
+  presenceMaxInfoBytes: 1024,
   namespaces: {},
   defaultNamespace: {},
   scopedApiKeys: [],
@@ -588,6 +610,9 @@ function checkSafety(config: HeraldConfig, problems: ConfigError[]): void {
   }
   if (config.historyMetaTtlSeconds < config.historyTtlSeconds) {
     problems.push(new ConfigError('historyMetaTtlSeconds', 'must be at least historyTtlSeconds'));
+  }
+  if (config.presenceTtlSeconds <= config.presenceHeartbeatSeconds) {
+    problems.push(new ConfigError('presenceTtlSeconds', 'must be more than presenceHeartbeatSeconds (at least twice is wise)'));
   }
   if (config.previousSecret !== '' && config.previousSecretUntil === '') {
     problems.push(new ConfigError('HERALD_PREVIOUS_SECRET_UNTIL', 'required with a previous secret: the date it stops being accepted'));
@@ -750,6 +775,8 @@ export const RULE_FIELDS: Readonly<Record<keyof NamespaceRules, 'boolean' | 'cou
   maxSubscribers: 'count',
   historySize: 'count',
   historyTtlSeconds: 'count',
+  presence: 'boolean',
+  joinLeave: 'boolean',
 };
 
 function checkRules(name: string, value: unknown): NamespaceRules {

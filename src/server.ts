@@ -41,6 +41,10 @@ import { VERSION } from './version.js';
 import type { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { startHeraldWebhooks, type HeraldWebhookEvent } from './webhooks/herald-webhooks.js';
 import { WebhookMetrics } from './webhooks/metrics.js';
+import { Presence } from './presence/presence.js';
+import { LocalOnlyStore, type PresenceStore, type StoreContext } from './presence/store.js';
+import { RedisPresenceStore } from './presence/redis-store.js';
+import type { LocalPresence } from './presence/local-presence.js';
 
 export interface HeraldServerOptions {
   /** Use this broker instead of the one `config.broker` names (tests, embedding). */
@@ -81,6 +85,8 @@ export class HeraldServer {
   private readonly internal: InternalListener | undefined;
   /** Webhook figures for every dispatcher of this server (Herald's own; a Pusher layer's passes `name: 'pusher'`). */
   readonly webhookMetrics: WebhookMetrics;
+  /** Who is in each presence channel (src/presence/): the server API, /ws clients and other protocols use it. */
+  readonly presence: Presence;
   /** Herald's own webhooks (`webhook` URL), when configured. */
   readonly webhooks: WebhookDispatcher<HeraldWebhookEvent> | undefined;
 
@@ -95,6 +101,7 @@ export class HeraldServer {
     this.policy = new ChannelPolicy(config);
     this.node = new HeraldNode(broker, config, this.log, metrics, this.policy);
 
+    this.presence = createPresence(config, this.node, this.policy, broker, this.log);
     this.webhookMetrics = new WebhookMetrics(metrics.registry);
     this.webhooks = startHeraldWebhooks(config, this.node, this.webhookMetrics, this.log);
 
@@ -283,6 +290,7 @@ export class HeraldServer {
         auth.mayClientPublish(channel, grant) || (config.dev && isLoopback(remoteAddress) && !otherSite),
       publish: (channel, data, key) => this.node.publish(channel, data, { source: 'ws', ...(key !== undefined ? { idempotencyKey: key } : {}) }),
       clientAddress,
+      presence: this.presence,
       onRefused: (code) => {
         metrics.rejected.inc({ code });
         access?.refused('GET', '/ws', code, 'ws');
@@ -380,6 +388,23 @@ export class HeraldServer {
 
 export function createHeraldServer(config: HeraldConfig, options?: HeraldServerOptions): HeraldServer {
   return new HeraldServer(config, options);
+}
+
+/** Presence with the store the broker allows: per-node entries on Redis, or this node alone on the embedded broker. */
+function createPresence(config: HeraldConfig, node: HeraldNode, policy: ChannelPolicy, broker: Broker, log: Logger): Presence {
+  const maxInfoBytes = config.presenceMaxInfoBytes;
+  const storeFor = (local: LocalPresence): PresenceStore => {
+    if (!(broker instanceof RedisBroker)) return new LocalOnlyStore();
+    const ctx: StoreContext = {
+      nodeId: node.nodeId,
+      local,
+      heartbeatMs: config.presenceHeartbeatSeconds * 1000,
+      ttlMs: config.presenceTtlSeconds * 1000,
+      maxInfoBytes,
+    };
+    return new RedisPresenceStore(broker, ctx, log);
+  };
+  return new Presence(node, policy, storeFor, { maxInfoBytes, log });
 }
 
 /** The one place a concrete broker is picked. config.ts has already checked the URL's shape. */

@@ -403,6 +403,7 @@ export const ROWS: Record<number, string> = {
   78: 'test/admin-http.test.ts', 79: 'test/admin-http.test.ts', 80: 'test/admin-http.test.ts', 81: 'test/admin-http.test.ts',
   82: 'test/internal-port.test.ts', 83: 'test/publish-raw.test.ts', 84: 'test/logs.test.ts',
   85: 'test/browser/dev-cors.test.ts', 86: 'test/broker-outage.test.ts',
+  60: 'test/presence.test.ts', 61: 'test/presence-redis.test.ts', 62: 'test/presence.test.ts',
 };
 
 test('every SECURITY-TESTS.md row names test files that exist', () => {

@@ -21,6 +21,8 @@ export interface ChannelGrant {
 /** What a verified credential grants. */
 export interface Grant {
   readonly subject?: string;
+  /** The user's info as JSON text (a token's `info` claim), for presence. */
+  readonly info?: string;
   readonly channels: readonly ChannelGrant[];
   /** Milliseconds since the epoch. */
   readonly expiresAt?: number;
@@ -40,6 +42,8 @@ export interface SubscribeCredentials {
 export interface AuthorizedSubscription {
   readonly targets: SessionTarget[];
   readonly subject?: string;
+  /** The user's info as JSON text, for presence. */
+  readonly info?: string;
   readonly expiresAt?: number;
   /** The grant behind a token, for transports that subscribe or publish later (WebSocket). */
   readonly grant?: Grant;
@@ -156,7 +160,7 @@ export class SubscribeAuthorizer {
 
     const unique = dedupe(targets);
     this.checkTargets(unique);
-    return { targets: unique, subject: grant?.subject, expiresAt, grant };
+    return { targets: unique, subject: grant?.subject, ...(grant?.info !== undefined ? { info: grant.info } : {}), expiresAt, grant };
   }
 
   /** Verify a token on its own, for WebSocket `connect` and `refresh`: its grant, or a 401. */

@@ -232,7 +232,9 @@ export function grantFromClaims(payload: JWTPayload, secretUntil?: number): Gran
   const exp = typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
   // A token signed with a rotated-out secret lasts no longer than that secret.
   const expiresAt = secretUntil !== undefined ? Math.min(exp ?? secretUntil, secretUntil) : exp;
-  return { subject: typeof payload.sub === 'string' ? payload.sub : undefined, channels, expiresAt };
+  // `info`: what presence shows of the user (docs/presence.md), kept as JSON text; its size is bounded by presence.
+  const info = payload['info'] === undefined || payload['info'] === null ? undefined : JSON.stringify(payload['info']);
+  return { subject: typeof payload.sub === 'string' ? payload.sub : undefined, channels, expiresAt, ...(info !== undefined ? { info } : {}) };
 }
 
 function prefixProblem(prefix: string): string | undefined {
@@ -248,6 +250,8 @@ export interface SignTokenOptions {
   readonly channels: readonly string[];
   /** The `sub` claim: the user the token is for. */
   readonly subject?: string;
+  /** The `info` claim: any JSON value presence members carry (docs/presence.md). */
+  readonly info?: unknown;
   /** Seconds until `exp`. @default 3600 */
   readonly ttlSeconds?: number;
   /** `true` or a list of entries of `channels` the holder may publish to over WebSocket. */
@@ -270,6 +274,7 @@ export async function signToken(options: SignTokenOptions): Promise<string> {
   const ttl = options.ttlSeconds ?? 3600;
   if (!Number.isFinite(ttl) || ttl <= 0) throw new HeraldError('bad_request', 'ttl must be a positive number of seconds');
   const claims: JWTPayload = { channels: [...options.channels] };
+  if (options.info !== undefined) claims['info'] = options.info;
   if (options.publish !== undefined && options.publish !== false) {
     claims['publish'] = options.publish === true ? true : [...options.publish];
   }

@@ -17,6 +17,7 @@ export const TOKEN: CommandSpec = {
     sub: { type: 'string', value: 'USER', help: 'the subject (user id) of the token' },
     ttl: { type: 'string', value: 'SECONDS', help: 'seconds until the token expires', default: '3600' },
     publish: { type: 'boolean', help: 'let WebSocket clients holding it publish to its channels' },
+    info: { type: 'string', value: 'JSON', help: 'the info claim: user info presence members carry (any JSON)' },
     aud: { type: 'string', value: 'A', help: 'audience claim', default: 'the first of jwtAudience' },
     iss: { type: 'string', value: 'I', help: 'issuer claim', default: 'the first of jwtIssuers' },
   },
@@ -37,6 +38,7 @@ export async function tokenCommand(argv: string[], env: Record<string, string | 
       subject: str('sub'),
       ttlSeconds: ttlOf(parsed.values['ttl'], 3600),
       publish: parsed.values['publish'] === true,
+      ...(str('info') !== undefined ? { info: infoOf(str('info') as string) } : {}),
       audience: str('aud') ?? config.jwtAudience[0],
       issuer: str('iss') ?? config.jwtIssuers[0],
     });
@@ -52,6 +54,14 @@ export async function tokenCommand(argv: string[], env: Record<string, string | 
 export function secretFor(config: HeraldConfig): string {
   if (config.secret === '') throw new ConfigError('HERALD_SECRET', 'a secret is needed to sign (set HERALD_SECRET)');
   return config.secret;
+}
+
+function infoOf(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new ConfigError('--info', 'must be JSON text, e.g. \'{"name":"Alice"}\'');
+  }
 }
 
 export function ttlOf(raw: unknown, fallback: number): number {

@@ -70,6 +70,20 @@ export class ChannelPolicy {
     return this.of(channel).rules.clientPublish === true;
   }
 
+  /**
+   * The channel keeps presence (who is subscribed: docs/presence.md): its namespace says `presence` or `joinLeave`,
+   * or --dev, where every channel does.
+   */
+  presence(channel: string): boolean {
+    const rules = this.of(channel).rules;
+    return this.dev || rules.presence === true || rules.joinLeave === true;
+  }
+
+  /** Every subscriber of the channel is told of joins and leaves (`joinLeave`); elsewhere only clients that ask. */
+  joinLeave(channel: string): boolean {
+    return this.of(channel).rules.joinLeave === true;
+  }
+
   /** Subscribers a channel may have on one node; 0 = unlimited. */
   maxSubscribers(channel: string): number {
     return this.of(channel).rules.maxSubscribers ?? 0;

@@ -201,6 +201,19 @@ export class Hub implements BrokerHandler {
     }
   }
 
+  /**
+   * Each (wire format, label) group of a channel's local members: what a non-message frame (presence's join and
+   * leave) needs to encode once per group, as the fan-out does.
+   */
+  forEachGroup(channel: string, fn: (label: string, members: Iterable<HubMember>) => void): void {
+    const entry = this.channels.get(channel);
+    if (!entry) return;
+    for (const group of [...entry.groups]) {
+      if (group.one) fn(group.label, [group.one]);
+      else if (group.many) fn(group.label, [...group.many]);
+    }
+  }
+
   /** (member, channel) pairs. */
   subscriptionCount(): number {
     return this.members;

@@ -51,6 +51,10 @@ export interface NodeObserver {
   sessionEnded?(session: Session, reason: DisconnectReason | 'client_gone'): void;
   channelOccupied?(channel: string): void;
   channelVacated?(channel: string): void;
+  /** A session's subscription to one target is live (presence: a member joins). */
+  subscribed?(session: Session, target: SessionTarget): void;
+  /** A session no longer holds one target (unsubscribed, or the session ended). */
+  unsubscribed?(session: Session, target: SessionTarget): void;
 }
 
 export class HeraldNode implements SessionOwner {
@@ -77,6 +81,8 @@ export class HeraldNode implements SessionOwner {
   /** Subscriptions waiting for the broker (HeraldNode.subscribe), woken together by `wakeBrokerWaiters`. */
   private brokerWaiters: (() => void)[] = [];
   private readonly observers: NodeObserver[] = [];
+  /** Work done by `stop` before the broker closes (presence removes this node's entries). */
+  private readonly stopHooks: (() => Promise<void>)[] = [];
   /** Sessions announced to observers as opened, so only they are announced ended (made with the first observer). */
   private announced: WeakSet<Session> | undefined;
 
@@ -193,6 +199,11 @@ export class HeraldNode implements SessionOwner {
     }
   }
 
+  /** Run `hook` when the node stops, after the drain and before the broker closes. */
+  beforeStop(hook: () => Promise<void>): void {
+    this.stopHooks.push(hook);
+  }
+
   /** Run `hook` on every tick of the node's one timer (once a second): transports sweep their deadlines here. */
   onTick(hook: (now: number) => void): void {
     this.tickHooks.push(hook);
@@ -283,6 +294,7 @@ export class HeraldNode implements SessionOwner {
       const joined = await this.join(session, targets, resume);
       if (joined.ok) {
         recover = joined.recover;
+        if (!session.isEnded) for (const t of joined.added) for (const o of this.observers) o.subscribed?.(session, t);
         break;
       }
       this.dropTargets(session, joined.added);
@@ -323,7 +335,7 @@ export class HeraldNode implements SessionOwner {
     session: Session,
     targets: readonly SessionTarget[],
     resume: ResumeRequest | undefined,
-  ): Promise<{ ok: true; recover: Recovering[] } | { ok: false; added: SessionTarget[]; error: unknown }> {
+  ): Promise<{ ok: true; added: SessionTarget[]; recover: Recovering[] } | { ok: false; added: SessionTarget[]; error: unknown }> {
     const joins: Promise<void>[] = [];
     const added: SessionTarget[] = [];
     const recover: Recovering[] = [];
@@ -338,7 +350,7 @@ export class HeraldNode implements SessionOwner {
     });
     const results = await Promise.allSettled(joins);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    return failed ? { ok: false, added, error: failed.reason } : { ok: true, recover };
+    return failed ? { ok: false, added, error: failed.reason } : { ok: true, added, recover };
   }
 
   /**
@@ -352,6 +364,7 @@ export class HeraldNode implements SessionOwner {
       session.targets = session.targets.filter((_, j) => j !== i);
       session.untrack(t.label);
       this.hub.leave(t.channel, t.label, session.codec, session);
+      for (const o of this.observers) o.unsubscribed?.(session, t);
     }
     session.forgetHeld();
   }
@@ -383,6 +396,7 @@ export class HeraldNode implements SessionOwner {
     session.targets.splice(i, 1);
     session.untrack(target.label);
     this.hub.leave(target.channel, target.label, session.codec, session);
+    for (const o of this.observers) o.unsubscribed?.(session, target);
   }
 
   /** SessionOwner: count reload notices, the losses clients had to repair. */
@@ -488,7 +502,10 @@ export class HeraldNode implements SessionOwner {
    */
   sessionEnded(session: Session, reason: DisconnectReason | 'client_gone'): void {
     if (this.sessions.get(session.seq) !== session) return;
-    for (const t of session.targets) this.hub.leave(t.channel, t.label, session.codec, session);
+    for (const t of session.targets) {
+      this.hub.leave(t.channel, t.label, session.codec, session);
+      for (const o of this.observers) o.unsubscribed?.(session, t);
+    }
     session.targets.length = 0;
     if (this.announced?.delete(session)) for (const o of this.observers) o.sessionEnded?.(session, reason);
     if (reason !== 'client_gone') {
@@ -533,6 +550,7 @@ export class HeraldNode implements SessionOwner {
   async stop(): Promise<void> {
     this.drain();
     if (this.ticker) clearInterval(this.ticker);
+    await Promise.all(this.stopHooks.map((hook) => hook().catch(() => undefined)));
     await this.broker.close();
   }
 

@@ -64,6 +64,10 @@ export interface SessionOptions {
   readonly expiresAt?: number;
   /** The user behind the connection: the token's `sub`, or the auth hook's `user` (webhooks name it). */
   readonly user?: string;
+  /** The user's info as JSON text (the token's `info` claim, or the auth hook's): presence members carry it. */
+  readonly info?: string;
+  /** The client asked for join and leave events on its presence channels (`joinLeave=1`; docs/presence.md). */
+  readonly joinLeave?: boolean;
   /**
    * A replay too large for the queue may be cut after the messages that fit (`/poll`: the answer ends the session,
    * and the next poll continues from its cursor). Otherwise such a replay is a `reload` `oversized`.
@@ -140,6 +144,8 @@ export class Session implements HubMember {
   private cursors: ChannelCursor[] = [];
   /** Resume mode (SSE, or a client that sent a cursor): position changes without a message are announced. */
   announcePositions = false;
+  /** Join and leave events of presence channels go to this client (asked for; a `/ws` subscribe can ask later). */
+  joinLeave: boolean;
 
   constructor(
     private readonly owner: SessionOwner,
@@ -147,6 +153,7 @@ export class Session implements HubMember {
     readonly options: SessionOptions,
   ) {
     this.expiresAt = options.expiresAt;
+    this.joinLeave = options.joinLeave === true;
   }
 
   /**

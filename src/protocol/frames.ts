@@ -31,6 +31,16 @@ export interface StreamCodec extends FrameEncoder {
    * an unframed event body that this wraps, per connection, with the cursor as the event's id.
    */
   readonly withCursor?: (body: Buffer, cursor: string) => Buffer;
+  /**
+   * A presence event on `label` (docs/presence.md): `member` is the member's JSON object text. Absent where a
+   * transport has no such frame.
+   */
+  readonly encodePresence?: (kind: 'join' | 'leave', label: string, member: string) => Buffer;
+}
+
+/** `["join","<label>",{member}]` / `["leave",...]`: the /sub line, the SSE event's data, the poll element. */
+export function presenceLine(kind: 'join' | 'leave', label: string, member: string): string {
+  return `[${JSON.stringify(kind)},${JSON.stringify(label)},${member}]`;
 }
 
 /**
@@ -86,6 +96,7 @@ function makeCodec(
     disconnect: (r: DisconnectReason) => string;
     reload: (label: string, reason: ReloadReason, id: string, cursor: string) => string;
     position: (label: string, id: string, cursor: string) => string;
+    presence: (kind: 'join' | 'leave', label: string, member: string) => string;
     preamble: string;
   },
 ): StreamCodec {
@@ -99,6 +110,7 @@ function makeCodec(
     encode: (p, label) => frame(parts.message(p, label)),
     encodeReload: (label, reason, id, cursor) => frame(parts.reload(label, reason, id, cursor)),
     encodePosition: (label, id, cursor) => frame(parts.position(label, id, cursor)),
+    encodePresence: (kind, label, member) => frame(parts.presence(kind, label, member)),
     encodeDisconnect(reason) {
       let buf = disconnects.get(reason);
       if (!buf) disconnects.set(reason, (buf = frame(parts.disconnect(reason))));
@@ -118,6 +130,7 @@ export function ndjsonCodec(chunked: boolean, withIds = true): StreamCodec {
     disconnect: (r) => disconnectLine(r) + '\n',
     reload: (label, reason, id) => reloadLine(label, reason, id) + '\n',
     position: (label, id) => positionLine(label, id) + '\n',
+    presence: (kind, label, member) => presenceLine(kind, label, member) + '\n',
     preamble: '',
   });
 }
@@ -156,6 +169,8 @@ function sseParts(retryMs: number, idOf: (p: Publication) => string | undefined)
     // A named event, not an id-only one: some clients (the eventsource package) move lastEventId only for events
     // with data, and a page that does not listen for "position" never sees it.
     position: (label: string, id: string, cursor: string) => sseEvent('position', cursor, positionLine(label, id)),
+    // No id: a presence event moves no position.
+    presence: (kind: 'join' | 'leave', label: string, member: string) => sseEvent(kind, undefined, presenceLine(kind, label, member)),
     preamble: `retry: ${retryMs}\n\n`,
   };
 }

@@ -25,7 +25,10 @@ export type ClientRequest =
       readonly channel?: string;
       readonly key?: string;
       readonly since?: string;
+      /** Ask for join and leave events on this connection's presence channels (docs/presence.md). */
+      readonly joinLeave?: boolean;
     }
+  | { readonly op: 'presence' | 'presence_stats'; readonly id: RequestId; readonly channel: string }
   | { readonly op: 'unsubscribe'; readonly id: RequestId; readonly channel?: string; readonly key?: string }
   | {
       readonly op: 'publish';
@@ -81,8 +84,14 @@ export function parseRequest(bytes: Buffer, limits: FrameLimits = DEFAULT_LIMITS
       const key = str(frame, 'key', false);
       if ((channel === undefined) === (key === undefined)) throw new BadFrame(`${op} needs one of channel or key`);
       if (op === 'unsubscribe') return { op, id, channel, key };
-      return { op, id, channel, key, since: str(frame, 'since', false) };
+      const joinLeave = frame['joinLeave'];
+      if (joinLeave !== undefined && typeof joinLeave !== 'boolean') throw new BadFrame('joinLeave must be true or false');
+      const since = str(frame, 'since', false);
+      return joinLeave === undefined ? { op, id, channel, key, since } : { op, id, channel, key, since, joinLeave };
     }
+    case 'presence':
+    case 'presence_stats':
+      return { op, id, channel: str(frame, 'channel', true) };
     case 'publish': {
       const data = frame['data'];
       if (data === undefined) throw new BadFrame('publish needs data');
@@ -188,6 +197,7 @@ function makeWsCodec(name: string, f: Framing): StreamCodec {
     encodeDisconnect: () => Buffer.alloc(0),
     encodeReload: (label, reason, id) => reloadFrame(label, reason, id, f),
     encodePosition: (label, id) => positionFrame(label, id, f),
+    encodePresence: (kind, label, member) => f(`{"type":${JSON.stringify(kind)},"channel":${JSON.stringify(label)},"member":${member}}`),
   };
 }
 

@@ -12,10 +12,11 @@ import type { HeraldNode } from '../core/node.js';
 import type { ClientAddress } from '../http/client-address.js';
 import type { Session, SessionSink } from '../core/session.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
-import { disconnectLine, messageLine, reloadLine, type StreamCodec } from '../protocol/frames.js';
+import { disconnectLine, messageLine, presenceLine, reloadLine, type StreamCodec } from '../protocol/frames.js';
 import { parseCursor } from '../protocol/message-id.js';
 import { corsHeaders, corsOrigins } from '../auth/origin.js';
 import { streamRequestFromNode, subscribeCredentials } from '../http/request.js';
+import { wantsJoinLeave } from './stream.js';
 
 export interface PollContext {
   readonly node: HeraldNode;
@@ -39,6 +40,7 @@ export const pollCodec: StreamCodec = {
   encodeReload: (label, reason, id) => Buffer.from(reloadLine(label, reason, id), 'utf8'),
   // The answer's cursor carries every position; a position element alone must not end the wait.
   encodePosition: () => EMPTY,
+  encodePresence: (kind, label, member) => Buffer.from(presenceLine(kind, label, member), 'utf8'),
 };
 
 export class PollTransport {
@@ -72,6 +74,7 @@ export class PollTransport {
         maxQueueBytes: config.maxQueueBytes,
         expiresAt: auth.expiresAt,
         ...(auth.subject !== undefined ? { user: auth.subject } : {}),
+        ...(wantsJoinLeave(sreq.query) ? { joinLeave: true } : {}),
         // The answer ends the poll; the next one continues from its cursor.
         replayInPieces: true,
       },

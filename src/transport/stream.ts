@@ -45,6 +45,12 @@ export interface StreamTransport {
   readonly outageRetryMs?: () => number;
 }
 
+/** `joinLeave=1` (or `true`): the client asks for join and leave events on its presence channels (docs/presence.md). */
+export function wantsJoinLeave(query: URLSearchParams): boolean {
+  const v = query.get('joinLeave');
+  return v === '1' || v === 'true';
+}
+
 /** Bytes a client may send on a held stream (it should send none) before it is cut off. */
 const MAX_INBOUND_AFTER_HEADERS = 4096;
 
@@ -80,6 +86,8 @@ export async function serveStream(
         maxQueueBytes: ctx.config.maxQueueBytes,
         expiresAt: auth.expiresAt,
         ...(auth.subject !== undefined ? { user: auth.subject } : {}),
+        ...(auth.info !== undefined ? { info: auth.info } : {}),
+        ...(wantsJoinLeave(req.query) ? { joinLeave: true } : {}),
       },
       resume,
     );

@@ -42,6 +42,9 @@ import { credentialDigest } from '../util/lru.js';
 import { subscribeCredentials } from '../http/request.js';
 import { originAllowed } from '../auth/origin.js';
 import { refuseUpgrade, upgradeRequest } from './upgrade.js';
+import { wantsJoinLeave } from './stream.js';
+import type { Presence } from '../presence/presence.js';
+import { memberObject } from '../presence/member.js';
 
 export interface WebSocketContext {
   readonly node: HeraldNode;
@@ -55,6 +58,8 @@ export interface WebSocketContext {
   publish(channel: string, data: string, idempotencyKey?: string): Promise<{ id?: string; replayed?: boolean }>;
   /** The client behind trusted proxies (http/client-address.ts). */
   readonly clientAddress?: ClientAddress;
+  /** Presence (src/presence/): a client may ask who is in a channel it subscribes to, where presence is on. */
+  readonly presence?: Presence;
   /** Called with the error code of every refused upgrade (metrics). */
   onRefused(code: string): void;
 }
@@ -116,6 +121,8 @@ export class WebSocketTransport {
           maxQueueBytes: config.maxQueueBytes,
           expiresAt: opened.expiresAt,
           ...(opened.grant?.subject !== undefined ? { user: opened.grant.subject } : {}),
+          ...(opened.grant?.info !== undefined ? { info: opened.grant.info } : {}),
+          ...(wantsJoinLeave(sreq.query) ? { joinLeave: true } : {}),
         },
         cursor === null ? undefined : { since: parseCursor(cursor, opened.targets.length) },
       );
@@ -341,7 +348,11 @@ class WsConnection implements SessionSink {
         if (this.token === undefined) throw new HeraldError('bad_request', 'no token to refresh: use connect');
         return this.useToken(request.token);
       case 'subscribe':
+        if (request.joinLeave === true) this.session.joinLeave = true;
         return this.subscribe(request.channel, request.key, request.since);
+      case 'presence':
+      case 'presence_stats':
+        return this.presence(request.op, request.channel);
       case 'unsubscribe':
         return this.unsubscribe(request.channel ?? request.key ?? '');
       case 'publish':
@@ -411,6 +422,17 @@ class WsConnection implements SessionSink {
       this.tokenChannels?.delete(target.channel);
     }
     return {};
+  }
+
+  /** Who is in a channel this connection subscribes to (by the name it knows it by), where presence is on. */
+  private async presence(op: 'presence' | 'presence_stats', label: string): Promise<Record<string, unknown>> {
+    const target = this.session.targets.find((t) => t.label === label);
+    if (!target) throw new HeraldError('forbidden', 'presence is answered for channels this connection subscribes to');
+    const presence = this.ctx.presence;
+    if (!presence?.enabled(target.channel)) throw new HeraldError('forbidden', 'presence is not on for this channel');
+    if (op === 'presence_stats') return { channel: label, ...(await presence.stats(target.channel)) };
+    const answer = await presence.members(target.channel);
+    return { channel: label, members: answer.members.map(memberObject), truncated: answer.truncated };
   }
 
   private grantedByToken(channel: string): void {
