@@ -3,7 +3,7 @@
  * It is the only module that picks a concrete broker.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { isLoopback } from './auth/api-key.js';
 import { Authorization } from './auth/authorization.js';
 import { corsOrigins } from './auth/origin.js';
@@ -11,9 +11,10 @@ import type { Broker } from './broker/broker.js';
 import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
 import type { HeraldConfig } from './config.js';
-import { ERROR_TABLE, HeraldError, toHeraldError } from './errors.js';
+import { HeraldError, toHeraldError } from './errors.js';
 import { DRAIN_RETRY_AFTER_SECONDS, FastPublisher } from './http/fast-publish.js';
 import { FrontReader } from './http/front.js';
+import { refuseAndClose } from './http/wire.js';
 import { createNodeMetrics, MetricsRegistry } from './core/metrics.js';
 import { registerProcessMetrics } from './core/process-metrics.js';
 import { PublicationMetrics } from './core/publication-metrics.js';
@@ -26,7 +27,7 @@ import { withCors, withPreflight } from './http/cors.js';
 import { PublishApi } from './http/publish.js';
 import { AccessLog } from './http/access-log.js';
 import { InternalListener } from './http/internal-listener.js';
-import { Router } from './http/router.js';
+import { Router, toOriginForm } from './http/router.js';
 import { AdminDashboard } from './http/admin/routes.js';
 import { ClusterStats } from './core/node-stats.js';
 import { httpStreamTransport } from './transport/http-stream.js';
@@ -50,11 +51,21 @@ export interface HeraldServerOptions {
   /** Use this broker instead of the one `config.broker` names (tests, embedding). */
   broker?: Broker;
   logger?: Logger;
+  /**
+   * Serve every connection with node:http alone: no front reader, no publish fast path. The reference that
+   * test/http-differential.test.ts compares Herald's own readers with; not a setting.
+   */
+  nodeHttpOnly?: boolean;
 }
 
 export class HeraldServer {
   readonly node: HeraldNode;
   readonly http: Server;
+  /**
+   * The listening socket. Every connection is read first by the front reader (http/front.ts), which hands the ones
+   * it does not serve to `http` through node's documented `server.emit('connection', socket)`.
+   */
+  private readonly listener: TcpServer;
   readonly log: Logger;
   /** Keys, tokens, namespaces, origins: what transports call (see auth/authorization.ts). */
   readonly auth: Authorization;
@@ -226,14 +237,11 @@ export class HeraldServer {
         requestTimeout: requestTimeoutMs,
         connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
         keepAliveTimeout: 5000,
+        // The router refuses an HTTP/1.1 request without Host itself, with the documented JSON error.
+        requireHostHeader: false,
       },
       router.handle,
     );
-    // Every new connection goes to the front reader first: it serves fresh stream requests itself and hands the
-    // rest to node:http's own connection listener, which is taken off the server's 'connection' event for that.
-    const [nodeConnectionListener] = this.http.listeners('connection') as ((socket: Socket) => void)[];
-    if (!nodeConnectionListener) throw new Error('node:http registered no connection listener');
-    this.http.removeAllListeners('connection');
     this.fastPublish = new FastPublisher({
       authenticate: (head) => {
         try {
@@ -262,7 +270,7 @@ export class HeraldServer {
         if (!transport) return Promise.reject(new HeraldError('not_found'));
         return serveStream(stream, transport, req, takeOver);
       },
-      handOff: (socket) => nodeConnectionListener.call(this.http, socket),
+      handOff: (socket) => this.http.emit('connection', socket),
       fastPublish: this.fastPublish,
       maxUrlBytes: config.maxUrlBytes,
       maxHeaderBytes: config.maxHeaderBytes,
@@ -277,11 +285,16 @@ export class HeraldServer {
     const headComplete = (req: IncomingMessage): void => this.front.headComplete(req.socket);
     this.http.prependListener('request', headComplete);
     this.http.prependListener('upgrade', headComplete);
-    this.http.on('connection', (socket: Socket) => {
+    // Every new connection goes to the front reader first. The options are node:http's own for its sockets.
+    this.listener = createTcpServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
       this.sockets.add(socket);
       socket.on('close', this.forgetSocket);
-      this.front.accept(socket);
+      if (options.nodeHttpOnly) this.http.emit('connection', socket);
+      else this.front.accept(socket);
     });
+    // node:http starts its connection bookkeeping (headersTimeout, requestTimeout, closeIdleConnections) when it
+    // hears 'listening': it listens through `listener`, so it is told when that one does.
+    this.listener.on('listening', () => this.http.emit('listening'));
     const websocket = new WebSocketTransport({
       node: this.node,
       authorizer: stream.authorizer,
@@ -296,7 +309,10 @@ export class HeraldServer {
         access?.refused('GET', '/ws', code, 'ws');
       },
     });
-    this.http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => websocket.handleUpgrade(req, socket, head));
+    this.http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      toOriginForm(req);
+      websocket.handleUpgrade(req, socket, head);
+    });
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       // Malformed or timed-out requests: answer as node would, without a stack trace, and count them under
       // Herald's code (never the parser's own HPE_* code: labels stay a fixed set).
@@ -305,12 +321,7 @@ export class HeraldServer {
       metrics.rejected.inc({ code });
       access?.refused('-', '-', code, 'http', socket.remoteAddress);
       if (!socket.writable) return socket.destroy();
-      const body = JSON.stringify({ error: { code, message: ERROR_TABLE[code].message } });
-      socket.end(
-        `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
-          `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
-      );
-      socket.destroySoon();
+      refuseAndClose(socket, new HeraldError(code));
     });
   }
 
@@ -320,13 +331,13 @@ export class HeraldServer {
     this.front.start();
     await this.internal?.listen(this.config.internalPort, this.config.internalHost);
     await new Promise<void>((resolve, reject) => {
-      this.http.once('error', reject);
-      this.http.listen(port, host, () => {
-        this.http.off('error', reject);
+      this.listener.once('error', reject);
+      this.listener.listen(port, host, () => {
+        this.listener.off('error', reject);
         resolve();
       });
     });
-    return this.http.address() as AddressInfo;
+    return this.listener.address() as AddressInfo;
   }
 
   /** Base URL of the internal listener (`internalPort`), when there is one. */
@@ -337,7 +348,7 @@ export class HeraldServer {
 
   /** Base URL for clients on this machine, e.g. http://127.0.0.1:8080. */
   get url(): string {
-    const a = this.http.address() as AddressInfo;
+    const a = this.listener.address() as AddressInfo;
     const host = a.family === 'IPv6' ? `[${a.address === '::' ? '::1' : a.address}]` : a.address === '0.0.0.0' ? '127.0.0.1' : a.address;
     return `http://${host}:${a.port}`;
   }
@@ -371,7 +382,9 @@ export class HeraldServer {
       // A connection node:http holds turns idle once its answer is out (node:http keeps it alive otherwise).
       this.http.closeIdleConnections();
     }
-    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
+    // node:http never listened itself: its close() stops its bookkeeping and says so (ERR_SERVER_NOT_RUNNING).
+    this.http.close(() => undefined);
     this.http.closeAllConnections();
     for (const s of this.sockets) s.destroy();
     this.front.stop();

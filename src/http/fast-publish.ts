@@ -7,11 +7,12 @@
  * every request already read is started at once (publishes reach the broker in the order they arrived), and the
  * answers go out in order, in one write per batch.
  *
- * Only the plain case is handled: `Content-Length` bodies, no `Transfer-Encoding`, no `Expect`. Anything else, and
- * any other request on the same connection, is handed to node:http with the bytes not yet consumed, at a request
- * boundary, so node:http's full HTTP/1.1 handling answers it. What the fast path does decide, it decides as node:http
- * (llhttp) would: control bytes in a header value are 400, a header block over `maxHeaderBytes` is 431, a head not
- * here within `headersTimeoutMs` of the connection's accept (or of the request's first byte, after the first) is 408.
+ * Only the plain case is handled: HTTP/1.1, `Content-Length` bodies, no `Transfer-Encoding`, no `Expect`. The head
+ * is read by `parseHead` (http/wire.ts), the rules the front reader shares: what llhttp refuses is refused with the
+ * same status, and anything that is not the plain case (or any other request on the same connection) is handed to
+ * node:http with the bytes not yet consumed, at a request boundary, so node:http's full HTTP/1.1 handling answers
+ * it. A head not here within `headersTimeoutMs` of the connection's accept (or of the request's first byte, after
+ * the first) is 408.
  *
  * Bounds: at most MAX_IN_FLIGHT answers owed per connection, and reading stops while more than MAX_UNSENT_BYTES of
  * answers wait unsent (a client that pipelines and never reads is held by TCP flow control, not by server memory).
@@ -24,16 +25,11 @@ import { queryParams } from './request.js';
 import type { SocketOwner } from './socket-owner.js';
 import { releaseSocket, setOwner } from './socket-owner.js';
 import { ByteQueue } from './byte-queue.js';
+import { headWorthParsing, parseHead, writeResponse } from './wire.js';
 
-/** `POST /api/publish HTTP/1.1`, with a query or without (a raw publish names its channels there). */
-const PUBLISH_REQUEST_LINE = /^POST \/api\/publish(\?[!-~\u0080-\u00ff]*)? HTTP\/1\.1$/;
-/** A request line is its target and these: `POST ` and ` HTTP/1.1`. */
-const LINE_OVERHEAD = 14;
+/** The one route the fast path serves (http/routes.ts). */
+const PUBLISH_PATH = '/api/publish';
 
-/** A request line the fast path serves: a publish, the target's query (raw UTF-8 taken, as curl sends it) aside. */
-export function isPublishRequestLine(line: string): boolean {
-  return PUBLISH_REQUEST_LINE.test(line);
-}
 /** `Retry-After` (seconds) on a publish refused because the node drains: the balancer has another node by then. */
 export const DRAIN_RETRY_AFTER_SECONDS = 1;
 
@@ -58,11 +54,6 @@ export interface FastPublishOptions {
   readonly onAnswered?: (status: number, bytes: number, ms: number, remoteAddress: string | undefined) => void;
 }
 
-const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
-const CRLF = Buffer.from('\r\n', 'latin1');
-const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/s;
-/** What llhttp allows in a header value: HTAB, SP, VCHAR, obs-text (the head is read as latin1, a char per byte). */
-const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 /** Answers owed at once on one connection before it stops reading (a bound on work queued per publisher). */
 const MAX_IN_FLIGHT = 256;
 /** Bytes of answers written but not yet taken by the kernel, beyond which the connection stops reading. */
@@ -70,27 +61,20 @@ const MAX_UNSENT_BYTES = 64 * 1024;
 /** A publisher connection idle this long is closed, as node:http's keep-alive timeout would. */
 const IDLE_TIMEOUT_MS = 5000;
 
-const REASONS: Record<number, string> = {
-  200: 'OK',
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  408: 'Request Timeout',
-  413: 'Payload Too Large',
-  431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-};
-
 export class FastPublisher {
   private readonly connections = new Set<PublishConnection>();
   private draining = false;
 
   constructor(readonly options: FastPublishOptions) {}
 
+  /** Whether a connection whose first request line is this is the fast path's (`POST /api/publish`, HTTP/1.1). */
+  takes(method: string, target: string, version: string): boolean {
+    const q = target.indexOf('?');
+    return method === 'POST' && version === '1.1' && (q < 0 ? target : target.slice(0, q)) === PUBLISH_PATH;
+  }
+
   /**
-   * Take a connection whose first request line is a publish (isPublishRequestLine); `bytes` is everything read so far and
+   * Take a connection whose first request line is a publish (`takes`); `bytes` is everything read so far and
    * `since` the connection's accept time (the first request's header clock runs from there).
    */
   adopt(socket: Socket, bytes: Buffer, since: number): void {
@@ -199,43 +183,27 @@ class PublishConnection implements SocketOwner {
       const buf = this.input.view();
       let request = this.request;
       if (!request) {
-        // A line longer than the URL bound goes to node:http, which answers 414.
-        const longest = LINE_OVERHEAD + o.maxUrlBytes;
-        const lineEnd = buf.subarray(0, longest + 2).indexOf(CRLF);
-        if (lineEnd < 0) return buf.length >= longest + 2 ? this.handOff() : undefined;
-        const line = buf.toString('latin1', 0, lineEnd);
-        if (!isPublishRequestLine(line)) return this.handOff();
-        const q = line.indexOf('?');
-        const query = queryParams(q < 0 ? '' : line.slice(q + 1, line.length - ' HTTP/1.1'.length));
-        const headEnd = buf.indexOf(HEAD_END, Math.max(lineEnd, this.scanned - 3));
-        // The header block, its lines' CRLFs included, is bounded as on node:http's path (router.ts): 431.
-        const headerBytes = (headEnd < 0 ? buf.length : headEnd + 2) - (lineEnd + 2);
-        if (headerBytes > o.maxHeaderBytes) {
-          return this.refuse(new HeraldError('header_too_large', `request headers over ${o.maxHeaderBytes} bytes`));
-        }
-        if (headEnd < 0) {
-          this.scanned = buf.length;
-          return;
-        }
-        const headers = parseHeaders(buf.toString('latin1', lineEnd + 2, headEnd));
-        if (headers === undefined) return this.handOff();
-        if (typeof headers === 'string') return this.refuse(new HeraldError('bad_request', headers));
-        const length = headers.get('content-length');
-        if (!headers.has('host') || headers.has('transfer-encoding') || headers.has('expect') || length === undefined || !/^\d{1,10}$/.test(length)) {
-          return this.handOff();
-        }
+        if (!headWorthParsing(buf, this.scanned, o)) return;
+        this.scanned = buf.length;
+        const verdict = parseHead(buf, o);
+        if (verdict.kind === 'partial') return;
+        if (verdict.kind === 'refuse') return this.refuse(verdict.error);
+        if (verdict.kind === 'defer') return this.handOff();
+        const head = verdict.head;
+        if (!this.publisher.takes(head.method, head.target, head.version)) return this.handOff();
+        // Two credentials: which one counts is ambiguous (proxies and servers disagree), so neither does (as on node:http's path).
+        if (head.repeated.has('authorization')) return this.refuse(new HeraldError('bad_request', 'more than one Authorization header'));
         if (this.publisher.isDraining) return this.refuseDraining();
-        const header = (name: string): string | undefined => headers.get(name);
-        const admitted = o.authenticate({ authorization: headers.get('authorization'), remoteAddress: this.socket.remoteAddress, header });
+        const header = (name: string): string | undefined => head.headers.get(name);
+        const admitted = o.authenticate({ authorization: header('authorization'), remoteAddress: this.socket.remoteAddress, header });
         // Refused before its body is read: answer and close, so the body can never be taken for a next request.
         if ('refused' in admitted) return this.refuseWith(admitted.refused);
-        const bodyLength = Number(length);
-        if (bodyLength > o.maxBodyBytes) {
+        if (head.contentLength > o.maxBodyBytes) {
           // The body will not be read: answer and close, as node:http's publish route does.
           return this.refuse(new HeraldError('payload_too_large', `body over ${o.maxBodyBytes} bytes`));
         }
-        const close = /\bclose\b/i.test(headers.get('connection') ?? '');
-        request = this.request = { scope: admitted.scope, query, header, close, bodyStart: headEnd + 4, bodyLength };
+        const query = queryParams(head.rawQuery);
+        request = this.request = { scope: admitted.scope, query, header, close: !head.keepAlive, bodyStart: head.length, bodyLength: head.contentLength };
       }
       const end = request.bodyStart + request.bodyLength;
       if (buf.length < end) return;
@@ -276,21 +244,21 @@ class PublishConnection implements SocketOwner {
   }
 
   private refuseDraining(): void {
-    this.refuse(new HeraldError('unavailable', 'node is draining: retry on another node'), `Retry-After: ${DRAIN_RETRY_AFTER_SECONDS}\r\n`);
+    this.refuse(new HeraldError('unavailable', 'node is draining: retry on another node'), { 'Retry-After': DRAIN_RETRY_AFTER_SECONDS });
   }
 
   /** Answer `err` after the answers owed, then close: what follows this request is not read. */
-  private refuse(err: HeraldError, extraHeaders = ''): void {
+  private refuse(err: HeraldError, extraHeaders: Readonly<Record<string, string | number>> = {}): void {
     this.refuseWith({ status: err.status, json: err.toJSON(), code: err.code }, extraHeaders);
   }
 
-  private refuseWith(answer: PublishAnswer, extraHeaders = ''): void {
+  private refuseWith(answer: PublishAnswer, extraHeaders: Readonly<Record<string, string | number>> = {}): void {
     this.closing = true;
     this.answer(Promise.resolve(answer), true, extraHeaders);
   }
 
   /** Queue an answer behind the ones before it; the socket stays corked until the queue is empty. */
-  private answer(result: Promise<PublishAnswer>, close: boolean, extraHeaders = ''): void {
+  private answer(result: Promise<PublishAnswer>, close: boolean, extraHeaders: Readonly<Record<string, string | number>> = {}): void {
     if (!this.corked) {
       this.socket.cork();
       this.corked = true;
@@ -306,16 +274,11 @@ class PublishConnection implements SocketOwner {
         const last = close || (this.publisher.isDraining && this.inFlight === 0 && !this.handingOff);
         if (last) this.closing = true;
         if (this.socket.destroyed) return;
-        const text = JSON.stringify(r.json);
+        const headers: Record<string, string | number> = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' };
         // Every 503 (not published: broker down, draining) may be retried shortly; say when, as node:http's path does.
-        const retry = r.status === 503 && !extraHeaders.includes('Retry-After') ? `Retry-After: ${RETRY_AFTER_SECONDS}\r\n` : '';
-        const answer =
-          `HTTP/1.1 ${r.status} ${REASONS[r.status] ?? 'Error'}\r\n` +
-          'Content-Type: application/json; charset=utf-8\r\n' +
-          `Content-Length: ${Buffer.byteLength(text)}\r\n` +
-          `Cache-Control: no-store\r\n${retry}${extraHeaders}${last ? 'Connection: close\r\n' : ''}\r\n${text}`;
-        this.socket.write(answer);
-        this.publisher.options.onAnswered?.(r.status, Buffer.byteLength(answer), Math.round(performance.now() - queuedAt), this.socket.remoteAddress);
+        if (r.status === 503) headers['Retry-After'] = RETRY_AFTER_SECONDS;
+        const bytes = writeResponse(this.socket, { status: r.status, headers: { ...headers, ...extraHeaders }, body: JSON.stringify(r.json), close: last });
+        this.publisher.options.onAnswered?.(r.status, bytes, Math.round(performance.now() - queuedAt), this.socket.remoteAddress);
         if (last) {
           this.uncork();
           // A half-close, as before a refusal: the client reads the answer while what it still sends is dropped.
@@ -378,26 +341,4 @@ class PublishConnection implements SocketOwner {
       socket.resume();
     }, () => socket.destroy());
   }
-}
-
-/**
- * The headers of a plain publish request. A string says why the request is refused with 400 (what llhttp refuses
- * too, and a repeated `Authorization`); undefined means "not the plain case": node:http decides.
- */
-function parseHeaders(block: string): Map<string, string> | string | undefined {
-  const headers = new Map<string, string>();
-  for (const line of block.split('\r\n')) {
-    const h = HEADER_LINE.exec(line);
-    if (!h || h[1] === undefined || h[2] === undefined) return undefined;
-    if (BAD_VALUE.test(h[2])) return `header ${h[1].slice(0, 64)} holds a control character`;
-    const name = h[1].toLowerCase();
-    if (headers.has(name)) {
-      // Two credentials: which one counts is ambiguous (proxies and servers disagree), so neither does.
-      if (name === 'authorization') return 'more than one Authorization header';
-      // A repeated Content-Length (or any other repeated header) is left to node:http's stricter rules.
-      return undefined;
-    }
-    headers.set(name, h[2]);
-  }
-  return headers;
 }

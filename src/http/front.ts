@@ -7,9 +7,9 @@
  * for the whole life of a connection. Everything that is not a fresh stream request (publish API, health, metrics,
  * WebSocket upgrades, streams on kept-alive connections) keeps node:http's full HTTP/1.1 handling.
  *
- * The reader accepts only what it must: `GET <origin-form target> HTTP/1.0|1.1`, CRLF line ends, token header
- * names, no folded lines, no body. Anything else gets a 400 and the connection is closed. Its rules are llhttp's
- * (what node:http would answer), with one deliberate difference: raw UTF-8 in the target is taken (curl sends it).
+ * The head is read by `parseHead` (http/wire.ts), the rules the publish fast path shares: what llhttp refuses is
+ * refused here with the same status; what is not the plain case (absolute or asterisk form, `Transfer-Encoding`, a
+ * body, an upgrade, HTTP/0.9 or 2.0 ...) is handed to node:http, so that it answers as it would have anyway.
  *
  * The header clock (`headersTimeoutMs`) runs from the connection's accept, whoever ends up reading the request: a
  * connection handed to node:http, or to the publish fast path, keeps its accept time (node:http's own clock would
@@ -18,9 +18,11 @@
 import type { Socket } from 'node:net';
 import { HeraldError, toHeraldError } from '../errors.js';
 import type { ClientAddress } from './client-address.js';
-import { isPublishRequestLine, type FastPublisher } from './fast-publish.js';
+import type { FastPublisher } from './fast-publish.js';
 import { queryParams, type StreamRequest } from './request.js';
+import { ByteQueue } from './byte-queue.js';
 import { releaseSocket, setOwner, type SocketOwner } from './socket-owner.js';
+import { headWorthParsing, parseHead, parseRequestLine, refuseAndClose, type RequestHead } from './wire.js';
 
 export interface FrontOptions {
   /** Paths served by the front reader itself, e.g. `/sub`. */
@@ -39,14 +41,6 @@ export interface FrontOptions {
   /** The client behind trusted proxies (http/client-address.ts); without it the peer is the client. */
   readonly clientAddress?: ClientAddress;
 }
-
-const MAX_HEADER_LINES = 100;
-const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
-// The target: VCHAR and obs-text, as llhttp allows (no CTL, SP, DEL: a CR or TAB in it is a 400).
-const REQUEST_LINE = /^GET (\/[!-~\u0080-\u00ff]*) HTTP\/1\.([01])$/;
-const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
-// eslint-disable-next-line no-control-regex
-const BAD_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 export class FrontReader {
   private readonly pending = new Set<PendingConnection>();
@@ -101,8 +95,7 @@ export class FrontReader {
       else if (now - since >= timeout) {
         this.handedOff.delete(socket);
         this.options.onRefused('request_timeout');
-        writeError(socket, new HeraldError('request_timeout', 'request headers not received in time'));
-        socket.destroySoon();
+        refuseAndClose(socket, new HeraldError('request_timeout', 'request headers not received in time'));
       }
     }
     this.options.fastPublish?.sweep(now);
@@ -116,35 +109,31 @@ export class FrontReader {
   /** @internal */
   received(conn: PendingConnection): void {
     const o = this.options;
+    const buf = conn.view();
+    if (!headWorthParsing(buf, conn.scanned, o)) return;
+    conn.scanned = buf.length;
     if (!conn.isStream) {
-      const line = conn.firstLine();
-      if (line === undefined) {
-        // No full request line yet: a stream request line can't be longer than the URL bound plus a little.
-        if (conn.bytes > o.maxUrlBytes + 64) this.giveToNode(conn);
-        return;
-      }
-      if (o.fastPublish && isPublishRequestLine(line)) {
+      const line = parseRequestLine(buf, o);
+      if (line.kind === 'partial') return;
+      if (line.kind === 'refuse') return this.refuse(conn, line.error);
+      if (line.kind === 'defer') return this.giveToNode(conn);
+      if (o.fastPublish?.takes(line.method, line.target, line.version)) {
         this.forget(conn);
         conn.done = true;
-        return o.fastPublish.adopt(conn.socket, conn.take(), conn.since);
+        return o.fastPublish.adopt(conn.socket, conn.takeAll(), conn.since);
       }
-      const path = REQUEST_LINE.exec(line)?.[1]?.split('?')[0];
-      if (path === undefined || !o.streamPaths.has(path)) return this.giveToNode(conn);
+      const q = line.target.indexOf('?');
+      if (line.method !== 'GET' || !o.streamPaths.has(q < 0 ? line.target : line.target.slice(0, q))) return this.giveToNode(conn);
       conn.isStream = true;
     }
-    const end = conn.headEnd();
-    if (end < 0) {
-      if (conn.bytes > o.maxUrlBytes + o.maxHeaderBytes) this.refuse(conn, new HeraldError('header_too_large'));
-      return;
-    }
+    const verdict = parseHead(buf, o);
+    if (verdict.kind === 'partial') return;
+    if (verdict.kind === 'refuse') return this.refuse(conn, verdict.error);
+    // Not the plain case: node:http's route answers it as it would anyway.
+    if (verdict.kind === 'defer') return this.giveToNode(conn);
     this.forget(conn);
     conn.done = true;
-    let req: StreamRequest;
-    try {
-      req = parseHead(conn.socket, conn.take().toString('latin1', 0, end), o);
-    } catch (err) {
-      return this.refuse(conn, err);
-    }
+    const req = streamRequest(conn.socket, verdict.head, o);
     conn.socket.pause();
     let takenOver = false;
     o.serve(req, () => {
@@ -160,7 +149,7 @@ export class FrontReader {
     const socket = conn.socket;
     releaseSocket(socket);
     socket.pause();
-    socket.unshift(conn.take());
+    socket.unshift(conn.takeAll());
     this.handToNode(socket, conn.since);
     socket.resume();
   }
@@ -169,7 +158,7 @@ export class FrontReader {
     this.forget(conn);
     const e = toHeraldError(err);
     this.options.onRefused(e.code, path, conn.socket.remoteAddress);
-    writeError(conn.socket, e);
+    refuseAndClose(conn.socket, e);
   }
 }
 
@@ -179,27 +168,16 @@ class PendingConnection implements SocketOwner {
   isStream = false;
   /** The head was read: what follows is not the front reader's to parse. */
   done = false;
-  bytes = 0;
-  private chunks: Buffer[] = [];
-  /** Seen so far: a line feed (the request line is complete), the blank line ending the head. */
-  private sawLineEnd = false;
-  private sawHeadEnd = false;
-  /** The last bytes read, to find a CRLFCRLF split across reads without joining everything on every read. */
-  private tail: Buffer = Buffer.alloc(0);
+  /** Bytes already looked at by the parser (see headWorthParsing: a dribbled head is not parsed per byte). */
+  scanned = 0;
+  private readonly input = new ByteQueue();
 
   constructor(private readonly front: FrontReader, readonly socket: Socket) {}
 
   onData(chunk: Buffer): void {
     // Bytes after the head of a stream request (the stream is starting): the session's owner takes over soon.
     if (this.done) return;
-    this.chunks.push(chunk);
-    this.bytes += chunk.length;
-    if (!this.sawLineEnd && chunk.includes(10)) this.sawLineEnd = true;
-    if (!this.sawHeadEnd) {
-      const probe = this.tail.length > 0 ? Buffer.concat([this.tail, chunk]) : chunk;
-      if (probe.includes(HEAD_END)) this.sawHeadEnd = true;
-      this.tail = probe.subarray(Math.max(0, probe.length - 3));
-    }
+    this.input.push(chunk);
     this.front.received(this);
   }
   onEnd(): void {
@@ -214,100 +192,26 @@ class PendingConnection implements SocketOwner {
     this.front.forget(this);
   }
 
-  /** The request line once a line end arrived (latin1), else undefined. */
-  firstLine(): string | undefined {
-    if (!this.sawLineEnd) return undefined;
-    const all = this.joined();
-    const nl = all.indexOf(10);
-    if (nl < 0) return undefined;
-    return all.toString('latin1', 0, nl > 0 && all[nl - 1] === 13 ? nl - 1 : nl);
+  /** Everything read so far, without copying (valid until the next read). */
+  view(): Buffer {
+    return this.input.view();
   }
 
-  /** Offset just past the blank line ending the head, or -1. */
-  headEnd(): number {
-    return this.sawHeadEnd ? this.joined().indexOf(HEAD_END) : -1;
-  }
-
-  /** Everything read so far, as one Buffer (joined once, kept joined). */
-  take(): Buffer {
-    return this.joined();
-  }
-
-  private joined(): Buffer {
-    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)];
-    return this.chunks[0] ?? Buffer.alloc(0);
+  /** Everything read so far, as a Buffer of its own (the connection changes hands). */
+  takeAll(): Buffer {
+    return this.input.takeAll();
   }
 }
 
-function parseHead(socket: Socket, head: string, o: FrontOptions): StreamRequest {
-  const lines = head.split('\r\n');
-  const m = REQUEST_LINE.exec(lines[0] ?? '');
-  if (!m || m[1] === undefined) throw new HeraldError('bad_request', 'malformed request line');
-  const target = m[1];
-  if (target.length > o.maxUrlBytes) throw new HeraldError('uri_too_long', `URL over ${o.maxUrlBytes} bytes`);
-  // The header block has its own bound, however the bytes arrived (the request line is bounded by maxUrlBytes).
-  if (head.length - (lines[0]?.length ?? 0) > o.maxHeaderBytes) {
-    throw new HeraldError('header_too_large', `request headers over ${o.maxHeaderBytes} bytes`);
-  }
-  if (lines.length - 1 > MAX_HEADER_LINES) throw new HeraldError('bad_request', 'too many header lines');
-  const headers = new Map<string, string>();
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i] ?? '';
-    const h = HEADER_LINE.exec(line);
-    if (!h || h[1] === undefined || h[2] === undefined || line.includes('\n') || BAD_VALUE.test(h[2])) {
-      throw new HeraldError('bad_request', 'malformed header line');
-    }
-    const name = h[1].toLowerCase();
-    const prev = headers.get(name);
-    headers.set(name, prev === undefined ? h[2] : `${prev}${name === 'cookie' ? '; ' : ', '}${h[2]}`);
-  }
-  const length = headers.get('content-length');
-  if ((length !== undefined && length !== '0') || headers.has('transfer-encoding')) {
-    throw new HeraldError('bad_request', 'a stream request has no body');
-  }
-  const q = target.indexOf('?');
-  const header = (name: string): string | undefined => headers.get(name);
+function streamRequest(socket: Socket, head: RequestHead, o: FrontOptions): StreamRequest {
+  const header = (name: string): string | undefined => head.headers.get(name);
   return {
-    method: 'GET',
-    path: q < 0 ? target : target.slice(0, q),
-    query: queryParams(q < 0 ? '' : target.slice(q + 1)),
+    method: head.method,
+    path: head.path,
+    query: queryParams(head.rawQuery),
     header,
     remoteAddress: o.clientAddress ? o.clientAddress.of(socket.remoteAddress, header) : (socket.remoteAddress ?? 'unknown'),
-    httpVersion: m[2] === '0' ? '1.0' : '1.1',
+    httpVersion: head.version,
     socket,
   };
-}
-
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  408: 'Request Timeout',
-  413: 'Payload Too Large',
-  414: 'URI Too Long',
-  429: 'Too Many Requests',
-  431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-};
-
-/** Answer a refused request in the documented JSON shape and close the connection. */
-function writeError(socket: Socket, e: HeraldError): void {
-  if (socket.destroyed) return;
-  const body = JSON.stringify(e.toJSON());
-  const retry = e.retryAfterSeconds === undefined ? '' : `Retry-After: ${e.retryAfterSeconds}\r\n`;
-  socket.end(
-    `HTTP/1.1 ${e.status} ${REASONS[e.status] ?? 'Error'}\r\n` +
-      'Content-Type: application/json; charset=utf-8\r\n' +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-      retry +
-      'Cache-Control: no-store\r\nConnection: close\r\n\r\n' +
-      body,
-  );
-  socket.resume();
-  // node:http sockets allow half-open connections: don't wait forever for a client that never closes its side.
-  socket.setTimeout(5000, () => socket.destroy());
 }

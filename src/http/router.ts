@@ -8,6 +8,7 @@ import type { NodeMetrics } from '../core/metrics.js';
 import type { Logger } from '../util/log.js';
 import { sendError } from './respond.js';
 import { queryParams } from './request.js';
+import { originForm } from './wire.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => void | Promise<void>;
 
@@ -38,6 +39,7 @@ export class Router {
 
   /** The `request` listener of the HTTP server. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    toOriginForm(req);
     this.watch?.(req, res);
     this.dispatch(req, res).catch((err: unknown) => this.fail(req, res, err));
   };
@@ -51,6 +53,16 @@ export class Router {
     for (const h of req.rawHeaders) headerBytes += h.length + 2;
     if (headerBytes > this.maxHeaderBytes) {
       throw new HeraldError('header_too_large', `request headers over ${this.maxHeaderBytes} bytes`);
+    }
+    // node:http's own Host check (requireHostHeader) answers with an empty body; this one with the documented JSON.
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
+      throw new HeraldError('bad_request', 'HTTP/1.1 request without Host');
+    }
+    if (raw === '*') {
+      // Asterisk-form (RFC 9112 §3.2.4) is for OPTIONS, about the server as a whole: say what it takes.
+      if (req.method !== 'OPTIONS') throw new HeraldError('bad_request', 'a * target is for OPTIONS only');
+      res.writeHead(204, { Allow: 'GET, POST, OPTIONS' }).end();
+      return;
     }
     this.before(req);
     const q = raw.indexOf('?');
@@ -69,4 +81,17 @@ export class Router {
     if (e.code === 'internal') this.log.error('request failed', { path, err: String(e.cause) });
     else this.log.debug('request refused', { path, code: e.code, reason: e.message });
   }
+}
+
+/**
+ * An absolute-form target (`GET http://host/sub?x HTTP/1.1`, which RFC 9112 §3.2.2 says a server must accept) is
+ * routed by its path and query; its authority replaces `Host`, as the RFC asks (the --dev Host check sees it).
+ */
+export function toOriginForm(req: IncomingMessage): void {
+  const url = req.url ?? '/';
+  if (url.startsWith('/') || url === '*') return;
+  const o = originForm(url);
+  if (o.authority === undefined) return;
+  req.url = o.target;
+  req.headers.host = o.authority;
 }
