@@ -200,6 +200,46 @@ export interface HeraldConfig {
    * lives in Redis: bound it there (docs/deployment.md). @default 67108864 (64 MiB)
    */
   readonly historyMaxBytes: number;
+  /**
+   * Pusher Channels apps (docs/pusher.md): pusher-js and Laravel Echo connect to `/app/{key}`, the `pusher` server
+   * libraries call `/apps/{id}/...`. In --dev, with none configured, the app `app-id` / `app-key` / `app-secret`.
+   * @default []
+   */
+  readonly pusherApps: readonly PusherAppConfig[];
+  /** Seconds of silence after which a Pusher client pings (`activity_timeout`); the node pings quiet clients too. @default 120 */
+  readonly pusherActivityTimeoutSeconds: number;
+}
+
+/** One Pusher app (docs/pusher.md "Apps"): its credentials, what its clients may do, its webhooks and limits. */
+export interface PusherAppConfig {
+  /** The app id of the HTTP API's path, `/apps/{id}/...`. */
+  readonly id: string;
+  /** The public key pusher-js connects with (`/app/{key}`) and the HTTP API signs with (`auth_key`). */
+  readonly key: string;
+  /** Signs channel authorizations, the HTTP API's requests and the app's webhooks. */
+  readonly secret: string;
+  /** Origins whose pages may connect (`*` = any); empty: the node's allowedOrigins rule. @default [] */
+  readonly allowedOrigins: readonly string[];
+  /** Clients may send `client-*` events on private and presence channels. @default false (true for --dev's app) */
+  readonly clientEvents: boolean;
+  /** Prefix of the Herald channel each Pusher channel is (isolates apps on one node). @default "" */
+  readonly channelPrefix: string;
+  /** Webhook receivers: `[{"url": "https://...", "events": ["channel_occupied", ...]}]`. @default [] */
+  readonly webhooks: readonly PusherWebhookConfig[];
+  /** Connections the app may hold on one node (0 = only the node's limits). @default 0 */
+  readonly maxConnections: number;
+  /** Largest event `data` the API or a client may send, in bytes. @default 10240 */
+  readonly maxEventBytes: number;
+  /** Client events one connection may send per second (more: pusher:error 4301). @default 10 */
+  readonly maxClientEventsPerSecond: number;
+  /** Members a presence channel may hold (Pusher's limit is 100). @default 100 */
+  readonly maxPresenceMembers: number;
+}
+
+export interface PusherWebhookConfig {
+  readonly url: string;
+  /** Events sent to this URL. @default every one: channel_occupied, channel_vacated, member_added, member_removed, client_event */
+  readonly events: readonly string[];
 }
 
 /** What a namespace allows. Every field is optional; a missing one means "no" (or the node-wide default). */
@@ -387,6 +427,14 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
     doc: "seconds a channel's position is kept after its last publication or read",
   },
   historyMaxBytes: { kind: 'int', min: 1 << 20, max: 2 ** 40, doc: 'memory broker only: estimated bytes of history of all channels together' },
+  pusherApps: {
+    kind: 'json',
+    secret: true,
+    json: checkPusherApps,
+    doc: 'Pusher apps: [{"id":"1","key":"...","secret":"...","clientEvents":true}] (docs/pusher.md)',
+    defaultText: '[] (in --dev: app-id / app-key / app-secret)',
+  },
+  pusherActivityTimeoutSeconds: { kind: 'int', min: 10, max: 3600, doc: "seconds of silence before a Pusher client pings (activity_timeout)" },
 };
 
 export const DEFAULTS: HeraldConfig = {
@@ -461,6 +509,8 @@ export const DEFAULTS: HeraldConfig = {
   historyTtlSeconds: 120,
   historyMetaTtlSeconds: 3600,
   historyMaxBytes: 64 * 1024 * 1024,
+  pusherApps: [],
+  pusherActivityTimeoutSeconds: 120,
 };
 
 /** Environment variables honoured when a setting's own `HERALD_*` variable is unset (INTERFACE.md names them). */
@@ -590,6 +640,8 @@ export function checkConfig(sources: ConfigSources = {}): ConfigCheck {
       && sources.overrides?.host === undefined) {
     (out as { host: string }).host = '127.0.0.1';
   }
+  // --dev: pusher-js works with no config, with the app Soketi users know.
+  if (config.dev && config.pusherApps.length === 0) (out as { pusherApps: readonly PusherAppConfig[] }).pusherApps = [DEV_PUSHER_APP];
   checkSafety(config, problems);
   if (problems.length > 0) return { config: undefined, problems };
   return { config: Object.freeze(config), problems: [] };
@@ -866,6 +918,98 @@ function checkWebhookEvents(name: string, value: unknown): unknown {
     if (!WEBHOOK_EVENTS.includes(e)) throw new ConfigError(name, `"${e}" is not one of ${WEBHOOK_EVENTS.join(', ')}`);
   }
   return value;
+}
+
+/** --dev's Pusher app: the ids and secret Soketi's documentation uses, so existing client settings work. */
+export const DEV_PUSHER_APP: PusherAppConfig = Object.freeze({
+  id: 'app-id',
+  key: 'app-key',
+  secret: 'app-secret',
+  allowedOrigins: Object.freeze(['*']),
+  clientEvents: true,
+  channelPrefix: '',
+  webhooks: Object.freeze([]),
+  maxConnections: 0,
+  maxEventBytes: 10_240,
+  maxClientEventsPerSecond: 10,
+  maxPresenceMembers: 100,
+});
+
+export const PUSHER_WEBHOOK_EVENTS = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event'];
+const PUSHER_APP_FIELDS = [
+  'id', 'key', 'secret', 'allowedOrigins', 'clientEvents', 'channelPrefix', 'webhooks', 'maxConnections', 'maxEventBytes',
+  'maxClientEventsPerSecond', 'maxPresenceMembers',
+];
+
+/** Each app entry checked field by field; the first problem is one line naming the entry and the field. */
+function checkPusherApps(name: string, value: unknown): unknown {
+  if (!Array.isArray(value)) throw new ConfigError(name, 'must be a list: [{"id":"1","key":"...","secret":"..."}]');
+  const seen = { id: new Set<string>(), key: new Set<string>() };
+  return value.map((entry: unknown, i): PusherAppConfig => {
+    const at = `${name}[${i}]`;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(at, 'must be an object {"id","key","secret",...}');
+    const e = entry as Record<string, unknown>;
+    for (const k of Object.keys(e)) {
+      if (PUSHER_APP_FIELDS.includes(k)) continue;
+      const s = closest(k, PUSHER_APP_FIELDS);
+      throw new ConfigError(`${at}.${k}`, `unknown field${s ? ` (did you mean ${s}?)` : ''}`);
+    }
+    const text = (field: string, re: RegExp, what: string): string => {
+      const v = e[field];
+      if (typeof v !== 'string' || !re.test(v)) throw new ConfigError(`${at}.${field}`, what);
+      return v;
+    };
+    const id = text('id', /^[A-Za-z0-9_-]{1,64}$/, 'required: 1-64 letters, digits, "-" or "_"');
+    const key = text('key', /^[A-Za-z0-9_-]{1,64}$/, 'required: 1-64 letters, digits, "-" or "_"');
+    const secret = text('secret', /^[\x21-\x7e]{1,256}$/, 'required: 1-256 visible ASCII characters');
+    if (seen.id.has(id)) throw new ConfigError(`${at}.id`, `"${id}" is used by another app`);
+    if (seen.key.has(key)) throw new ConfigError(`${at}.key`, `"${key}" is used by another app`);
+    seen.id.add(id);
+    seen.key.add(key);
+    const int = (field: string, def: number, min: number, max: number): number => {
+      const v = e[field] ?? def;
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) throw new ConfigError(`${at}.${field}`, `must be an integer ${min}..${max}`);
+      return v;
+    };
+    const list = (field: string): string[] => {
+      const v = e[field] ?? [];
+      if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ConfigError(`${at}.${field}`, 'must be a list of strings');
+      return v as string[];
+    };
+    const clientEvents = e['clientEvents'] ?? false;
+    if (typeof clientEvents !== 'boolean') throw new ConfigError(`${at}.clientEvents`, 'must be true or false');
+    const channelPrefix = e['channelPrefix'] ?? '';
+    if (typeof channelPrefix !== 'string' || !/^[A-Za-z0-9_\-=@,.;:]{0,64}$/.test(channelPrefix)) {
+      throw new ConfigError(`${at}.channelPrefix`, 'must be up to 64 characters of a channel name');
+    }
+    const hooks = e['webhooks'] ?? [];
+    if (!Array.isArray(hooks)) throw new ConfigError(`${at}.webhooks`, 'must be a list: [{"url":"https://...","events":[...]}]');
+    const webhooks = hooks.map((h: unknown, j): PusherWebhookConfig => {
+      const hat = `${at}.webhooks[${j}]`;
+      if (typeof h !== 'object' || h === null) throw new ConfigError(hat, 'must be an object {"url", "events"}');
+      const { url, events } = h as Record<string, unknown>;
+      const problem = typeof url === 'string' && url !== '' ? checkHookUrl(url) : 'url is required';
+      if (problem) throw new ConfigError(`${hat}.url`, problem);
+      const evs = events ?? PUSHER_WEBHOOK_EVENTS;
+      if (!Array.isArray(evs) || !evs.every((x) => typeof x === 'string' && PUSHER_WEBHOOK_EVENTS.includes(x))) {
+        throw new ConfigError(`${hat}.events`, `must list some of ${PUSHER_WEBHOOK_EVENTS.join(', ')}`);
+      }
+      return { url: url as string, events: evs as string[] };
+    });
+    return {
+      id,
+      key,
+      secret,
+      allowedOrigins: list('allowedOrigins'),
+      clientEvents,
+      channelPrefix,
+      webhooks,
+      maxConnections: int('maxConnections', 0, 0, 10_000_000),
+      maxEventBytes: int('maxEventBytes', 10_240, 64, 16 << 20),
+      maxClientEventsPerSecond: int('maxClientEventsPerSecond', 10, 1, 10_000),
+      maxPresenceMembers: int('maxPresenceMembers', 100, 1, 100_000),
+    };
+  });
 }
 
 /** Why `value` is not a broker URL, or undefined when it is one. */

@@ -46,6 +46,8 @@ import { Presence } from './presence/presence.js';
 import { LocalOnlyStore, type PresenceStore, type StoreContext } from './presence/store.js';
 import { RedisPresenceStore } from './presence/redis-store.js';
 import type { LocalPresence } from './presence/local-presence.js';
+import { PusherLayer } from './pusher/layer.js';
+import { PusherTransport } from './pusher/transport.js';
 
 export interface HeraldServerOptions {
   /** Use this broker instead of the one `config.broker` names (tests, embedding). */
@@ -98,6 +100,8 @@ export class HeraldServer {
   readonly webhookMetrics: WebhookMetrics;
   /** Who is in each presence channel (src/presence/): the server API, /ws clients and other protocols use it. */
   readonly presence: Presence;
+  /** The Pusher protocol (src/pusher/): `/app/{key}` and `/apps/{id}/...`, when a Pusher app is configured. */
+  readonly pusher: PusherLayer | undefined;
   /** Herald's own webhooks (`webhook` URL), when configured. */
   readonly webhooks: WebhookDispatcher<HeraldWebhookEvent> | undefined;
 
@@ -168,6 +172,21 @@ export class HeraldServer {
       ['/sub', httpStreamTransport],
       ['/sse', sseTransport],
     ]);
+    this.pusher =
+      config.pusherApps.length > 0
+        ? new PusherLayer({
+            node: this.node,
+            config,
+            presence: this.presence,
+            webhookMetrics: this.webhookMetrics,
+            log: this.log,
+            clientAddress,
+            onRefused: (code) => {
+              metrics.rejected.inc({ code });
+              access?.refused('GET', '/app', code, 'ws');
+            },
+          })
+        : undefined;
     const poll = new PollTransport(stream);
     metrics.registry.gauge('herald_poll_waiting', 'Long polls waiting for a message.', () => poll.waiting());
     const router = new Router(metrics, this.log, config.maxUrlBytes, config.maxHeaderBytes, (req) =>
@@ -203,6 +222,7 @@ export class HeraldServer {
       .add('/ws', () => {
         throw new HeraldError('bad_request', 'GET /ws is a WebSocket endpoint: send an Upgrade request');
       })
+    if (this.pusher) router.addPrefix('/apps/', this.pusher.api.handle, 'GET, POST');
     const healthRoutes = (r: Router): Router =>
       r
         .add('/healthz', withCors((req, res) => serveHealth(req, res, VERSION), corsOrigins(config)))
@@ -311,7 +331,8 @@ export class HeraldServer {
     });
     this.http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       toOriginForm(req);
-      websocket.handleUpgrade(req, socket, head);
+      if (this.pusher && PusherTransport.handles(req.url)) this.pusher.transport.handleUpgrade(req, socket, head);
+      else websocket.handleUpgrade(req, socket, head);
     });
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       // Malformed or timed-out requests: answer as node would, without a stack trace, and count them under
@@ -394,6 +415,7 @@ export class HeraldServer {
     await this.node.stop();
     // The drain's disconnects and vacated channels are queued by now: one last attempt to send them.
     await this.webhooks?.close(Math.min(this.config.webhookTimeoutMs, 2000));
+    await this.pusher?.close(Math.min(this.config.webhookTimeoutMs, 2000));
     this.stopFaultLog();
     this.processMetrics.stop();
   }

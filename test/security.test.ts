@@ -404,6 +404,10 @@ export const ROWS: Record<number, string> = {
   82: 'test/internal-port.test.ts', 83: 'test/publish-raw.test.ts', 84: 'test/logs.test.ts',
   85: 'test/browser/dev-cors.test.ts', 86: 'test/broker-outage.test.ts',
   60: 'test/presence.test.ts', 61: 'test/presence-redis.test.ts', 62: 'test/presence.test.ts',
+  // 100-119: the Pusher protocol (docs/pusher.md).
+  100: 'test/pusher.test.ts ("hostile input")', 101: 'test/pusher.test.ts ("hostile input")',
+  102: 'test/pusher.test.ts ("private channels")', 103: 'test/pusher.test.ts ("HTTP API")',
+  104: 'test/pusher.test.ts ("wrong app key")', 105: 'test/pusher.test.ts ("client events")',
 };
 
 test('every SECURITY-TESTS.md row names test files that exist', () => {

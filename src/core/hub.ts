@@ -186,6 +186,11 @@ export class Hub implements BrokerHandler {
     return this.channels.size;
   }
 
+  /** Channels with at least one local member (the Pusher API's channel list). */
+  channelNames(): IterableIterator<string> {
+    return this.channels.keys();
+  }
+
   /** Local members of one channel (namespaces' `maxSubscribers`). */
   memberCount(channel: string): number {
     return this.channels.get(channel)?.size ?? 0;

@@ -34,7 +34,7 @@ export interface ResumeRequest {
 /** How a caller publishes through HeraldNode.publish. */
 export interface NodePublishOptions {
   /** Who publishes, for the metrics: the HTTP API, a WebSocket client, the CLI, the admin dashboard. */
-  readonly source: 'api' | 'ws' | 'cli' | 'admin';
+  readonly source: 'api' | 'ws' | 'cli' | 'admin' | 'pusher';
   /** Publish at most once per (channel, key) within `idempotencyWindowSeconds` (already checked for shape). */
   readonly idempotencyKey?: string;
 }

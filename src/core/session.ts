@@ -73,6 +73,13 @@ export interface SessionOptions {
    * and the next poll continues from its cursor). Otherwise such a replay is a `reload` `oversized`.
    */
   readonly replayInPieces?: boolean;
+  /**
+   * Publications this session must not get though it holds their channel (a Pusher trigger's `socket_id`, a client
+   * event's sender). One function shared by every session of a protocol; undefined for the others.
+   */
+  readonly exclude?: (publication: Publication, session: Session) => boolean;
+  /** The protocol keeps this session's presence members itself (Pusher's channel_data), not the presence observer. */
+  readonly ownPresence?: boolean;
 }
 
 /** What a session needs from its node: to leave the hub and be forgotten when it ends, and to recover a channel. */
@@ -186,6 +193,7 @@ export class Session implements HubMember {
 
   /** Hub member: one frame for one of this session's channels. */
   send(frame: Buffer, publication: Publication, label: string): void {
+    if (this.options.exclude?.(publication, this)) return;
     const cursor = this.cursorOf(label);
     if (!cursor) {
       this.write(frame);

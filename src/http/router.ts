@@ -14,6 +14,8 @@ export type RouteHandler = (req: IncomingMessage, res: ServerResponse, query: UR
 
 export class Router {
   private readonly routes = new Map<string, { handler: RouteHandler; allow: string }>();
+  /** Routes for every path under a prefix (the Pusher API's `/apps/`), tried after the exact ones. */
+  private readonly prefixes: { prefix: string; handler: RouteHandler; allow: string }[] = [];
 
   constructor(
     private readonly metrics: NodeMetrics,
@@ -28,6 +30,16 @@ export class Router {
   add(path: string, handler: RouteHandler, allow = 'GET'): this {
     this.routes.set(path, { handler, allow });
     return this;
+  }
+
+  /** Route every path that starts with `prefix` (ending in "/") to `handler`; it answers its own 404s. */
+  addPrefix(prefix: string, handler: RouteHandler, allow = 'GET'): this {
+    this.prefixes.push({ prefix, handler, allow });
+    return this;
+  }
+
+  private find(path: string): { handler: RouteHandler; allow: string } | undefined {
+    return this.routes.get(path) ?? this.prefixes.find((p) => path.startsWith(p.prefix));
   }
 
   /** Log every answer (the access log): `watch` is called once per request, before it is routed. */
@@ -67,13 +79,13 @@ export class Router {
     this.before(req);
     const q = raw.indexOf('?');
     const path = q < 0 ? raw : raw.slice(0, q);
-    const route = this.routes.get(path);
+    const route = this.find(path);
     if (!route) throw new HeraldError('not_found', `no route ${path.slice(0, 100)}`);
     await route.handler(req, res, queryParams(q < 0 ? '' : raw.slice(q + 1)));
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-    const route = this.routes.get((req.url ?? '/').split('?')[0] ?? '/');
+    const route = this.find((req.url ?? '/').split('?')[0] ?? '/');
     const e = sendError(req, res, err, route ? { Allow: route.allow } : {});
     this.metrics.rejected.inc({ code: e.code });
     // Only the path is logged: a query string may carry a token or a sealed key.

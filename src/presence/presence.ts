@@ -129,12 +129,12 @@ export class Presence {
 
   private sessionJoined(session: Session, target: SessionTarget): void {
     // A poll is one request long: its client would join and leave at every poll (docs/presence.md).
-    if (session.isEnded || session.options.transport === 'poll' || !this.policy.presence(target.channel)) return;
+    if (session.isEnded || session.options.transport === 'poll' || session.options.ownPresence || !this.policy.presence(target.channel)) return;
     this.add(target.channel, this.memberOf(session));
   }
 
   private sessionLeft(session: Session, target: SessionTarget): void {
-    if (session.options.transport === 'poll') return;
+    if (session.options.transport === 'poll' || session.options.ownPresence) return;
     this.remove(target.channel, session.id);
   }
 
