@@ -1,0 +1,110 @@
+/**
+ * The Pusher protocol on two nodes sharing one redis-server (issue 11): a trigger on one node reaches pusher-js and
+ * /sub subscribers on the other, a Herald publish (and a plain Redis PUBLISH) reaches pusher-js anywhere, presence
+ * members and member_added/member_removed cross nodes, terminate_connections closes a user's connection on the other
+ * node, and the member list is right after a node restart.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { startNodeOnRedis, startRedis, type RedisProcess } from './helpers/redis.js';
+import { eventually, openStream, publish, type TestServer } from './helpers/server.js';
+import { pusherClient, serverLib, type TestPusherClient } from './helpers/pusher.js';
+
+let redis: RedisProcess;
+const cleanups: (() => Promise<void> | void)[] = [];
+before(async () => {
+  redis = await startRedis();
+});
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+  await redis?.stop();
+});
+
+const presenceSettings = { presenceHeartbeatSeconds: 1, presenceTtlSeconds: 3 };
+
+async function node(): Promise<TestServer> {
+  const n = await startNodeOnRedis(redis.url, presenceSettings);
+  cleanups.push(() => n.close());
+  return n;
+}
+
+async function client(url: string, options: Parameters<typeof pusherClient>[1] = {}): Promise<TestPusherClient> {
+  const c = await pusherClient(url, options);
+  cleanups.push(() => c.close());
+  return c;
+}
+
+test('two nodes: a trigger on A reaches pusher-js and /sub on B; Herald and Redis publishes on B reach pusher-js on A', async () => {
+  const a = await node();
+  const b = await node();
+  const onB = await client(b.url);
+  await onB.subscribe('orders');
+  const sub = await openStream(`${b.url}/sub?channel=orders`);
+  cleanups.push(() => sub.close());
+  const onA = await client(a.url);
+  await onA.subscribe('orders');
+  await serverLib(a.url).trigger('orders', 'placed', { id: 1 });
+  await onB.waitEvent((e) => e.event === 'placed', 'the trigger on B');
+  assert.deepEqual(onB.events.find((e) => e.event === 'placed')!.data, { id: 1 });
+  await sub.waitLines(1);
+  assert.deepEqual(JSON.parse((JSON.parse(sub.lines[0]!) as string[])[2]!), { event: 'placed', data: '{"id":1}' });
+  await publish(b.url, { channel: 'orders', data: 'via herald' });
+  await onA.waitEvent((e) => e.event === 'message' && e.data === 'via herald', 'a Herald publish on B at A');
+  redis.cli('PUBLISH', 'orders', JSON.stringify({ event: 'from-redis', data: '{"ok":true}' }));
+  await onA.waitEvent((e) => e.event === 'from-redis', 'a Redis PUBLISH at A');
+  await onB.waitEvent((e) => e.event === 'from-redis', 'a Redis PUBLISH at B');
+  // socket_id exclusion holds across nodes: the sender on A is left out of a trigger sent to B's API.
+  await serverLib(b.url).trigger('orders', 'excluded', 'x', { socket_id: onA.pusher.connection.socket_id });
+  await serverLib(b.url).trigger('orders', 'marker', 'y');
+  await onA.waitEvent((e) => e.event === 'marker', 'marker at A');
+  await onB.waitEvent((e) => e.event === 'marker', 'marker at B');
+  assert.ok(onB.events.some((e) => e.event === 'excluded'));
+  assert.ok(!onA.events.some((e) => e.event === 'excluded'), 'the excluded socket on the other node got nothing');
+});
+
+test('two nodes: presence members, joins and leaves cross over; the list is right after a node restart', async () => {
+  const a = await node();
+  let b = await node();
+  const ann = await client(a.url, { user: { user_id: 'ann', user_info: { n: 'Ann' } } });
+  const chAnn = await ann.subscribe('presence-hall');
+  const bob = await client(b.url, { user: { user_id: 'bob', user_info: { n: 'Bob' } } });
+  const chBob = await bob.subscribe('presence-hall');
+  assert.deepEqual(Object.keys(chBob.members!.members).sort(), ['ann', 'bob'], 'bob on B sees ann on A at once');
+  await ann.waitEvent((e) => e.event === 'pusher:member_added', 'ann on A sees bob on B join');
+  // A second connection of ann's on B is the same member: nobody hears of it.
+  const ann2 = await client(b.url, { user: { user_id: 'ann', user_info: { n: 'Ann' } } });
+  await ann2.subscribe('presence-hall');
+  const users = (await (await serverLib(b.url).get({ path: '/channels/presence-hall/users' })).json()) as { users: { id: string }[] };
+  assert.deepEqual(users.users.map((u) => u.id).sort(), ['ann', 'bob']);
+  ann2.close();
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(!bob.events.some((e) => e.event === 'pusher:member_removed'), 'ann is still there (on A)');
+  assert.ok(!bob.events.some((e) => e.event === 'pusher:member_added'));
+  // Node B restarts: bob goes, comes back, and the list is right on both sides.
+  bob.close();
+  await ann.waitEvent((e) => e.event === 'pusher:member_removed', 'ann sees bob leave');
+  await b.close();
+  b = await node();
+  const bob3 = await client(b.url, { user: { user_id: 'bob', user_info: { n: 'Bob' } } });
+  const chBob3 = await bob3.subscribe('presence-hall');
+  assert.deepEqual(Object.keys(chBob3.members!.members).sort(), ['ann', 'bob'], 'member list after the restart');
+  await eventually(() => ann.events.filter((e) => e.event === 'pusher:member_added').length === 2, 5000, 'bob back at A');
+  assert.equal(chAnn.members!.count, 2);
+});
+
+test('two nodes: terminate_connections sent to A closes the user\'s connection held by B', async () => {
+  const a = await node();
+  const b = await node();
+  const c = await client(b.url, { user: { user_id: 'carol' } });
+  let signedIn = false;
+  c.pusher.bind('pusher:signin_success', () => (signedIn = true));
+  c.pusher.signin();
+  await eventually(() => signedIn, 5000, 'signin');
+  const first = c.pusher.connection.socket_id;
+  const states: string[] = [];
+  c.pusher.connection.bind('state_change', (s) => states.push((s as { current: string }).current));
+  assert.equal((await serverLib(a.url).terminateUserConnections('carol')).status, 200);
+  await eventually(() => states.length > 0, 5000, 'carol\'s connection on B closed');
+  assert.notEqual(states[0], 'connected');
+  assert.ok(first.length > 0);
+});
