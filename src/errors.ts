@@ -29,6 +29,11 @@ export const ERROR_TABLE = {
    * `Retry-After`). Not final: a client that treats it as final is stranded by a short outage.
    */
   broker_unavailable: { status: 503, message: 'broker unavailable: retry shortly' },
+  /**
+   * The auth hook (`authHook`) did not answer in time, could not be reached, or answered something that is not a
+   * decision, and `authHookFailure` is `deny`: retry (the hook may be back).
+   */
+  auth_hook_unavailable: { status: 503, message: 'auth hook unavailable: retry shortly' },
   /** A publish was sent to the broker but not answered in time: it may or may not have been published. */
   outcome_unknown: { status: 504, message: 'publish outcome unknown: retry with the same idempotency key' },
   internal: { status: 500, message: 'internal error' },

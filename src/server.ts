@@ -121,7 +121,7 @@ export class HeraldServer {
     this.webhooks = startHeraldWebhooks(config, this.node, this.webhookMetrics, this.log);
 
     const hub = this.node.hub;
-    this.auth = new Authorization(config, this.policy, (channel) => hub.memberCount(channel));
+    this.auth = new Authorization(config, this.policy, (channel) => hub.memberCount(channel), metrics.registry);
     const auth = this.auth;
     const policy = this.policy;
     const flow = new PublicationMetrics(metrics.registry, Object.keys(config.namespaces), (channel) => policy.namespaceOf(channel));

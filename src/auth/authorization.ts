@@ -12,6 +12,8 @@ import type { HeraldConfig } from '../config.js';
 import type { ChannelPolicy } from '../core/channel-policy.js';
 import { HeraldError } from '../errors.js';
 import { grantAllows, SubscribeAuthorizer, type Grant, type GrantResolvers } from './grant.js';
+import type { MetricsRegistry } from '../core/metrics.js';
+import { AuthHook } from './hook.js';
 import { TokenVerifier } from './jwt.js';
 import { loadPublicKeys } from './jwt-keys.js';
 import { originAllowed } from './origin.js';
@@ -24,16 +26,20 @@ export class Authorization {
   readonly tokens: TokenVerifier | undefined;
   readonly resolvers: GrantResolvers;
   readonly authorizer: SubscribeAuthorizer;
+  /** The app's auth hook (`authHook`), when configured. */
+  readonly hook: AuthHook | undefined;
   /** May a browser page from `origin` open a WebSocket here (false → 403 before the upgrade)? */
   readonly checkOrigin: (origin: string | undefined) => boolean;
 
   /**
    * @param subscriberCount local subscribers of a channel (the hub's count), for namespaces' `maxSubscribers`.
+   * @param registry where the auth hook's figures go (a hook is made only with `authHook` set).
    */
   constructor(
     config: HeraldConfig,
     private readonly policy: ChannelPolicy,
     subscriberCount: (channel: string) => number = () => 0,
+    registry?: MetricsRegistry,
   ) {
     this.ring = SecretRing.fromConfig(config);
     this.checkOrigin = (origin) => originAllowed(origin, config.allowedOrigins, config.dev);
@@ -51,7 +57,9 @@ export class Authorization {
             cacheSize: config.authCacheSize,
           })
         : undefined;
+    this.hook = config.authHook !== '' && registry ? new AuthHook(config, registry) : undefined;
     this.resolvers = {
+      ...(this.hook ? { hook: this.hook } : {}),
       verifyToken: this.tokens?.verify,
       openKey: this.keys?.open,
       allowsAnonymous: (channel) => policy.allowsAnonymous(channel),

@@ -8,6 +8,8 @@
 import { HeraldError } from '../errors.js';
 import { channelProblem } from '../protocol/channel.js';
 import type { SessionTarget } from '../core/session.js';
+import { subscribeCredentials, type StreamRequest } from '../http/request.js';
+import type { HookAsk, HookCredential, HookGrant } from './hook.js';
 
 /** One entry of a grant: an exact channel name, or a prefix pattern such as `user.42.*`. */
 export interface ChannelGrant {
@@ -37,6 +39,14 @@ export interface SubscribeCredentials {
   /** A JWT from `token=`, `Authorization: Bearer` or the configured cookie. */
   readonly token: string | undefined;
   readonly remoteAddress: string;
+  /** The cookies and headers the auth hook is given, when one is configured (auth/hook.ts). */
+  readonly hook?: HookCredential;
+  /** `sub`, `sse`, `ws`, `poll`: told to the auth hook. */
+  readonly transport?: string;
+  /** Told to the auth hook: the connection's opening request, or a later subscribe on it (`/ws`). @default "connect" */
+  readonly event?: 'connect' | 'subscribe';
+  /** What the auth hook granted this connection before (`/ws`): channels it covers need no new call. */
+  readonly hookGrant?: HookGrant;
 }
 
 export interface AuthorizedSubscription {
@@ -47,6 +57,8 @@ export interface AuthorizedSubscription {
   readonly expiresAt?: number;
   /** The grant behind a token, for transports that subscribe or publish later (WebSocket). */
   readonly grant?: Grant;
+  /** The auth hook's grant, when the hook was asked. */
+  readonly hookGrant?: HookGrant;
 }
 
 /** A sealed key opened: the real channel, and when the key stops being valid. */
@@ -66,6 +78,11 @@ export interface GrantResolvers {
    * `curl http://localhost:8080/sub?key=abc` works word for word (INTERFACE.md, "Subscribing").
    */
   readonly plainKeys?: boolean;
+  /** The app's auth hook, asked for channels no token, key or anonymous rule covers (auth/hook.ts). */
+  readonly hook?: {
+    credentialOf(header: (name: string) => string | undefined): HookCredential;
+    decide(ask: HookAsk): Promise<HookGrant>;
+  };
 }
 
 export function grantAllows(grant: Grant, channel: string): ChannelGrant | undefined {
@@ -113,7 +130,9 @@ export class SubscribeAuthorizer {
       const problem = channelProblem(c);
       if (problem) throw new HeraldError('invalid_channel', problem);
     }
-    if (creds.channels.length === 0 && creds.keys.length === 0 && creds.token === undefined) {
+    const hook = creds.hook !== undefined ? this.resolvers.hook : undefined;
+    const bare = creds.channels.length === 0 && creds.keys.length === 0 && creds.token === undefined;
+    if (bare && !hook) {
       throw new HeraldError('bad_request', 'no channel: give channel=, key= or token=');
     }
 
@@ -130,16 +149,13 @@ export class SubscribeAuthorizer {
     }
 
     let grant: Grant | undefined;
+    let hookGrant: HookGrant | undefined;
     if (creds.token !== undefined) {
       if (!this.resolvers.verifyToken) throw new HeraldError('unauthorized', 'tokens are not accepted here');
       grant = await this.resolvers.verifyToken(creds.token);
       expireBy(grant.expiresAt);
       if (creds.channels.length === 0) {
-        for (const g of grant.channels) if (!g.prefix) targets.push({ channel: g.pattern, label: g.pattern });
-        if (targets.length === 0) throw new HeraldError('bad_request', 'the token grants only prefixes: name channels');
-        if (targets.length > this.maxChannels) {
-          throw new HeraldError('too_many_channels', `at most ${this.maxChannels} channels per connection`);
-        }
+        this.grantedByName(grant, targets, 'the token grants only prefixes: name channels');
       } else {
         for (const c of creds.channels) {
           // A token holder may also pick channels anybody may subscribe.
@@ -150,8 +166,24 @@ export class SubscribeAuthorizer {
         }
       }
     } else {
+      const earlier = creds.hookGrant;
+      const covered = (c: string): boolean =>
+        this.resolvers.allowsAnonymous(c) || (earlier !== undefined && grantAllows(earlier, c) !== undefined);
+      const needed = creds.channels.filter((c) => !covered(c));
+      if (hook && creds.hook && (needed.length > 0 || bare)) {
+        hookGrant = await hook.decide({
+          event: creds.event ?? 'connect',
+          transport: creds.transport ?? 'unknown',
+          channels: needed,
+          credential: creds.hook,
+          remoteAddress: creds.remoteAddress,
+        });
+        expireBy(hookGrant.expiresAt);
+        if (bare) this.grantedByName(hookGrant, targets, 'the auth hook granted no channel by name: name channels');
+      }
       for (const c of creds.channels) {
-        if (!this.resolvers.allowsAnonymous(c)) {
+        if (!covered(c) && !(hookGrant && grantAllows(hookGrant, c))) {
+          if (hookGrant) throw new HeraldError('forbidden', `channel not granted by the auth hook: ${c}`);
           throw new HeraldError('unauthorized', 'credentials required: give key= or token=');
         }
         targets.push({ channel: c, label: c });
@@ -160,7 +192,41 @@ export class SubscribeAuthorizer {
 
     const unique = dedupe(targets);
     this.checkTargets(unique);
-    return { targets: unique, subject: grant?.subject, ...(grant?.info !== undefined ? { info: grant.info } : {}), expiresAt, grant };
+    const subject = grant?.subject ?? hookGrant?.subject ?? creds.hookGrant?.subject;
+    const info = grant?.info ?? hookGrant?.info ?? creds.hookGrant?.info;
+    return { targets: unique, subject, ...(info !== undefined ? { info } : {}), expiresAt, grant, ...(hookGrant ? { hookGrant } : {}) };
+  }
+
+  /** With no channel named: every exact channel of `grant` becomes a target (a prefix needs a name). */
+  private grantedByName(grant: Grant, targets: SessionTarget[], none: string): void {
+    for (const g of grant.channels) if (!g.prefix) targets.push({ channel: g.pattern, label: g.pattern });
+    if (targets.length === 0) throw new HeraldError('bad_request', `no channel: ${none}`);
+    if (targets.length > this.maxChannels) {
+      throw new HeraldError('too_many_channels', `at most ${this.maxChannels} channels per connection`);
+    }
+  }
+
+  /** The credentials of a subscribe request on `transport`, with the auth hook's when a hook is configured. */
+  credentialsOf(req: StreamRequest, transport: string, tokenCookie: string): SubscribeCredentials {
+    const creds = subscribeCredentials(req, tokenCookie);
+    const hook = this.resolvers.hook;
+    return hook ? { ...creds, transport, hook: hook.credentialOf(req.header) } : { ...creds, transport };
+  }
+
+  /**
+   * A WebSocket opened with no channel, key or token: with an auth hook, it decides whether the connection may stay
+   * (a denial refuses the upgrade) and who the user is; its grant covers later subscribes. Without one: undefined.
+   */
+  async connect(creds: SubscribeCredentials): Promise<HookGrant | undefined> {
+    const hook = this.resolvers.hook;
+    if (!hook || !creds.hook || creds.token !== undefined) return undefined;
+    return hook.decide({
+      event: 'connect',
+      transport: creds.transport ?? 'unknown',
+      channels: [],
+      credential: creds.hook,
+      remoteAddress: creds.remoteAddress,
+    });
   }
 
   /** Verify a token on its own, for WebSocket `connect` and `refresh`: its grant, or a 401. */

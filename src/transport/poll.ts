@@ -15,7 +15,7 @@ import { HeraldError, type DisconnectReason } from '../errors.js';
 import { disconnectLine, messageLine, presenceLine, reloadLine, type StreamCodec } from '../protocol/frames.js';
 import { parseCursor } from '../protocol/message-id.js';
 import { corsHeaders, corsOrigins } from '../auth/origin.js';
-import { streamRequestFromNode, subscribeCredentials } from '../http/request.js';
+import { streamRequestFromNode } from '../http/request.js';
 import { wantsJoinLeave } from './stream.js';
 
 export interface PollContext {
@@ -60,7 +60,7 @@ export class PollTransport {
     const { node, authorizer, config } = this.ctx;
     const sreq = streamRequestFromNode(req, query, this.ctx.clientAddress);
     node.admit(sreq.remoteAddress);
-    const auth = await authorizer.authorize(subscribeCredentials(sreq, config.tokenCookie));
+    const auth = await authorizer.authorize(authorizer.credentialsOf(sreq, 'poll', config.tokenCookie));
     const cursor = sreq.query.get('since');
     // Always in resume mode: even a first poll learns every channel's position, so its answer's cursor lets the
     // next poll pick up what is published in between.

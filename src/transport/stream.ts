@@ -18,7 +18,7 @@ import { chunk, LAST_CHUNK, type StreamCodec } from '../protocol/frames.js';
 import { parseCursor } from '../protocol/message-id.js';
 import { isOwned, setOwner, type SocketOwner } from '../http/socket-owner.js';
 import { corsHeaders, corsOrigins } from '../auth/origin.js';
-import { subscribeCredentials, type StreamRequest } from '../http/request.js';
+import type { StreamRequest } from '../http/request.js';
 
 export interface StreamContext {
   readonly node: HeraldNode;
@@ -72,7 +72,7 @@ export async function serveStream(
   // Also here: streams read by the front reader never pass the router's check.
   checkDevHost(ctx.config, req.header('host'));
   ctx.node.admit(req.remoteAddress);
-  const auth = await ctx.authorizer.authorize(subscribeCredentials(req, ctx.config.tokenCookie));
+  const auth = await ctx.authorizer.authorize(ctx.authorizer.credentialsOf(req, transport.name, ctx.config.tokenCookie));
   const chunked = req.httpVersion !== '1.0';
   const codec = transport.codec(chunked, auth.targets.length, req);
   const cursor = transport.cursorOf(req);

@@ -15,6 +15,7 @@ import type { Socket } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { grantAllows, type AuthorizedSubscription, type Grant, type SubscribeAuthorizer, type SubscribeCredentials } from '../auth/grant.js';
 import type { HeraldConfig } from '../config.js';
+import type { HookCredential, HookGrant } from '../auth/hook.js';
 import type { HeraldNode, ResumeRequest } from '../core/node.js';
 import type { Session, SessionSink, SessionTarget } from '../core/session.js';
 import { HeraldError, toHeraldError, type DisconnectReason } from '../errors.js';
@@ -39,7 +40,6 @@ import {
 } from '../protocol/ws-frames.js';
 import { reportFault } from '../util/faults.js';
 import { credentialDigest } from '../util/lru.js';
-import { subscribeCredentials } from '../http/request.js';
 import { originAllowed } from '../auth/origin.js';
 import { refuseUpgrade, upgradeRequest } from './upgrade.js';
 import { wantsJoinLeave } from './stream.js';
@@ -104,7 +104,7 @@ export class WebSocketTransport {
       throw new HeraldError('origin_not_allowed', 'origin not allowed');
     }
     node.admit(sreq.remoteAddress);
-    const creds = subscribeCredentials(sreq, config.tokenCookie);
+    const creds = authorizer.credentialsOf(sreq, 'ws', config.tokenCookie);
     const opened = await authorizeUrl(authorizer, creds, config.maxChannelsPerConnection);
     opened.otherSite = crossSiteProblem(sreq.header, config.allowedOrigins);
     const cursor = sreq.query.get('since');
@@ -120,8 +120,8 @@ export class WebSocketTransport {
           remoteAddress: sreq.remoteAddress,
           maxQueueBytes: config.maxQueueBytes,
           expiresAt: opened.expiresAt,
-          ...(opened.grant?.subject !== undefined ? { user: opened.grant.subject } : {}),
-          ...(opened.grant?.info !== undefined ? { info: opened.grant.info } : {}),
+          ...((opened.grant ?? opened.hookGrant)?.subject !== undefined ? { user: (opened.grant ?? opened.hookGrant)?.subject } : {}),
+          ...((opened.grant ?? opened.hookGrant)?.info !== undefined ? { info: (opened.grant ?? opened.hookGrant)?.info } : {}),
           ...(wantsJoinLeave(sreq.query) ? { joinLeave: true } : {}),
         },
         cursor === null ? undefined : { since: parseCursor(cursor, opened.targets.length) },
@@ -159,6 +159,9 @@ interface OpenedUrl {
   keysExpireAt?: number;
   token?: string;
   grant?: Grant;
+  /** What the auth hook granted at the upgrade (later subscribes of channels it covers ask no more). */
+  hookGrant?: HookGrant;
+  hook?: HookCredential;
   /** Why --dev's keyless publishing is closed to this connection's page (http/dev-guard.ts), if it is. */
   otherSite?: string | undefined;
 }
@@ -171,13 +174,22 @@ async function authorizeUrl(authorizer: SubscribeAuthorizer, creds: SubscribeCre
   let keys: AuthorizedSubscription | undefined;
   let named: AuthorizedSubscription | undefined;
   if (creds.keys.length > 0) keys = await authorizer.authorize({ ...creds, channels: [], token: undefined });
-  if (creds.channels.length > 0 || creds.token !== undefined) named = await authorizer.authorize({ ...creds, keys: [] });
+  let hookGrant: HookGrant | undefined;
+  if (creds.channels.length > 0 || creds.token !== undefined) {
+    named = await authorizer.authorize({ ...creds, keys: [] });
+    hookGrant = named.hookGrant;
+  } else if (creds.keys.length === 0) {
+    // A bare connection: the auth hook (if any) says whether it may stay, and who it is.
+    hookGrant = await authorizer.connect(creds);
+  }
   return {
     targets: [...(keys?.targets ?? []), ...(named?.targets ?? [])],
-    expiresAt: earliest(keys?.expiresAt, named?.expiresAt),
+    expiresAt: earliest(earliest(keys?.expiresAt, named?.expiresAt), hookGrant?.expiresAt),
     keysExpireAt: keys?.expiresAt,
     token: creds.token,
     grant: named?.grant,
+    ...(hookGrant ? { hookGrant } : {}),
+    ...(creds.hook ? { hook: creds.hook } : {}),
   };
 }
 
@@ -185,6 +197,18 @@ function earliest(a: number | undefined, b: number | undefined): number | undefi
   if (a === undefined) return b;
   if (b === undefined) return a;
   return Math.min(a, b);
+}
+
+/** Entries a connection's merged auth hook grant keeps at most (each answer holds up to 1,000). */
+const MAX_HOOK_GRANT_ENTRIES = 2000;
+
+/** A connection's hook grants, one after another: the channels of both, the first user, the earliest expiry. */
+function mergeHookGrants(before: HookGrant | undefined, added: HookGrant): HookGrant {
+  if (!before) return added;
+  const channels = before.channels.length + added.channels.length <= MAX_HOOK_GRANT_ENTRIES ? [...before.channels, ...added.channels] : before.channels;
+  const expiresAt = earliest(before.expiresAt, added.expiresAt);
+  const subject = before.subject ?? added.subject;
+  return { ...before, channels, ...(subject !== undefined ? { subject } : {}), ...(expiresAt !== undefined ? { expiresAt } : {}) };
 }
 
 function noop(): void {}
@@ -207,6 +231,9 @@ class WsConnection implements SessionSink {
   /** Pre-framed bytes to the socket, or payloads to ws.send (permessage-deflate). */
   private readonly framing: Framing;
   private readonly otherSite: string | undefined;
+  /** The auth hook's view of this client (taken at the upgrade) and what it granted so far. */
+  private readonly hookCredential: HookCredential | undefined;
+  private hookGrant: HookGrant | undefined;
   /** Scopes idempotency keys of a connection without a token subject (made when first needed). */
   private nonce: string | undefined;
 
@@ -222,6 +249,8 @@ class WsConnection implements SessionSink {
     this.grant = opened.grant;
     this.keysExpireAt = opened.keysExpireAt;
     this.otherSite = opened.otherSite;
+    this.hookCredential = opened.hook;
+    this.hookGrant = opened.hookGrant;
     if (opened.grant) for (const t of opened.targets) if (t.label === t.channel) this.grantedByToken(t.channel);
     ws.on('message', this.onMessage);
     ws.on('pong', this.onPong);
@@ -403,7 +432,12 @@ class WsConnection implements SessionSink {
       // A key is its own proof; with a token, a named channel must be granted by it.
       token: key === undefined ? this.token : undefined,
       remoteAddress: this.session.options.remoteAddress,
+      transport: 'ws',
+      event: 'subscribe',
+      ...(this.hookCredential ? { hook: this.hookCredential } : {}),
+      ...(this.hookGrant ? { hookGrant: this.hookGrant } : {}),
     });
+    if (auth.hookGrant) this.hookGrant = mergeHookGrants(this.hookGrant, auth.hookGrant);
     if (this.session.isEnded) return { channel: label };
     await this.ctx.node.subscribe(this.session, auth.targets, resume);
     if (key !== undefined) {
@@ -411,7 +445,7 @@ class WsConnection implements SessionSink {
     } else if (this.token !== undefined && channel !== undefined) {
       this.grantedByToken(channel);
     }
-    this.session.expiresAt = earliest(this.grant?.expiresAt, this.keysExpireAt);
+    this.session.expiresAt = earliest(earliest(this.grant?.expiresAt, this.keysExpireAt), this.hookGrant?.expiresAt);
     return { channel: label };
   }
 
@@ -455,8 +489,9 @@ class WsConnection implements SessionSink {
     const problem = channelProblem(channel);
     if (problem) throw new HeraldError('invalid_channel', problem);
     const checkedKey = idempotencyKey(key, '"idempotency_key"');
-    if (!this.ctx.mayPublish(this.grant, channel, this.session.options.remoteAddress, this.otherSite !== undefined)) {
-      if (this.otherSite !== undefined && this.ctx.mayPublish(this.grant, channel, this.session.options.remoteAddress, false)) {
+    const grant = this.grant ?? this.hookGrant;
+    if (!this.ctx.mayPublish(grant, channel, this.session.options.remoteAddress, this.otherSite !== undefined)) {
+      if (this.otherSite !== undefined && this.ctx.mayPublish(grant, channel, this.session.options.remoteAddress, false)) {
         throw new HeraldError('origin_not_allowed', this.otherSite);
       }
       throw new HeraldError('forbidden', `publishing to ${channel} is not granted`);
