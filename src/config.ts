@@ -434,7 +434,7 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
     doc: 'Pusher apps: [{"id":"1","key":"...","secret":"...","clientEvents":true}] (docs/pusher.md)',
     defaultText: '[] (in --dev: app-id / app-key / app-secret)',
   },
-  pusherActivityTimeoutSeconds: { kind: 'int', min: 10, max: 3600, doc: "seconds of silence before a Pusher client pings (activity_timeout)" },
+  pusherActivityTimeoutSeconds: { kind: 'int', min: 1, max: 3600, doc: "seconds of silence before a Pusher client pings (activity_timeout)" },
 };
 
 export const DEFAULTS: HeraldConfig = {

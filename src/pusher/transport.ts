@@ -65,7 +65,7 @@ export interface PusherContext {
   onRefused(code: string): void;
 }
 
-/** Pusher-js waits this long for a pong: a server ping unanswered this long is a dead client. */
+/** Pusher-js waits this long for a pong: a server ping unanswered this long (or activity_timeout, if shorter) is a dead client. */
 const PONG_TIMEOUT_MS = 30_000;
 /** Requests a connection may have waiting; more get an error instead of a place in the queue. */
 const MAX_PENDING = 64;
@@ -242,7 +242,7 @@ export class PusherConnection implements SessionSink {
   heartbeat(): void {
     const now = Date.now();
     if (this.pingSentAt !== undefined) {
-      if (now - this.pingSentAt < PONG_TIMEOUT_MS) return;
+      if (now - this.pingSentAt < Math.min(PONG_TIMEOUT_MS, this.ctx.config.pusherActivityTimeoutSeconds * 1000)) return;
       // Quiet since our ping: gone. The close code tells pusher-js to reconnect at once.
       this.ws.close(PUSHER_CODES.pong_not_received, 'Pong reply not received');
       this.session.clientGone();
