@@ -1,10 +1,15 @@
-// Runs every compiled test file (dist/test/**/*.test.js) with node's built-in test runner.
-// `npm test` compiles first (pretest), so the tests are type-checked like the sources.
+// Runs the compiled tests with node's built-in test runner. `npm test` compiles first (pretest), so the tests are
+// type-checked like the sources.
+//   node scripts/run-tests.js [--unit | --integration] [substring ...]
+// --unit: the colocated unit tests (src/**/*.test.ts: pure code, no servers; seconds).
+// --integration: test/**/*.test.ts (real servers, sockets, clients, redis-server processes).
+// Neither: both. Substrings pick files whose path contains one of them.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 function find(dir) {
+  if (!existsSync(dir)) return [];
   let out = [];
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
@@ -14,8 +19,15 @@ function find(dir) {
   return out;
 }
 
-const filter = process.argv.slice(2);
-const files = find('dist/test').filter((f) => filter.length === 0 || filter.some((x) => f.includes(x))).sort();
+const args = process.argv.slice(2);
+const unit = args.includes('--unit');
+const integration = args.includes('--integration');
+const filter = args.filter((a) => a !== '--unit' && a !== '--integration');
+const roots = unit === integration ? ['dist/src', 'dist/test'] : unit ? ['dist/src'] : ['dist/test'];
+const files = roots
+  .flatMap((root) => find(root))
+  .filter((f) => filter.length === 0 || filter.some((x) => f.includes(x)))
+  .sort();
 if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);

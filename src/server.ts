@@ -49,6 +49,9 @@ import type { LocalPresence } from './presence/local-presence.js';
 import { PusherLayer } from './pusher/layer.js';
 import { PusherTransport } from './pusher/transport.js';
 
+/** Requests parsed behind a stream (pipelined) before its connection is closed: their objects are held meanwhile. */
+const MAX_PARSED_BEHIND_STREAM = 8;
+
 export interface HeraldServerOptions {
   /** Use this broker instead of the one `config.broker` names (tests, embedding). */
   broker?: Broker;
@@ -161,13 +164,22 @@ export class HeraldServer {
         'counter',
       );
     }
-    const streamRoute = (transport: StreamTransport) => (req: IncomingMessage, res: ServerResponse, q: URLSearchParams) =>
-      serveStream(stream, transport, streamRequestFromNode(req, q, clientAddress), () => {
-        // A request pipelined behind another gets its socket only once the earlier answer is done, and never behind
-        // a held stream: refuse it cleanly instead of letting detachSocket assert.
-        if (res.socket !== req.socket) throw new HeraldError('bad_request', 'a stream request cannot be pipelined');
-        res.detachSocket(req.socket);
-      });
+    /** Connections a stream holds or is opening on node:http's path, and how many requests were parsed behind it. */
+    const streamSockets = new WeakMap<Socket, number>();
+    const streamRoute = (transport: StreamTransport) => async (req: IncomingMessage, res: ServerResponse, q: URLSearchParams) => {
+      streamSockets.set(req.socket, 0);
+      try {
+        await serveStream(stream, transport, streamRequestFromNode(req, q, clientAddress), () => {
+          // A request pipelined behind another gets its socket only once the earlier answer is done, and never
+          // behind a held stream: refuse it cleanly instead of letting detachSocket assert.
+          if (res.socket !== req.socket) throw new HeraldError('bad_request', 'a stream request cannot be pipelined');
+          res.detachSocket(req.socket);
+        });
+      } catch (err) {
+        streamSockets.delete(req.socket);
+        throw err;
+      }
+    };
     const streamTransports = new Map<string, StreamTransport>([
       ['/sub', httpStreamTransport],
       ['/sse', sseTransport],
@@ -260,7 +272,15 @@ export class HeraldServer {
         // The router refuses an HTTP/1.1 request without Host itself, with the documented JSON error.
         requireHostHeader: false,
       },
-      router.handle,
+      (req, res) => {
+        // A request node:http parsed behind a stream on the same connection (pipelined) is never answered: the
+        // connection is the stream's, as on the front reader, which drops such bytes. Answering it would write a
+        // response into the stream, or trip node:http's own ordering assertion once the stream took the socket.
+        const behind = streamSockets.get(req.socket);
+        if (behind === undefined) return router.handle(req, res);
+        if (behind >= MAX_PARSED_BEHIND_STREAM) req.socket.destroy();
+        else streamSockets.set(req.socket, behind + 1);
+      },
     );
     this.fastPublish = new FastPublisher({
       authenticate: (head) => {
@@ -309,7 +329,7 @@ export class HeraldServer {
     this.listener = createTcpServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
       this.sockets.add(socket);
       socket.on('close', this.forgetSocket);
-      if (options.nodeHttpOnly) this.http.emit('connection', socket);
+      if (options.nodeHttpOnly) handToNodeOnFirstRead(this.http, socket);
       else this.front.accept(socket);
     });
     // node:http starts its connection bookkeeping (headersTimeout, requestTimeout, closeIdleConnections) when it
@@ -419,6 +439,19 @@ export class HeraldServer {
     this.stopFaultLog();
     this.processMetrics.stop();
   }
+}
+
+/**
+ * `nodeHttpOnly`: node:http gets the connection as the front reader gives it (the first bytes read, then pushed
+ * back), so that the reference sees its bytes arrive the way Herald's hand-off delivers them.
+ */
+function handToNodeOnFirstRead(http: Server, socket: Socket): void {
+  socket.once('data', (chunk: Buffer) => {
+    socket.pause();
+    socket.unshift(chunk);
+    http.emit('connection', socket);
+    socket.resume();
+  });
 }
 
 export function createHeraldServer(config: HeraldConfig, options?: HeraldServerOptions): HeraldServer {

@@ -90,3 +90,23 @@ test('requests node:http accepts that are not the plain case get node:http\'s an
   await same('\r\nGET /sub?channel=a HTTP/1.1\r\nHost: localhost\r\n\r\n', '200 application/x-ndjson chunked');
   await same('GET /sub?channel=a HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\r\n', '200 application/x-ndjson chunked');
 });
+
+test('a request pipelined behind a stream on node:http\'s path is never answered, however the bytes are split', async () => {
+  // 120 header lines: not the plain case, so the stream is node:http's. The request behind it once tripped
+  // node:http's own ordering assertion (ERR_INTERNAL_ASSERTION in resOnFinish) and took the process down.
+  const stream = `GET /sub?channel=behind HTTP/1.1\r\nHost: localhost\r\n${Array.from({ length: 120 }, (_, i) => `X-Many-${i}: v\r\n`).join('')}\r\n`;
+  const bytes = Buffer.from(`${stream}GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n`, 'latin1');
+  for (const at of [[70, 732], [stream.length], [stream.length - 2], [10, stream.length + 5]]) {
+    const parts: Buffer[] = [];
+    let from = 0;
+    for (const i of [...at, bytes.length]) {
+      parts.push(bytes.subarray(from, i));
+      from = i;
+    }
+    const { herald, node } = await bothOutcomes(pair, parts, 2);
+    assert.equal(describe(herald), '200 application/x-ndjson chunked', `split at ${at.join(',')}`);
+    assert.equal(describe(node), '200 application/x-ndjson chunked', `split at ${at.join(',')}`);
+  }
+  // Both nodes are still up.
+  await same('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n', '200 application/json');
+});

@@ -130,11 +130,11 @@ export function parseHead(buf: Buffer, limits: HeadLimits): HeadVerdict {
   let contentLength: string | undefined;
   let pos = line.end;
   for (;;) {
-    if (pos >= buf.length) return partialHead(buf, limits);
+    if (pos >= buf.length) return partialHead(buf, limits, headerBytes, target);
     const first = buf[pos];
     if (first === CR || first === LF) {
       if (first === LF) return bad('a line ends without CR');
-      if (pos + 1 >= buf.length) return partialHead(buf, limits);
+      if (pos + 1 >= buf.length) return partialHead(buf, limits, headerBytes, target);
       if (buf[pos + 1] !== LF) return bad('a CR without LF');
       pos += 2;
       break;
@@ -142,7 +142,7 @@ export function parseHead(buf: Buffer, limits: HeadLimits): HeadVerdict {
     // A line starting with whitespace: obs-fold (RFC 9112 §5.2), or a space before the first field. llhttp: 400.
     if (first === 0x20 || first === 0x09) return bad('a folded header line');
     const end = buf.indexOf(LF, pos);
-    if (end < 0) return partialHead(buf, limits);
+    if (end < 0) return partialHead(buf, limits, headerBytes, target);
     if (buf[end - 1] !== CR) return bad('a line ends without CR');
     const text = buf.toString('latin1', pos, end - 1);
     if (text.includes('\r')) return bad('a CR without LF');
@@ -154,33 +154,37 @@ export function parseHead(buf: Buffer, limits: HeadLimits): HeadVerdict {
     const value = trimOws(text.slice(colon + 1));
     if (BAD_VALUE_BYTE.test(value)) return bad(`header ${name.slice(0, 64)} holds a control character`);
     headerBytes += name.length + value.length + 4; // as node:http's path counts them (router.ts): name, value, CRLFs
-    // Past the bound, the head is 431 however it ends (router.ts says so on node:http's path): refuse it now, not at
-    // the header timeout. (An over-long URL is 414 first, once the head is complete.)
-    if (headerBytes > limits.maxHeaderBytes && target.length <= limits.maxUrlBytes) return tooLarge(limits);
     const lower = name.toLowerCase();
     if (lower === 'content-length') {
       if (contentLength !== undefined) return bad('more than one Content-Length');
-      if (!/^\d+$/.test(value)) return bad('malformed Content-Length');
+      // llhttp takes digits and trailing spaces, not a trailing tab (its number parser ends at SP only).
+      if (!/^[ \t]*\d+ *$/.test(text.slice(colon + 1))) return bad('malformed Content-Length');
       contentLength = value;
     }
     addField(headers, repeated, lower, value);
   }
-  // The limits, in the order node:http's path checks them (router.ts): the URL, then the header block.
-  if (target.length > limits.maxUrlBytes) return { kind: 'refuse', error: new HeraldError('uri_too_long', `URL over ${limits.maxUrlBytes} bytes`) };
-  if (headerBytes > limits.maxHeaderBytes) return tooLarge(limits);
+  // What llhttp decides as it parses comes first (its 400s), then what node:http's path decides (router.ts).
   if (headers.has('transfer-encoding')) {
     // Both framings at once is the classic smuggling request: llhttp refuses it, so do we. TE alone: node:http.
     if (contentLength !== undefined) return bad('both Content-Length and Transfer-Encoding');
     return { kind: 'defer', reason: 'Transfer-Encoding' };
   }
-  if (version === '1.1' && !headers.has('host')) return bad('HTTP/1.1 request without Host');
+  // Past 15 digits a length is beyond any body bound, and llhttp's own overflow rules apply.
+  if (contentLength !== undefined && contentLength.replace(/^0+/, '').length > 15) return { kind: 'defer', reason: 'huge Content-Length' };
+  const connection = headers.get('connection')?.toLowerCase() ?? '';
+  const keepAlive = version === '1.1' ? !hasToken(connection, 'close') : hasToken(connection, 'keep-alive');
+  const length = contentLength === undefined ? 0 : Number(contentLength);
+  // Bytes after a request that ends its connection: llhttp refuses them (HPE_CLOSED_CONNECTION), and the request
+  // with them: node:http's answer is one 400.
+  if (!keepAlive && buf.length > pos + length) return bad('data after a request that closes the connection');
   // An upgrade is node:http's ('upgrade' event), and so is the 100-continue dance.
   if (headers.has('upgrade')) return { kind: 'defer', reason: 'Upgrade' };
   if (headers.has('expect')) return { kind: 'defer', reason: 'Expect' };
-  // Past 15 digits a length is beyond any body bound, and llhttp's own overflow rules apply.
-  if (contentLength !== undefined && contentLength.replace(/^0+/, '').length > 15) return { kind: 'defer', reason: 'huge Content-Length' };
+  // The limits, in the order node:http's path checks them (router.ts): the URL, the header block, then Host.
+  if (target.length > limits.maxUrlBytes) return { kind: 'refuse', error: new HeraldError('uri_too_long', `URL over ${limits.maxUrlBytes} bytes`) };
+  if (headerBytes > limits.maxHeaderBytes) return tooLarge(limits);
+  if (version === '1.1' && !headers.has('host')) return bad('HTTP/1.1 request without Host');
   const q = target.indexOf('?');
-  const connection = headers.get('connection')?.toLowerCase() ?? '';
   return {
     kind: 'head',
     head: {
@@ -192,8 +196,8 @@ export function parseHead(buf: Buffer, limits: HeadLimits): HeadVerdict {
       headers,
       repeated,
       length: pos,
-      contentLength: contentLength === undefined ? 0 : Number(contentLength),
-      keepAlive: version === '1.1' ? !hasToken(connection, 'close') : hasToken(connection, 'keep-alive'),
+      contentLength: length,
+      keepAlive,
     },
   };
 }
@@ -216,9 +220,14 @@ function lineCr(buf: Buffer, end: number): NotYet {
   return PARTIAL;
 }
 
-/** No blank line yet: partial, unless the head is already past what node:http itself would take (431). */
-function partialHead(buf: Buffer, limits: HeadLimits): NotYet {
-  return buf.length > limits.maxUrlBytes + limits.maxHeaderBytes ? tooLarge(limits) : PARTIAL;
+/**
+ * No blank line yet: partial, unless the head is already 431 however it ends: past what node:http itself takes, or
+ * complete lines past the header bound (router.ts says 431 on node:http's path; an over-long URL would be 414
+ * first). Refused now, not at the header timeout.
+ */
+function partialHead(buf: Buffer, limits: HeadLimits, headerBytes: number, target: string): NotYet {
+  if (buf.length > limits.maxUrlBytes + limits.maxHeaderBytes) return tooLarge(limits);
+  return headerBytes > limits.maxHeaderBytes && target.length <= limits.maxUrlBytes ? tooLarge(limits) : PARTIAL;
 }
 
 function tooLarge(limits: HeadLimits): NotYet {

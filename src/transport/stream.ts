@@ -65,12 +65,12 @@ export async function serveStream(
   takeOver: () => void,
 ): Promise<void> {
   if (req.method !== 'GET') throw new HeraldError('method_not_allowed', 'use GET');
+  // Also here: streams read by the front reader never pass the router's check.
+  checkDevHost(ctx.config, req.header('host'));
   // A body would sit unread in front of the stream: refused on both readers alike (the front reader passes it here).
   if (Number(req.header('content-length') ?? 0) !== 0 || req.header('transfer-encoding') !== undefined) {
     throw new HeraldError('bad_request', 'a stream request has no body');
   }
-  // Also here: streams read by the front reader never pass the router's check.
-  checkDevHost(ctx.config, req.header('host'));
   ctx.node.admit(req.remoteAddress);
   const auth = await ctx.authorizer.authorize(ctx.authorizer.credentialsOf(req, transport.name, ctx.config.tokenCookie));
   const chunked = req.httpVersion !== '1.0';

@@ -54,7 +54,7 @@ export function describe(o: Outcome): string {
  * Send `parts` on a fresh connection to `url`, each part in its own TCP segment (a pause between them), and read
  * the answers until the connection closes, `expected` answers have come (or a stream began), or it goes quiet.
  */
-export function exchange(url: string, parts: readonly Buffer[], expected: number, timeoutMs = 2500): Promise<Outcome> {
+export function exchange(url: string, parts: readonly Buffer[], expected: number, headFirst = false, timeoutMs = 2500): Promise<Outcome> {
   const u = new URL(url);
   return new Promise((resolve) => {
     const socket = net.connect({ port: Number(u.port), host: u.hostname, noDelay: true });
@@ -68,11 +68,11 @@ export function exchange(url: string, parts: readonly Buffer[], expected: number
       clearTimeout(deadline);
       clearTimeout(quiet);
       socket.destroy();
-      resolve({ answers: parseAnswers(received), closed });
+      resolve({ answers: parseAnswers(received, headFirst), closed });
     };
     const deadline = setTimeout(finish, timeoutMs);
     const check = (): void => {
-      const answers = parseAnswers(received);
+      const answers = parseAnswers(received, headFirst);
       if (answers.length >= expected || answers.some((a) => a.stream)) {
         // Give a wrong extra answer (or a close) a moment to show.
         clearTimeout(quiet);
@@ -98,8 +98,11 @@ export function exchange(url: string, parts: readonly Buffer[], expected: number
   });
 }
 
-/** The answers in `raw`, in order. A response with no length (a stream) ends the list. */
-export function parseAnswers(raw: Buffer): Answer[] {
+/**
+ * The answers in `raw`, in order. A response with no length (a stream) ends the list. `headFirst`: the first
+ * request was a HEAD (its answer has a length and no body).
+ */
+export function parseAnswers(raw: Buffer, headFirst = false): Answer[] {
   const out: Answer[] = [];
   let at = 0;
   while (at < raw.length) {
@@ -126,7 +129,7 @@ export function parseAnswers(raw: Buffer): Answer[] {
       out.push({ status, contentType, chunked, stream: true });
       break;
     }
-    const bodyEnd = end + 4 + Number(length ?? 0);
+    const bodyEnd = end + 4 + (headFirst && out.length === 0 ? 0 : Number(length ?? 0));
     if (raw.length < bodyEnd) break;
     const body = raw.toString('utf8', end + 4, bodyEnd);
     const code = /"code":"([a-z_]+)"/.exec(body)?.[1];
@@ -137,12 +140,12 @@ export function parseAnswers(raw: Buffer): Answer[] {
 }
 
 /** Both nodes' outcomes for the same bytes. */
-export async function bothOutcomes(pair: OraclePair, parts: readonly Buffer[], expected: number): Promise<{ herald: Outcome; node: Outcome }> {
-  const [herald, node] = await Promise.all([exchange(pair.herald.url, parts, expected), exchange(pair.node.url, parts, expected)]);
+export async function bothOutcomes(pair: OraclePair, parts: readonly Buffer[], expected: number, headFirst = false): Promise<{ herald: Outcome; node: Outcome }> {
+  const [herald, node] = await Promise.all([exchange(pair.herald.url, parts, expected, headFirst), exchange(pair.node.url, parts, expected, headFirst)]);
   return { herald, node };
 }
 
-/** The rule: same answers (status, code, content type, framing); with none, both closed or both hung. */
-export function agree(a: Outcome, b: Outcome): boolean {
-  return describe(a) === describe(b);
+/** One answer as the comparison sees it. */
+export function describeAnswer(a: Answer | undefined): string {
+  return a ? describe({ answers: [a], closed: false }) : 'none';
 }
