@@ -307,3 +307,28 @@ test('settings: authHook needs cookies or headers to key its answers; bad URLs a
   const c = resolveConfig({ overrides: { ...base, authHook: 'http://x/', authHookHeaders: ['X-Session'] } });
   assert.deepEqual(c.authHookHeaders, ['x-session']);
 });
+
+test("the hook's user names the connection: client_connected and client_disconnected webhooks carry it", async () => {
+  const receiver = await startHookServer();
+  const n = await startServer({
+    dev: false,
+    authHook: hook.url,
+    authHookCookies: ['sid'],
+    webhook: receiver.url,
+    webhookSecret: 'webhook-secret-0123456789',
+    webhookBatchMs: 20,
+    webhookEvents: ['client_connected', 'client_disconnected'],
+  });
+  try {
+    const s = await openStream(`${n.url}/sub?channel=room.wh`, { Cookie: 'sid=alice' });
+    assert.equal(s.status, 200);
+    s.close();
+    const events = (): { name: string; user?: string }[] =>
+      receiver.requests.flatMap((r) => (JSON.parse(r.body) as { events: { name: string; user?: string }[] }).events);
+    await eventually(() => events().length >= 2, 5000, 'connected and disconnected');
+    assert.deepEqual(events().map((e) => [e.name, e.user]), [['client_connected', 'alice'], ['client_disconnected', 'alice']]);
+  } finally {
+    await n.close();
+    await receiver.close();
+  }
+});
