@@ -80,6 +80,11 @@ test('connected, occupied, disconnected and vacated arrive signed and batched', 
   const gone = all.filter((e) => e.name === 'client_disconnected');
   assert.deepEqual(new Set(gone.map((e) => e.client)), new Set(connected.map((e) => e.client)));
   assert.ok(gone.every((e) => e.reason === 'client_gone'));
+  // Only the clients' channels: nothing of the node's own (control channel, presence) shows.
+  assert.deepEqual(
+    new Set(all.filter((e) => e.name.startsWith('channel_')).map((e) => e.channel)),
+    new Set(['wh-a', 'wh-b']),
+  );
   // Occupied comes before the vacated of the same channel: one batch in flight keeps the order.
   assert.ok(names.indexOf('channel_occupied:wh-a') < names.indexOf('channel_vacated:wh-a'));
   // Batched: the two connects (opened within 50 ms) share a request at most as often as not; never one per event.
@@ -185,6 +190,21 @@ test('a flood overflows the bounded queue, counted, without slowing the caller; 
   const got = hook.requests.flatMap((r) => (JSON.parse(r.body) as { events: { i: number }[] }).events.map((e) => e.i));
   assert.deepEqual(got, [...Array(1000).keys()], 'each accepted event once, in order');
   assert.ok(hook.requests.every((r) => (JSON.parse(r.body) as { events: unknown[] }).events.length <= 50));
+});
+
+test('SIGTERM: the drain\'s disconnects (reason shutdown) and vacated channels are sent before the node stops', async () => {
+  const hook = await receiver();
+  const n = await startServer({ webhook: hook.url, webhookSecret: SECRET, webhookBatchMs: 60_000, webhookBatchSize: 1000 });
+  const s = await openStream(`${n.url}/sub?channel=wh-drain`);
+  // A minute's batching: nothing is sent before the drain, so what arrives is the close's last attempt.
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(hook.requests.length, 0);
+  await n.close();
+  await s.ended;
+  const names = events(hook).map((e) => `${e.name}:${e.reason ?? e.channel ?? ''}`);
+  // A client's channels are occupied as it joins them, before it counts as connected; vacated as it leaves them.
+  assert.deepEqual(names, ['channel_occupied:wh-drain', 'client_connected:', 'channel_vacated:wh-drain', 'client_disconnected:shutdown']);
+  checkSignature(hook.requests[0]!);
 });
 
 test('a webhook URL needs a secret; bad URLs and event names stop start-up', () => {
