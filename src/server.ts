@@ -28,6 +28,7 @@ import { PublishApi } from './http/publish.js';
 import { AccessLog } from './http/access-log.js';
 import { InternalListener } from './http/internal-listener.js';
 import { Router, toOriginForm } from './http/router.js';
+import { ROUTES } from './http/routes.js';
 import { AdminDashboard } from './http/admin/routes.js';
 import { ClusterStats } from './core/node-stats.js';
 import { httpStreamTransport } from './transport/http-stream.js';
@@ -181,8 +182,8 @@ export class HeraldServer {
       }
     };
     const streamTransports = new Map<string, StreamTransport>([
-      ['/sub', httpStreamTransport],
-      ['/sse', sseTransport],
+      [ROUTES.sub.path, httpStreamTransport],
+      [ROUTES.sse.path, sseTransport],
     ]);
     this.pusher =
       config.pusherApps.length > 0
@@ -217,9 +218,12 @@ export class HeraldServer {
           })
         : undefined;
     const metricsAllowed = metricsGate(config);
-    for (const [path, transport] of streamTransports) router.add(path, withPreflight(streamRoute(transport), corsOrigins(config)));
+    for (const route of [ROUTES.sub, ROUTES.sse]) {
+      const transport = streamTransports.get(route.path);
+      if (transport) router.mount(route, withPreflight(streamRoute(transport), corsOrigins(config)));
+    }
     router
-      .add('/api/publish', (req, res) => {
+      .mount(ROUTES.publish, (req, res) => {
         if (this.node.isDraining) {
           // Not published: say so, and that another node will take it (the connection closes after this answer).
           res.setHeader('Retry-After', String(DRAIN_RETRY_AFTER_SECONDS));
@@ -229,16 +233,16 @@ export class HeraldServer {
         this.nodePublishes.add(res);
         res.once('close', () => this.nodePublishes.delete(res));
         return publish.handle(req, res);
-      }, 'POST')
-      .add('/poll', withPreflight(poll.handle, corsOrigins(config)))
-      .add('/ws', () => {
+      })
+      .mount(ROUTES.poll, withPreflight(poll.handle, corsOrigins(config)))
+      .mount(ROUTES.ws, () => {
         throw new HeraldError('bad_request', 'GET /ws is a WebSocket endpoint: send an Upgrade request');
       })
     if (this.pusher) router.addPrefix('/apps/', this.pusher.api.handle, 'GET, POST');
     const healthRoutes = (r: Router): Router =>
       r
-        .add('/healthz', withCors((req, res) => serveHealth(req, res, VERSION), corsOrigins(config)))
-        .add('/readyz', withCors((req, res) => serveReady(this.node, req, res), corsOrigins(config)));
+        .mount(ROUTES.healthz, withCors((req, res) => serveHealth(req, res, VERSION), corsOrigins(config)))
+        .mount(ROUTES.readyz, withCors((req, res) => serveReady(this.node, req, res), corsOrigins(config)));
     healthRoutes(router);
     this.operatorRoutes =
       config.internalPort === 0
@@ -256,7 +260,7 @@ export class HeraldServer {
       }
       this.node.onSessionClosed((session) => access.sessionClosed(session));
     }
-    this.operatorRoutes.add('/metrics', (req, res) => serveMetrics(this.node, req, res, metricsAllowed));
+    this.operatorRoutes.mount(ROUTES.metrics, (req, res) => serveMetrics(this.node, req, res, metricsAllowed));
     // The admin pages are operators' routes too: on the internal port when there is one.
     for (const route of this.admin?.routes() ?? []) this.operatorRoutes.add(route.path, route.handler, route.allow);
 
@@ -300,11 +304,10 @@ export class HeraldServer {
       requestTimeoutMs,
       onRefused: (code) => metrics.rejected.inc({ code }),
       onAnswered: access
-        ? (status, bytes, ms, remote) => access.write({ method: 'POST', path: '/api/publish', status, bytes, ms, transport: 'http', remote })
+        ? (status, bytes, ms, remote) => access.write({ method: 'POST', path: ROUTES.publish.path, status, bytes, ms, transport: 'http', remote })
         : undefined,
     });
     this.front = new FrontReader({
-      streamPaths: new Set(streamTransports.keys()),
       serve: (req, takeOver) => {
         const transport = streamTransports.get(req.path);
         if (!transport) return Promise.reject(new HeraldError('not_found'));

@@ -25,10 +25,8 @@ import { queryParams } from './request.js';
 import type { SocketOwner } from './socket-owner.js';
 import { releaseSocket, setOwner } from './socket-owner.js';
 import { ByteQueue } from './byte-queue.js';
+import { pathOf, readerFor } from './routes.js';
 import { headWorthParsing, parseHead, writeResponse } from './wire.js';
-
-/** The one route the fast path serves (http/routes.ts). */
-const PUBLISH_PATH = '/api/publish';
 
 /** `Retry-After` (seconds) on a publish refused because the node drains: the balancer has another node by then. */
 export const DRAIN_RETRY_AFTER_SECONDS = 1;
@@ -67,10 +65,9 @@ export class FastPublisher {
 
   constructor(readonly options: FastPublishOptions) {}
 
-  /** Whether a connection whose first request line is this is the fast path's (`POST /api/publish`, HTTP/1.1). */
+  /** Whether a request is the fast path's: its route's reader (http/routes.ts), in HTTP/1.1. */
   takes(method: string, target: string, version: string): boolean {
-    const q = target.indexOf('?');
-    return method === 'POST' && version === '1.1' && (q < 0 ? target : target.slice(0, q)) === PUBLISH_PATH;
+    return version === '1.1' && readerFor(method, pathOf(target)) === 'fast-publish';
   }
 
   /**

@@ -21,12 +21,11 @@ import type { ClientAddress } from './client-address.js';
 import type { FastPublisher } from './fast-publish.js';
 import { queryParams, type StreamRequest } from './request.js';
 import { ByteQueue } from './byte-queue.js';
+import { pathOf, readerFor } from './routes.js';
 import { releaseSocket, setOwner, type SocketOwner } from './socket-owner.js';
 import { headWorthParsing, parseHead, parseRequestLine, refuseAndClose, type RequestHead } from './wire.js';
 
 export interface FrontOptions {
-  /** Paths served by the front reader itself, e.g. `/sub`. */
-  readonly streamPaths: ReadonlySet<string>;
   /** Serve a parsed stream request; rejects with a HeraldError answered before the stream starts. */
   readonly serve: (req: StreamRequest, takeOver: () => void) => Promise<void>;
   /** Serves connections that start with `POST /api/publish` (src/http/fast-publish.ts). */
@@ -117,13 +116,14 @@ export class FrontReader {
       if (line.kind === 'partial') return;
       if (line.kind === 'refuse') return this.refuse(conn, line.error);
       if (line.kind === 'defer') return this.giveToNode(conn);
-      if (o.fastPublish?.takes(line.method, line.target, line.version)) {
+      // The route table (http/routes.ts) says which reader serves the request line.
+      const reader = readerFor(line.method, pathOf(line.target));
+      if (reader === 'fast-publish' && o.fastPublish && line.version === '1.1') {
         this.forget(conn);
         conn.done = true;
         return o.fastPublish.adopt(conn.socket, conn.takeAll(), conn.since);
       }
-      const q = line.target.indexOf('?');
-      if (line.method !== 'GET' || !o.streamPaths.has(q < 0 ? line.target : line.target.slice(0, q))) return this.giveToNode(conn);
+      if (reader !== 'front') return this.giveToNode(conn);
       conn.isStream = true;
     }
     const verdict = parseHead(buf, o);

@@ -8,6 +8,7 @@ import type { NodeMetrics } from '../core/metrics.js';
 import type { Logger } from '../util/log.js';
 import { sendError } from './respond.js';
 import { queryParams } from './request.js';
+import type { RouteSpec } from './routes.js';
 import { originForm } from './wire.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => void | Promise<void>;
@@ -30,6 +31,11 @@ export class Router {
   add(path: string, handler: RouteHandler, allow = 'GET'): this {
     this.routes.set(path, { handler, allow });
     return this;
+  }
+
+  /** Mount the handler of a route of the table (http/routes.ts): its path and methods come from there. */
+  mount(route: RouteSpec, handler: RouteHandler): this {
+    return this.add(route.path, handler, route.allow);
   }
 
   /** Route every path that starts with `prefix` (ending in "/") to `handler`; it answers its own 404s. */

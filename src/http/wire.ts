@@ -104,7 +104,10 @@ export function parseRequestLine(buf: Buffer, limits: HeadLimits): LineVerdict {
     // node:http answers an over-long line (414 from the route, 431 past its own bound).
     return buf.length > lineLimit ? { kind: 'defer', reason: 'request line over the URL bound' } : lineCr(buf, buf.length);
   }
-  if (buf[lineEnd - 1] !== CR) return bad('a line ends without CR');
+  if (buf[lineEnd - 1] !== CR) {
+    // After a version llhttp wants its CR (400); a line with no version is HTTP/0.9 to it, LF and all.
+    return REQUEST_LINE.test(buf.toString('latin1', 0, lineEnd)) ? bad('a line ends without CR') : { kind: 'defer', reason: 'HTTP/0.9' };
+  }
   const stray = lineCr(buf, lineEnd - 1);
   if (stray !== PARTIAL) return stray;
   const m = REQUEST_LINE.exec(buf.toString('latin1', 0, lineEnd - 1));
