@@ -104,7 +104,8 @@ server:
 connections:
   -n, --connections N     streaming connections                               [100]
   --channels C            connection i subscribes channel i % C                [10]
-  --transport sub|sse|ws  streaming endpoint (ws: /ws with URL credentials)    [sub]
+  --transport sub|sse|ws|pusher  streaming endpoint (ws: /ws with URL credentials;
+                          pusher: /app/app-key, the --dev app)                [sub]
   --workers W             subscriber processes (at most 10,000 connections each) [ceil(N/7500)]
   --source-addresses K    spread connections over 127.0.0.1 .. 127.0.0.K       [1, or 4 above 1,000]
   --connect-concurrency   connection attempts in flight per worker             [256]
@@ -196,8 +197,8 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
   o.connections = num('connections', v.connections, 1, 1_000_000) ?? o.connections;
   o.channels = num('channels', v.channels, 1, 1_000_000) ?? o.channels;
   if (v.transport !== undefined) {
-    if (v.transport !== 'sub' && v.transport !== 'sse' && v.transport !== 'ws') {
-      throw new BenchUsageError('--transport must be sub, sse or ws');
+    if (v.transport !== 'sub' && v.transport !== 'sse' && v.transport !== 'ws' && v.transport !== 'pusher') {
+      throw new BenchUsageError('--transport must be sub, sse, ws or pusher');
     }
     o.transport = v.transport;
   }

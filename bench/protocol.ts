@@ -7,7 +7,8 @@
  */
 import type { SparseHistogram } from './histogram.js';
 
-export type Transport = 'sub' | 'sse' | 'ws';
+/** `pusher`: the Pusher protocol at /app/app-key (the --dev app), one pusher:subscribe per connection. */
+export type Transport = 'sub' | 'sse' | 'ws' | 'pusher';
 
 /** What one worker process is asked to hold. Connection `i` subscribes channel `channelName(prefix, i % channels)`. */
 export interface PoolSpec {

@@ -20,12 +20,23 @@ const CH_0 = 48;
 /** A client pong must be masked: FIN + pong, mask bit + length 0, a zero masking key. */
 const PONG = Buffer.from([0x8a, 0x80, 0, 0, 0, 0]);
 
+/** A masked client text frame (a zero masking key leaves the payload as it is). */
+function clientTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text, 'utf8');
+  const n = payload.length;
+  const head = n < 126 ? Buffer.from([0x81, 0x80 | n, 0, 0, 0, 0]) : Buffer.from([0x81, 0x80 | 126, n >> 8, n & 0xff, 0, 0, 0, 0]);
+  return Buffer.concat([head, payload]);
+}
+const PUSHER_PONG = clientTextFrame('{"event":"pusher:pong","data":{}}');
+
 /** One subscriber connection. Plain fields only: thousands of these live in one process. */
 class Sub {
   rest = '';
   /** WebSocket only: bytes of an incomplete frame. */
   frameRest: Buffer | undefined = undefined;
   held = false;
+  /** Pusher: past the handshake (every byte is a frame from here on), held once its subscription succeeded. */
+  upgraded = false;
   gone = false;
   /** Per-step window of seen sequence numbers: bit k set = (maxSeq - k) was seen. */
   step = -1;
@@ -59,15 +70,17 @@ export class SubscriberPool {
   private readonly latency = new Histogram();
 
   constructor(private readonly spec: PoolSpec, private readonly onSettled: () => void = () => undefined) {
-    const path = spec.transport === 'sse' ? '/sse' : spec.transport === 'ws' ? '/ws' : '/sub';
+    const pusher = spec.transport === 'pusher';
+    const path = spec.transport === 'sse' ? '/sse' : spec.transport === 'ws' ? '/ws' : pusher ? '/app/app-key' : '/sub';
     const accept = spec.transport === 'sse' ? 'text/event-stream' : 'application/x-ndjson';
     // A WebSocket upgrade with the channel in the URL: live once the 101 arrives, as a stream is at its 200.
     const extra =
-      spec.transport === 'ws'
+      spec.transport === 'ws' || pusher
         ? 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
         : `Accept: ${accept}\r\n`;
-    this.request = (channel, port) =>
-      `GET ${path}?channel=${channelName(spec.channelPrefix, channel)} HTTP/1.1\r\nHost: ${spec.host}:${port}\r\n${extra}\r\n`;
+    // Pusher: the channel is subscribed after the handshake (pusher:subscribe); held at subscription_succeeded.
+    const query = (channel: number): string => (pusher ? 'protocol=7' : `channel=${channelName(spec.channelPrefix, channel)}`);
+    this.request = (channel, port) => `GET ${path}?${query(channel)} HTTP/1.1\r\nHost: ${spec.host}:${port}\r\n${extra}\r\n`;
     this.lineOffset = spec.transport === 'sse' ? 6 : 0;
   }
 
@@ -174,8 +187,19 @@ export class SubscriberPool {
     if (this.settled()) this.onSettled();
   }
 
+  private hold(sub: Sub): void {
+    sub.held = true;
+    this.held++;
+    sub.socket.setTimeout(0);
+    this.attemptDone();
+  }
+
   private onData(sub: Sub, d: Buffer): void {
     const now = nowUs();
+    if (sub.upgraded) {
+      this.onFrames(sub, d, now);
+      return;
+    }
     let text = sub.rest.length > 0 ? sub.rest + d.toString('latin1') : d.toString('latin1');
     if (!sub.held) {
       const end = text.indexOf('\r\n\r\n');
@@ -185,22 +209,27 @@ export class SubscriberPool {
         return;
       }
       const status = text.slice(9, 12);
-      if (status !== (this.spec.transport === 'ws' ? '101' : '200')) {
+      const upgraded = this.spec.transport === 'ws' || this.spec.transport === 'pusher';
+      if (status !== (upgraded ? '101' : '200')) {
         this.fail(sub, `http_${status}`);
         return;
       }
-      sub.held = true;
-      this.held++;
-      sub.socket.setTimeout(0);
       text = text.slice(end + 4);
-      this.attemptDone();
+      if (this.spec.transport === 'pusher') {
+        sub.rest = '';
+        sub.upgraded = true;
+        sub.socket.write(clientTextFrame(`{"event":"pusher:subscribe","data":{"channel":"${channelName(this.spec.channelPrefix, sub.channel)}"}}`));
+        if (text.length > 0) this.onFrames(sub, Buffer.from(text, 'latin1'), now);
+        return;
+      }
+      this.hold(sub);
       if (this.spec.transport === 'ws') {
         sub.rest = '';
         if (text.length > 0) this.onFrames(sub, Buffer.from(text, 'latin1'), now);
         return;
       }
     }
-    if (this.spec.transport === 'ws') {
+    if (this.spec.transport === 'ws' || this.spec.transport === 'pusher') {
       this.onFrames(sub, d, now);
       return;
     }
@@ -249,6 +278,13 @@ export class SubscriberPool {
           if (at > 0) this.record(sub, text, at + 8, now);
         } else if (text.startsWith('{"type":"reload"')) {
           this.reloads++;
+        } else if (text.startsWith('{"event":"message"')) {
+          const at = text.indexOf('"data":"');
+          if (at > 0) this.record(sub, text, at + 8, now);
+        } else if (text.startsWith('{"event":"pusher_internal:subscription_succeeded"')) {
+          if (!sub.held) this.hold(sub);
+        } else if (text.startsWith('{"event":"pusher:ping"')) {
+          sub.socket.write(PUSHER_PONG);
         }
       } else if (opcode === 9) {
         sub.socket.write(PONG);

@@ -3,7 +3,7 @@
  * machine does not blur it: a node runs here, a child process (this file again, as `client`) holds N connections,
  * and the JS heap and RSS are compared after full GCs before and after.
  *
- *   npm run build && node --expose-gc dist/bench/transport-memory.js sub|sse|ws [N=3000]
+ *   npm run build && node --expose-gc dist/bench/transport-memory.js sub|sse|ws|pusher [N=3000]
  */
 import { fork } from 'node:child_process';
 import net from 'node:net';
@@ -33,7 +33,15 @@ async function client(url: string, transport: string, n: number): Promise<void> 
   };
   for (let i = 0; i < n; i++) {
     const channel = `c${i % CHANNELS}`;
-    if (transport === 'ws') {
+    if (transport === 'pusher') {
+      // The --dev app; held once its channel is subscribed.
+      const ws = new WebSocket(`ws://${u.host}/app/app-key?protocol=7`);
+      ws.once('open', () => ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel } })));
+      ws.on('message', (m) => {
+        if (String(m).startsWith('{"event":"pusher_internal:subscription_succeeded"')) one();
+      });
+      keep.push(ws);
+    } else if (transport === 'ws') {
       const ws = new WebSocket(`ws://${u.host}/ws?channel=${channel}`);
       ws.once('open', one);
       keep.push(ws);

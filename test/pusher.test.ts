@@ -256,6 +256,12 @@ test('HTTP API: channels, channels/{name}, users, signin + terminate_connections
   assert.equal(await call('POST', '/apps/app-id/events', { auth_timestamp: now, body_md5: '0'.repeat(32) }, event), 401, 'md5');
   assert.equal(await call('GET', '/apps/app-id/channels', { auth_timestamp: now }), 200);
   assert.equal(await call('GET', '/apps/other-app/channels', { auth_timestamp: now }), 404);
+  for (const bad of ['/apps/%zz/channels', '/apps/app-id/channels/%zz', '/apps/app-id/users/%E0%A4%A/terminate_connections']) {
+    const r = await fetch(`${n.url}${bad}`, { method: bad.endsWith('connections') ? 'POST' : 'GET' });
+    // Bad input (400), or refused unsigned (401) where the app is known: never an internal error.
+    assert.ok(r.status === 400 || r.status === 401, `${bad}: ${r.status}`);
+    await r.body?.cancel();
+  }
   const unsigned = await fetch(`${n.url}/apps/app-id/channels`);
   assert.equal(unsigned.status, 401);
   await unsigned.body?.cancel();
@@ -269,6 +275,8 @@ test('a wrong app key is told 4001 and pusher-js does not retry; missing protoco
   const err = raw.frames[0] as unknown as { event: string; data: { code: number } };
   assert.equal(err.event, 'pusher:error');
   assert.equal(err.data.code, 4001);
+  const malformed = await openWs(`${n.url}/app/%zz?protocol=7`);
+  assert.equal((await malformed.closed).code, 4001);
   const noProtocol = await openWs(`${n.url}/app/app-key`);
   assert.equal((await noProtocol.closed).code, 4008);
   const c = await pusherClient(n.url, { app: { ...DEV_APP, key: 'wrong' } }).catch((e: Error) => e);

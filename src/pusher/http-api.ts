@@ -16,6 +16,7 @@ import type { PusherApp, PusherApps } from './apps.js';
 import {
   apiStringToSign,
   channelKind,
+  decodeSegment,
   encodeEnvelope,
   hmacHex,
   md5Hex,
@@ -50,7 +51,7 @@ export class PusherHttpApi {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const m = /^\/apps\/([^/]{1,64})\/(.*)$/.exec(path);
     if (!m) throw new HeraldError('not_found', 'no such Pusher API path');
-    const app = this.ctx.apps.withId(decodeURIComponent(m[1]!));
+    const app = this.ctx.apps.withId(segment(m[1]!));
     if (!app) throw new HeraldError('not_found', 'unknown app id');
     const rest = m[2]!;
     const method = req.method ?? 'GET';
@@ -62,13 +63,13 @@ export class PusherHttpApi {
     if (rest === 'channels' && method === 'GET') return sendJson(res, 200, await this.channels(app, query));
     const channelPath = /^channels\/([^/]+)(\/users)?$/.exec(rest);
     if (channelPath && method === 'GET') {
-      const name = decodeURIComponent(channelPath[1]!);
+      const name = segment(channelPath[1]!);
       if (!validChannelName(name)) throw new HeraldError('invalid_channel', 'invalid channel name');
       return sendJson(res, 200, channelPath[2] ? await this.users(app, name) : await this.channel(app, name, query));
     }
     const terminate = /^users\/([^/]+)\/terminate_connections$/.exec(rest);
     if (terminate && method === 'POST') {
-      const user = decodeURIComponent(terminate[1]!);
+      const user = segment(terminate[1]!);
       if (user.length === 0 || user.length > 255) throw new HeraldError('bad_request', 'invalid user id');
       this.ctx.terminate(app, user);
       return sendJson(res, 200, {});
@@ -143,6 +144,12 @@ export class PusherHttpApi {
     const snapshot = await this.ctx.pusherPresence.snapshot(app.heraldChannel(name));
     return { users: snapshot.ids.map((id) => ({ id })) };
   }
+}
+
+function segment(s: string): string {
+  const decoded = decodeSegment(s);
+  if (decoded === undefined) throw new HeraldError('bad_request', 'malformed %-escape in the path');
+  return decoded;
 }
 
 function infoFields(v: string | null): string[] {

@@ -39,6 +39,15 @@ export function validEventName(v: unknown): v is string {
   return typeof v === 'string' && EVENT_NAME.test(v);
 }
 
+/** A path segment decoded; undefined for a malformed escape (`%zz`), which a caller answers as bad input. */
+export function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
 // --- close and error codes ---------------------------------------------------------------------------------------
 
 /**

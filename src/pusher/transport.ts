@@ -28,6 +28,7 @@ import {
   channelAuthValid,
   channelKind,
   connectionEstablished,
+  decodeSegment,
   encodeEnvelope,
   envelopeOf,
   errorFrame,
@@ -132,7 +133,7 @@ export class PusherTransport {
         ws.close(code, message.slice(0, 100));
       });
     };
-    const key = decodeURIComponent(path.slice('/app/'.length));
+    const key = decodeSegment(path.slice('/app/'.length)) ?? '';
     const app = this.ctx.apps.withKey(key);
     if (!app) return refuse(PUSHER_CODES.unknown_app, `App key ${key.slice(0, 64)} not in this cluster. Did you forget to specify the cluster?`);
     const protocol = query.get('protocol');
