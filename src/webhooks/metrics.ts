@@ -42,8 +42,9 @@ export class WebhookMetrics {
       ...hook,
       outcome: ['ok', 'error', 'timeout', 'rejected'],
     });
+    // Every dispatcher name has its series from the start (0 where none runs): a family never renders empty.
     registry.gauge('herald_webhook_queue', 'Webhook events waiting to be sent, by dispatcher.', () =>
-      [...this.queues].map(([name, read]): [Record<string, string>, number] => [{ hook: name }, read()]),
+      HOOK_NAMES.map((name): [Record<string, string>, number] => [{ hook: name }, this.queues.get(name)?.() ?? 0]),
     );
     this.durations = registry.histogramFamily('herald_webhook_duration_seconds', 'Time of one webhook POST, answer included.', 'hook', HOOK_NAMES, ROUND_TRIP_SECONDS);
   }
