@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { familiesOf, parseSamples, seriesNamesOf } from './helpers/metrics.js';
+import { answerJson, startHookServer } from './helpers/hook-server.js';
 import { rawExchange } from './helpers/raw.js';
 import { startNodeOnRedis, startRedis, type RedisProcess } from './helpers/redis.js';
 import { eventually, openStream, publish, startServer, type TestServer } from './helpers/server.js';
@@ -90,6 +91,33 @@ test('promtool check metrics passes with Redis after traffic', async () => {
   assert.equal(r.output.trim(), '', 'no lint findings');
   assertEveryFamilyHasSamples(text);
   assert.ok(parseSamples(text).some((s) => s.name === 'herald_broker_round_trip_seconds_count' && s.labels['op'] === 'history' && s.value > 0));
+});
+
+test('promtool check metrics passes with the auth hook and webhooks on, after traffic through both', async () => {
+  const backend = await startHookServer((req, res) =>
+    answerJson(res, 200, JSON.parse(req.body).cookies?.sid === 'ok' ? { allow: true, user: 'u' } : { allow: false }),
+  );
+  stops.push(() => backend.close());
+  const node = await startServer({
+    dev: false,
+    metricsPublic: true,
+    authHook: backend.url,
+    authHookCookies: ['sid'],
+    webhook: backend.url,
+    webhookSecret: 'webhook-secret-0123456789',
+    webhookBatchMs: 10,
+  });
+  stops.push(() => node.close());
+  const s = await openStream(`${node.url}/sub?channel=p.hook`, { Cookie: 'sid=ok' });
+  s.close();
+  assert.equal((await fetch(`${node.url}/sub?channel=p.hook`, { headers: { Cookie: 'sid=no' } })).status, 403);
+  await eventually(() => backend.requests.some((r) => r.body.includes('client_disconnected')), 5000, 'webhooks sent');
+  const text = await (await fetch(`${node.url}/metrics`)).text();
+  const r = promtool(text);
+  assert.equal(r.status, 0, r.output);
+  assert.equal(r.output.trim(), '', 'no lint findings');
+  assertEveryFamilyHasSamples(text);
+  assert.ok(parseSamples(text).some((x) => x.name === 'herald_auth_hook_duration_seconds_count' && x.value === 2));
 });
 
 test('promtool finds a bad exposition (the check can fail)', () => {
