@@ -260,11 +260,20 @@ export interface NamespaceRules {
   readonly joinLeave?: boolean;
 }
 
-/** A publish API key that may publish only to channels of some namespaces (`""` names the default namespace). */
+/**
+ * An API key limited to channels of some namespaces (`""` names the default namespace; absent: every namespace) and
+ * to some server API calls (docs/api.md; absent: `publish` only).
+ */
 export interface ScopedApiKey {
   readonly key: string;
-  readonly namespaces: readonly string[];
+  readonly namespaces?: readonly string[];
+  readonly calls?: readonly string[];
 }
+
+/** The server API's calls (docs/api.md), as a scoped key's `calls` names them. */
+export const API_CALLS = [
+  'publish', 'presence', 'presence_stats', 'channels', 'info', 'history', 'remove_history', 'disconnect', 'unsubscribe',
+] as const;
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 export type LogFormat = 'json' | 'text';
@@ -416,7 +425,7 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
     kind: 'json',
     secret: true,
     json: checkScopedKeys,
-    doc: 'publish API keys limited to namespaces: [{"key":"...","namespaces":["chat"]}]',
+    doc: 'API keys limited to namespaces and calls: [{"key":"...","namespaces":["chat"],"calls":["publish","presence"]}]',
   },
   historySize: { kind: 'int', min: 0, max: 100_000, doc: 'messages kept per channel for resume (0 = no history)' },
   historyTtlSeconds: { kind: 'int', min: 0, max: 30 * 86400, doc: "seconds a channel's messages are kept after its last publication" },
@@ -865,8 +874,16 @@ function checkScopedKeys(name: string, value: unknown): unknown {
     if (typeof e !== 'object' || e === null || typeof e.key !== 'string' || e.key.length < 16) {
       throw new ConfigError(`${name}[${i}].key`, 'must be a string of at least 16 characters');
     }
-    if (!Array.isArray(e.namespaces) || !e.namespaces.every((n) => typeof n === 'string')) {
-      throw new ConfigError(`${name}[${i}].namespaces`, 'must be a list of namespace names');
+    if (e.namespaces !== undefined || e.calls === undefined) {
+      if (!Array.isArray(e.namespaces) || !e.namespaces.every((n) => typeof n === 'string')) {
+        throw new ConfigError(`${name}[${i}].namespaces`, 'must be a list of namespace names');
+      }
+    }
+    if (e.calls !== undefined) {
+      const known: readonly string[] = API_CALLS;
+      if (!Array.isArray(e.calls) || !e.calls.every((c) => typeof c === 'string' && known.includes(c))) {
+        throw new ConfigError(`${name}[${i}].calls`, `must be a list of server API calls (${API_CALLS.join(', ')})`);
+      }
     }
   }
   return value;

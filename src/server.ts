@@ -52,6 +52,8 @@ import { PusherTransport } from './pusher/transport.js';
 
 /** Requests parsed behind a stream (pipelined) before its connection is closed: their objects are held meanwhile. */
 const MAX_PARSED_BEHIND_STREAM = 8;
+import { ServerApiCalls } from './api/calls.js';
+import { serverApiRoutes } from './api/routes.js';
 
 export interface HeraldServerOptions {
   /** Use this broker instead of the one `config.broker` names (tests, embedding). */
@@ -217,6 +219,18 @@ export class HeraldServer {
             log: this.log,
           })
         : undefined;
+    // The server API (docs/api.md): one route per call, with the publish API's keys and scopes.
+    const apiCalls = new ServerApiCalls(this.node, this.presence, this.stats);
+    const apiRoutes = serverApiRoutes({
+      calls: apiCalls,
+      authenticate: (req) => {
+        const header = headerOf(req);
+        return publish.authenticate({ authorization: req.headers.authorization, remoteAddress: req.socket.remoteAddress, header });
+      },
+      maxBodyBytes: config.maxBodyBytes,
+      maxJsonDepth: config.maxJsonDepth,
+    });
+    for (const route of apiRoutes) router.add(route.path, route.handler, route.allow);
     const metricsAllowed = metricsGate(config);
     for (const route of [ROUTES.sub, ROUTES.sse]) {
       const transport = streamTransports.get(route.path);

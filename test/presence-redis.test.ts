@@ -9,7 +9,8 @@ import { NODE_CONTROL_CHANNEL } from '../src/broker/broker.js';
 import { keyInSlotOf } from '../src/broker/redis-slot.js';
 import { cleanEnv, killAll, startHerald } from './helpers/cli.js';
 import { startNodeOnRedis, startRedis, type RedisProcess } from './helpers/redis.js';
-import { eventually, openStream, type TestServer } from './helpers/server.js';
+import { signToken } from '../src/auth/jwt.js';
+import { eventually, openStream, TEST_API_KEY, TEST_SECRET, type TestServer } from './helpers/server.js';
 import { openWs, type WsClient } from './helpers/ws.js';
 
 const HEARTBEAT = 1;
@@ -140,3 +141,53 @@ test('forged presence through Redis (control messages, entries) is checked: only
   assert.ok(listedNow.includes('zz00002-2'), JSON.stringify(listedNow));
   assert.ok(!listedNow.includes('zz00002-1'));
 });
+
+test('server API on two nodes: disconnect closes a user\'s connections on both with the code given; unsubscribe, channels, info and presence span the cluster', async () => {
+  const a = await node();
+  const b = await node();
+  // (Nodes of the earlier tests are still up: they answer too, with nothing of theirs on these channels.)
+  const knows = (n: TestServer, other: TestServer): boolean => n.server.stats.nodes().some((s) => s.node === other.server.node.nodeId);
+  await eventually(() => knows(a, b) && knows(b, a), 10_000, 'the nodes know each other');
+  const t = await signToken({ secret: TEST_SECRET, channels: ['api-x', 'api-y'], subject: 'eve' });
+  const onA = await openWs(`${a.url}/ws?channel=api-x&token=${t}`);
+  const onB = await openStream(`${b.url}/sub?channel=api-x&channel=api-y&token=${t}`);
+  cleanups.push(() => onB.close());
+  const plain = await openStream(`${b.url}/sub?channel=api-x`);
+  cleanups.push(() => plain.close());
+
+  const channels = await apiCall(a, 'channels', { prefix: 'api-' });
+  assert.deepEqual(channels['channels'], [{ channel: 'api-x', subscribers: 3 }, { channel: 'api-y', subscribers: 1 }]);
+  // info shows each node's latest stats snapshot (taken once a second): asked until the new connections show.
+  type Nodes = { node: string; connections: Record<string, number> }[];
+  await until(
+    async () => (await apiCall(b, 'info', {}))['nodes'] as Nodes,
+    (nodes) =>
+      nodes.find((x) => x.node === a.server.node.nodeId)?.connections['ws'] === 1 &&
+      nodes.find((x) => x.node === b.server.node.nodeId)?.connections['sub'] === 2,
+    5000,
+    'both nodes in info with their connections per transport',
+  );
+  const members = await apiCall(a, 'presence', { channel: 'api-x' });
+  assert.deepEqual((members['members'] as { user: string }[]).map((m) => m.user).sort(), ['', 'eve', 'eve']);
+
+  assert.deepEqual(await apiCall(a, 'unsubscribe', { user: 'eve', channel: 'api-y' }), { unsubscribed: 1, unanswered: [] });
+  await onB.waitLines(1);
+  assert.deepEqual(JSON.parse(onB.lines[0]!), ['unsubscribed', 'api-y']);
+
+  assert.deepEqual(await apiCall(a, 'disconnect', { user: 'eve', code: 4100 }), { disconnected: 2, unanswered: [] });
+  assert.deepEqual(await onA.closed, { code: 4100, reason: 'disconnected' });
+  await onB.ended;
+  assert.deepEqual(JSON.parse(onB.lines.filter((l) => l.length > 0).at(-1)!), ['disconnect', 'disconnected', 4100, false]);
+  assert.equal(plain.lines.filter((l) => l.length > 0 && l.startsWith('["disconnect"')).length, 0, 'an anonymous client stays');
+});
+
+async function apiCall(n: TestServer, name: string, body: unknown): Promise<Record<string, unknown>> {
+  const res = await fetch(`${n.url}/api/${name}`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${TEST_API_KEY}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as Record<string, unknown>;
+  assert.equal(res.status, 200, JSON.stringify(json));
+  return json;
+}

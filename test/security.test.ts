@@ -411,6 +411,7 @@ export const ROWS: Record<number, string> = {
   // 70-77: the auth hook and webhooks (docs/auth-hook.md, docs/webhooks.md).
   70: 'test/auth-hook.test.ts', 71: 'test/auth-hook.test.ts', 72: 'test/auth-hook.test.ts', 73: 'test/auth-hook.test.ts',
   74: 'test/webhooks.test.ts',
+  63: 'test/server-api.test.ts', 64: 'test/server-api.test.ts',
 };
 
 test('every SECURITY-TESTS.md row names test files that exist', () => {

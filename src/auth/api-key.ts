@@ -6,17 +6,30 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
-/** What a matching key may do: publish anywhere, or only to channels of some namespaces (`""` = the default one). */
+/**
+ * What a matching key may do: every call on every channel (`apiKeys`), or only channels of some namespaces
+ * (`""` = the default one) and only some calls of the server API (docs/api.md; a scoped key without `calls`
+ * may only publish).
+ */
 export interface ApiKeyScope {
   readonly namespaces?: readonly string[];
+  readonly calls?: readonly string[];
+}
+
+/** May a key of this scope make this call? */
+export function scopeAllows(scope: ApiKeyScope, call: string): boolean {
+  return scope.calls === undefined || scope.calls.includes(call);
 }
 
 export class ApiKeys {
   private readonly entries: { digest: Buffer; scope: ApiKeyScope }[];
-  constructor(keys: readonly string[], scoped: readonly { key: string; namespaces: readonly string[] }[] = []) {
+  constructor(keys: readonly string[], scoped: readonly { key: string; namespaces?: readonly string[]; calls?: readonly string[] }[] = []) {
     this.entries = [
       ...keys.map((k) => ({ digest: digest(k), scope: {} })),
-      ...scoped.map((k) => ({ digest: digest(k.key), scope: { namespaces: k.namespaces } })),
+      ...scoped.map((k) => ({
+        digest: digest(k.key),
+        scope: { ...(k.namespaces ? { namespaces: k.namespaces } : {}), calls: k.calls ?? ['publish'] },
+      })),
     ];
   }
   /** The scope of the key `presented` equals, or undefined. Every key is compared, whichever matches. */

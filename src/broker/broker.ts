@@ -104,6 +104,11 @@ export interface HistoryBroker extends Broker {
   history(channel: string, query: HistoryQuery): Promise<HistoryResult>;
   /** Where history lives in this process (the memory broker): its size. Absent where it lives elsewhere (Redis). */
   historyUsage?(): HistoryUsage;
+  /**
+   * Drop the channel's kept messages (the server API's `remove_history`). Its position stays, so a client resuming
+   * from before it is told to reload (`expired`), and the next message continues the offsets.
+   */
+  removeHistory?(channel: string): Promise<void>;
 }
 
 export function hasHistory(broker: Broker): broker is HistoryBroker {

@@ -210,6 +210,15 @@ export class MemoryHistory {
   }
 
   /** Channels with a live position. */
+  /** Drop a channel's messages, keeping its position. */
+  removeMessages(channel: string): void {
+    const log = this.logs.get(channel);
+    if (!log) return;
+    const before = log.bytes;
+    log.dropMessages();
+    this.bytes += log.bytes - before;
+  }
+
   size(): number {
     return this.logs.size;
   }

@@ -72,6 +72,11 @@ export class MemoryBroker implements HistoryBroker {
     return this.store.read(channel, query);
   }
 
+  async removeHistory(channel: string): Promise<void> {
+    if (this.closed) throw new HeraldError('unavailable', 'broker is not running');
+    this.store.removeMessages(channel);
+  }
+
   historyUsage(): HistoryUsage {
     return this.store.usage();
   }

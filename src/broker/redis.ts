@@ -37,7 +37,7 @@ import type {
   PublishResult,
 } from './broker.js';
 import { NODE_CONTROL_CHANNEL } from './broker.js';
-import { RedisHistory, toPublication } from './redis-history.js';
+import { historyKeys, RedisHistory, toPublication } from './redis-history.js';
 import { certainlyNotApplied, clusterSlotsFrom, nodeUrl, parseClusterUrl, type RedisLink } from './redis-link.js';
 import { Shard, type ShardOwner } from './redis-shard.js';
 import { parseClusterSlots, slotOf, tagForSlot } from './redis-slot.js';
@@ -219,6 +219,12 @@ export class RedisBroker implements HistoryBroker {
    */
   async command(key: string | undefined, args: readonly string[], write = false): Promise<unknown> {
     return this.bounded(this.requireLink(key).command(key, args), 'command', write);
+  }
+
+  /** Drop a channel's kept messages (its stream key); its position (the meta hash) stays. */
+  async removeHistory(channel: string): Promise<void> {
+    const [stream] = historyKeys(channel, this.sharded);
+    await this.command(stream, ['DEL', stream], true);
   }
 
   /** PUBLISH (standalone) or SPUBLISH (Cluster): what a script must call to reach this broker's subscribers. */

@@ -186,7 +186,7 @@ export class Hub implements BrokerHandler {
     return this.channels.size;
   }
 
-  /** Channels with at least one local member (the Pusher API's channel list). */
+  /** Channels with at least one local member (the Pusher API's channel list, the server API's `channels`). */
   channelNames(): IterableIterator<string> {
     return this.channels.keys();
   }

@@ -7,6 +7,7 @@
  * page shows can be checked against what Prometheus scrapes.
  */
 import { hostname } from 'node:os';
+import { VERSION } from '../version.js';
 import type { ChannelActivity } from './hub.js';
 import type { HeraldNode } from './node.js';
 import type { ControlMessage } from './control-path.js';
@@ -24,6 +25,8 @@ export interface NodeStats {
   readonly host: string;
   readonly pid: number;
   readonly startedAt: number;
+  /** Herald's version on that node (absent from nodes older than the server API). */
+  readonly version?: string;
   /** When the snapshot was taken (ms since the epoch). */
   readonly at: number;
   /** `herald_broker_ready` (1 → true) and the broker's kind. */
@@ -124,6 +127,7 @@ export class ClusterStats {
       host: this.host,
       pid: process.pid,
       startedAt: this.startedAt,
+      version: VERSION,
       at: now,
       broker: { kind: node.broker.kind, ready: node.broker.isReady(), ...(shards ? { shards } : {}) },
       draining: node.isDraining,
@@ -170,11 +174,13 @@ export function checkStats(v: unknown, from: string): NodeStats | undefined {
     if (!record(b) || typeof b['channel'] !== 'string' || b['channel'].length > 255 || !finite(b['messages']) || !finite(b['subscribers'])) return undefined;
   }
   const shards = broker['shards'];
+  const version = v['version'];
   return {
     node: from,
     host,
     pid,
     startedAt,
+    ...(typeof version === 'string' && version.length <= 64 ? { version } : {}),
     at: Date.now(),
     broker: {
       kind: broker['kind'],

@@ -23,7 +23,7 @@
  */
 import type { Publication } from '../protocol/publication.js';
 import type { DisconnectReason } from '../errors.js';
-import type { ReloadReason, StreamCodec } from '../protocol/frames.js';
+import type { CustomDisconnect, ReloadReason, StreamCodec } from '../protocol/frames.js';
 import { formatMessageId, isReadStamp, type StreamPosition } from '../protocol/message-id.js';
 import type { HubMember } from './hub.js';
 
@@ -47,7 +47,7 @@ export interface SessionSink {
    * End with a reason, for transports whose last word is not a frame of the codec (a WebSocket close code, a poll
    * answer). When absent, `end(codec.encodeDisconnect(reason))` is used.
    */
-  close?(reason: DisconnectReason): void;
+  close?(reason: DisconnectReason, custom?: CustomDisconnect): void;
 }
 
 /** One channel a session listens to, and the name the client knows it by (a sealed key, or the channel itself). */
@@ -441,24 +441,25 @@ export class Session implements HubMember {
    * reason follows what is queued (a slow client too: it gets whole messages, then `slow`, within the grace).
    * A dead peer is cut at once: it drains nothing, so nothing more can reach it.
    */
-  disconnect(reason: DisconnectReason): void {
+  disconnect(reason: DisconnectReason, custom?: CustomDisconnect): void {
     if (this.ended) return;
     this.ended = true;
     this.endReason = reason;
     this.finalCursor = this.cursor();
     this.owner.sessionEnded(this, reason);
     this.held = undefined;
-    if (this.sink) this.sayLastWords(this.sink, reason);
+    // (A session ended before its sink is attached says the reason's own code on attach: an operator's code is not kept.)
+    if (this.sink) this.sayLastWords(this.sink, reason, custom);
   }
 
-  private sayLastWords(sink: SessionSink, reason: DisconnectReason): void {
+  private sayLastWords(sink: SessionSink, reason: DisconnectReason, custom?: CustomDisconnect): void {
     if (reason === 'dead_peer') {
       sink.destroy();
       return;
     }
     this.closingSince = Date.now();
-    if (sink.close) sink.close(reason);
-    else sink.end(this.codec.encodeDisconnect(reason));
+    if (sink.close) sink.close(reason, custom);
+    else sink.end(this.codec.encodeDisconnect(reason, custom));
   }
 
   /** From the node's ticker: a socket still open `graceMs` after its last words is destroyed. */

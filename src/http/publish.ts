@@ -14,7 +14,7 @@
  * the request head, then `publish(scope, body)`: the one entry point, which publishes through HeraldNode.publish.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ApiKeys, isLoopback, type ApiKeyScope } from '../auth/api-key.js';
+import { ApiKeys, isLoopback, scopeAllows, type ApiKeyScope } from '../auth/api-key.js';
 import { bearerOf, headerOf, queryParams } from './request.js';
 import { ClientAddress } from './client-address.js';
 import { checkDevHost, crossSiteProblem } from './dev-guard.js';
@@ -217,6 +217,7 @@ export class PublishApi {
 
   /** A key scoped to namespaces publishes only there (403 otherwise). */
   private checkScope(scope: ApiKeyScope, channels: readonly string[]): void {
+    if (!scopeAllows(scope, 'publish')) throw new HeraldError('forbidden', 'this API key may not publish');
     if (!scope.namespaces) return;
     for (const c of channels) {
       const ns = this.policy.namespaceOf(c);

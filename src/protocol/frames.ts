@@ -16,7 +16,9 @@ export interface FrameEncoder {
 export interface StreamCodec extends FrameEncoder {
   readonly contentType: string;
   readonly heartbeat: Buffer;
-  encodeDisconnect(reason: DisconnectReason): Buffer;
+  encodeDisconnect(reason: DisconnectReason, custom?: CustomDisconnect): Buffer;
+  /** The server took `label` off this stream (docs/api.md `unsubscribe`). Absent where a transport has no such frame. */
+  readonly encodeUnsubscribed?: (label: string) => Buffer;
   /** Extra frames sent right after the headers (SSE's `retry:`). */
   readonly preamble: Buffer;
   /**
@@ -64,9 +66,23 @@ export function messageLine(label: string, data: string, id: string | undefined)
   return JSON.stringify(id === undefined ? ['message', label, data] : ['message', label, data, id]);
 }
 
-export function disconnectLine(reason: DisconnectReason): string {
-  const d = DISCONNECT_TABLE[reason];
+/**
+ * A disconnect with the code and reconnect flag an operator chose (the server API's `disconnect`), instead of the
+ * reason's own (DISCONNECT_TABLE).
+ */
+export interface CustomDisconnect {
+  readonly code: number;
+  readonly reconnect: boolean;
+}
+
+export function disconnectLine(reason: DisconnectReason, custom?: CustomDisconnect): string {
+  const d = custom ?? DISCONNECT_TABLE[reason];
   return JSON.stringify(['disconnect', reason, d.code, d.reconnect]);
+}
+
+/** The server took one channel off a live stream (the server API's `unsubscribe`): `["unsubscribed","<label>"]`. */
+export function unsubscribedLine(label: string): string {
+  return JSON.stringify(['unsubscribed', label]);
 }
 
 /** One SSE event. `data` must not contain CR or LF (JSON text never does). */
@@ -93,7 +109,8 @@ function makeCodec(
   parts: {
     message: (p: Publication, label: string) => string;
     heartbeat: string;
-    disconnect: (r: DisconnectReason) => string;
+    disconnect: (r: DisconnectReason, custom?: CustomDisconnect) => string;
+    unsubscribed: (label: string) => string;
     reload: (label: string, reason: ReloadReason, id: string, cursor: string) => string;
     position: (label: string, id: string, cursor: string) => string;
     presence: (kind: 'join' | 'leave', label: string, member: string) => string;
@@ -111,7 +128,9 @@ function makeCodec(
     encodeReload: (label, reason, id, cursor) => frame(parts.reload(label, reason, id, cursor)),
     encodePosition: (label, id, cursor) => frame(parts.position(label, id, cursor)),
     encodePresence: (kind, label, member) => frame(parts.presence(kind, label, member)),
-    encodeDisconnect(reason) {
+    encodeUnsubscribed: (label) => frame(parts.unsubscribed(label)),
+    encodeDisconnect(reason, custom) {
+      if (custom) return frame(parts.disconnect(reason, custom));
       let buf = disconnects.get(reason);
       if (!buf) disconnects.set(reason, (buf = frame(parts.disconnect(reason))));
       return buf;
@@ -127,7 +146,8 @@ export function ndjsonCodec(chunked: boolean, withIds = true): StreamCodec {
   return makeCodec(withIds ? 'ndjson+ids' : 'ndjson', 'application/x-ndjson', chunked, {
     message: (p, label) => messageLine(label, p.data, withIds ? p.id : undefined) + '\n',
     heartbeat: '\n',
-    disconnect: (r) => disconnectLine(r) + '\n',
+    disconnect: (r, custom) => disconnectLine(r, custom) + '\n',
+    unsubscribed: (label) => unsubscribedLine(label) + '\n',
     reload: (label, reason, id) => reloadLine(label, reason, id) + '\n',
     position: (label, id) => positionLine(label, id) + '\n',
     presence: (kind, label, member) => presenceLine(kind, label, member) + '\n',
@@ -163,7 +183,8 @@ function sseParts(retryMs: number, idOf: (p: Publication) => string | undefined)
   return {
     message: (p: Publication, label: string) => sseEvent(undefined, idOf(p), messageLine(label, p.data, p.id)),
     heartbeat: ':\n\n',
-    disconnect: (r: DisconnectReason) => sseEvent('disconnect', undefined, disconnectLine(r)),
+    disconnect: (r: DisconnectReason, custom?: CustomDisconnect) => sseEvent('disconnect', undefined, disconnectLine(r, custom)),
+    unsubscribed: (label: string) => sseEvent('unsubscribed', undefined, unsubscribedLine(label)),
     reload: (label: string, reason: ReloadReason, id: string, cursor: string) =>
       sseEvent('reload', cursor, reloadLine(label, reason, id)),
     // A named event, not an id-only one: some clients (the eventsource package) move lastEventId only for events

@@ -9,7 +9,7 @@
  */
 import type { Publication } from './publication.js';
 import { DISCONNECT_TABLE, type DisconnectReason, type ErrorCode } from '../errors.js';
-import type { StreamCodec } from './frames.js';
+import type { CustomDisconnect, StreamCodec } from './frames.js';
 import { dataText, DEFAULT_MAX_JSON_DEPTH, JsonRefused, parseClientJson } from './json-bounds.js';
 
 /** Longest request id a client may choose. */
@@ -197,6 +197,7 @@ function makeWsCodec(name: string, f: Framing): StreamCodec {
     encodeDisconnect: () => Buffer.alloc(0),
     encodeReload: (label, reason, id) => reloadFrame(label, reason, id, f),
     encodePosition: (label, id) => positionFrame(label, id, f),
+    encodeUnsubscribed: (label) => unsubscribedFrame(label, 'forbidden', f),
     encodePresence: (kind, label, member) => f(`{"type":${JSON.stringify(kind)},"channel":${JSON.stringify(label)},"member":${member}}`),
   };
 }
@@ -206,7 +207,11 @@ export const wsCodec = makeWsCodec('ws', PREFRAMED);
 /** Payloads for connections that negotiated permessage-deflate (`wsCompression`). */
 export const wsDeflateCodec = makeWsCodec('ws-deflate', PAYLOAD);
 
-/** Close code and reason text for a disconnect reason. */
-export function closeFor(reason: DisconnectReason): { code: number; reason: string } {
+/**
+ * Close code and reason text for a disconnect reason. With an operator's code (server API `disconnect`), the reason
+ * text says whether to reconnect: `disconnected` or `disconnected reconnect` (docs/api.md).
+ */
+export function closeFor(reason: DisconnectReason, custom?: CustomDisconnect): { code: number; reason: string } {
+  if (custom) return { code: custom.code, reason: custom.reconnect ? `${reason} reconnect` : reason };
   return { code: DISCONNECT_TABLE[reason].code, reason };
 }

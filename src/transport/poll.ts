@@ -12,7 +12,7 @@ import type { HeraldNode } from '../core/node.js';
 import type { ClientAddress } from '../http/client-address.js';
 import type { Session, SessionSink } from '../core/session.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
-import { disconnectLine, messageLine, presenceLine, reloadLine, type StreamCodec } from '../protocol/frames.js';
+import { disconnectLine, messageLine, presenceLine, reloadLine, unsubscribedLine, type CustomDisconnect, type StreamCodec } from '../protocol/frames.js';
 import { parseCursor } from '../protocol/message-id.js';
 import { corsHeaders, corsOrigins } from '../auth/origin.js';
 import { streamRequestFromNode } from '../http/request.js';
@@ -36,7 +36,8 @@ export const pollCodec: StreamCodec = {
   heartbeat: EMPTY,
   preamble: EMPTY,
   encode: (p, label) => Buffer.from(messageLine(label, p.data, p.id), 'utf8'),
-  encodeDisconnect: (reason) => Buffer.from(disconnectLine(reason), 'utf8'),
+  encodeDisconnect: (reason, custom) => Buffer.from(disconnectLine(reason, custom), 'utf8'),
+  encodeUnsubscribed: (label) => Buffer.from(unsubscribedLine(label), 'utf8'),
   encodeReload: (label, reason, id) => Buffer.from(reloadLine(label, reason, id), 'utf8'),
   // The answer's cursor carries every position; a position element alone must not end the wait.
   encodePosition: () => EMPTY,
@@ -148,8 +149,8 @@ class PollSink implements SessionSink {
     this.answer(undefined);
   }
 
-  close(reason: DisconnectReason): void {
-    this.answer(reason);
+  close(reason: DisconnectReason, custom?: CustomDisconnect): void {
+    this.answer(reason, custom);
   }
 
   destroy(): void {
@@ -160,12 +161,12 @@ class PollSink implements SessionSink {
   /** Polls are answered by the sweep at their deadline; nothing to send in between. */
   heartbeat(): void {}
 
-  answer(reason: DisconnectReason | undefined): void {
+  answer(reason: DisconnectReason | undefined, custom?: CustomDisconnect): void {
     if (this.done) return;
     this.done = true;
     this.transport.forget(this);
     let body = '{"messages":[' + this.frames.map((f) => f.toString('utf8')).join(',');
-    if (reason !== undefined) body += (this.frames.length > 0 ? ',' : '') + disconnectLine(reason);
+    if (reason !== undefined) body += (this.frames.length > 0 ? ',' : '') + disconnectLine(reason, custom);
     body += '],"cursor":' + JSON.stringify(this.session.cursor()) + '}';
     this.res.writeHead(200, {
       'Content-Type': pollCodec.contentType,

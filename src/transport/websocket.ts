@@ -22,6 +22,7 @@ import { HeraldError, toHeraldError, type DisconnectReason } from '../errors.js'
 import type { ClientAddress } from '../http/client-address.js';
 import { checkDevHost, crossSiteProblem } from '../http/dev-guard.js';
 import { channelProblem } from '../protocol/channel.js';
+import type { CustomDisconnect } from '../protocol/frames.js';
 import { idempotencyKey } from '../protocol/idempotency.js';
 import { parseCursor } from '../protocol/message-id.js';
 import {
@@ -281,8 +282,8 @@ class WsConnection implements SessionSink {
     this.ws.close(1000);
   }
 
-  close(reason: DisconnectReason): void {
-    const c = closeFor(reason);
+  close(reason: DisconnectReason, custom?: CustomDisconnect): void {
+    const c = closeFor(reason, custom);
     this.ws.close(c.code, c.reason);
   }
 
