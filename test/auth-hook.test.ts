@@ -26,7 +26,7 @@ const asked = (r: HookRequest): Asked => JSON.parse(r.body) as Asked;
 function backend(req: HookRequest, res: import('node:http').ServerResponse): void {
   const a = asked(req);
   if (a.cookies['sid'] === 'alice') {
-    answerJson(res, 200, { allow: true, user: 'alice', channels: ['room.*', 'user.alice'], info: { name: 'Alice' } });
+    answerJson(res, 200, { allow: true, user: 'alice', channels: ['room.*', 'room:*', 'user.alice'], info: { name: 'Alice' } });
   } else if (a.cookies['sid'] === 'carol') {
     answerJson(res, 200, { allow: true, user: 'carol' }); // the channels asked, no more
   } else if (a.headers['x-api-user'] === 'svc') {
@@ -330,5 +330,23 @@ test("the hook's user names the connection: client_connected and client_disconne
   } finally {
     await n.close();
     await receiver.close();
+  }
+});
+
+test("presence lists the hook's user and info, for a /ws opened with the cookie alone and one with URL channels", async () => {
+  const n = await startServer({ dev: false, authHook: hook.url, authHookCookies: ['sid'], namespaces: { room: { presence: true } } });
+  try {
+    // A bare connection, then a subscribe frame: the user comes from the connect answer.
+    const bare = await openWs(`${n.url}/ws`, { headers: { Cookie: 'sid=alice' } });
+    assert.equal((await bare.request('subscribe', { channel: 'room:lobby' })).type, 'reply');
+    const viaUrl = await openWs(`${n.url}/ws?channel=room:lobby`, { headers: { Cookie: 'sid=carol' } });
+    const listed = await viaUrl.request('presence', { channel: 'room:lobby' });
+    assert.equal(listed.type, 'reply', JSON.stringify(listed));
+    const members = (listed.result?.['members'] as Record<string, unknown>[]).map((m) => [m['user'], m['info']]);
+    assert.deepEqual(new Map(members as [string, unknown][]), new Map<string, unknown>([['alice', { name: 'Alice' }], ['carol', undefined]]));
+    bare.close();
+    viaUrl.close();
+  } finally {
+    await n.close();
   }
 });

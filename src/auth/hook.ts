@@ -111,7 +111,7 @@ export class AuthHook {
       let pending = this.inFlight.get(key);
       if (pending) this.coalesced.inc();
       else {
-        pending = this.call(ask).finally(() => this.inFlight.delete(key));
+        pending = this.call(ask, key).finally(() => this.inFlight.delete(key));
         this.inFlight.set(key, pending);
       }
       const result = await pending;
@@ -136,14 +136,12 @@ export class AuthHook {
     if (until > now) this.cache.set(key, decision, until);
   }
 
-  private async call(ask: HookAsk): Promise<CallResult> {
+  private async call(ask: HookAsk, key: string): Promise<CallResult> {
     const started = performance.now();
     const result = await this.exchange(ask);
     this.duration.observe((performance.now() - started) / 1000);
     this.calls.inc({ result: 'failure' in result ? result.failure : result.decision.allow ? 'allow' : 'deny' });
-    if ('decision' in result) {
-      this.remember(ask.credential.digest + '\u0000' + [...ask.channels].sort().join('\u0000'), result.decision);
-    }
+    if ('decision' in result) this.remember(key, result.decision);
     return result;
   }
 
