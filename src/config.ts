@@ -690,6 +690,12 @@ function checkSafety(config: HeraldConfig, problems: ConfigError[]): void {
     problems.push(new ConfigError('HERALD_AUTH_HOOK_COOKIES', 'name the cookies (or authHookHeaders) that identify a client to the auth hook'));
   }
   if (config.dev) return;
+  config.pusherApps.forEach((app, i) => {
+    // Anyone who knows the secret can publish to every channel and sign any subscription: --dev's is public.
+    if (app.secret.length < 16 || app.secret === DEV_PUSHER_APP.secret) {
+      problems.push(new ConfigError(`pusherApps[${i}].secret`, 'too weak outside --dev: use at least 16 random characters'));
+    }
+  });
   if (config.secret === '') {
     problems.push(new ConfigError('HERALD_SECRET', 'a secret is required outside --dev (at least 32 random characters)'));
   } else if (weakSecret(config.secret)) {

@@ -196,6 +196,7 @@ export class HeraldServer {
             webhookMetrics: this.webhookMetrics,
             log: this.log,
             clientAddress,
+            peers: () => this.stats.nodes().map((n) => n.node),
             onRefused: (code) => {
               metrics.rejected.inc({ code });
               access?.refused('GET', '/app', code, 'ws');

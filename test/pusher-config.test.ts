@@ -24,9 +24,9 @@ test('--dev has the app app-id / app-key / app-secret; outside it no app unless 
 });
 
 test('HERALD_PUSHER_APPS: defaults filled in; a configured app replaces --dev\'s', () => {
-  const c = resolveConfig({ env: { HERALD_SECRET: SECRET, HERALD_PUSHER_APPS: '[{"id":"7","key":"k7","secret":"s7-secret"}]' } });
+  const c = resolveConfig({ env: { HERALD_SECRET: SECRET, HERALD_PUSHER_APPS: '[{"id":"7","key":"k7","secret":"s7-secret-0123456789"}]' } });
   assert.deepEqual(c.pusherApps, [{
-    id: '7', key: 'k7', secret: 's7-secret', allowedOrigins: [], clientEvents: false, channelPrefix: '', webhooks: [],
+    id: '7', key: 'k7', secret: 's7-secret-0123456789', allowedOrigins: [], clientEvents: false, channelPrefix: '', webhooks: [],
     maxConnections: 0, maxEventBytes: 10_240, maxClientEventsPerSecond: 10, maxPresenceMembers: 100,
   }]);
   const dev = resolveConfig({ overrides: { dev: true }, env: { HERALD_PUSHER_APPS: '[{"id":"7","key":"k7","secret":"s"}]' } });
@@ -51,6 +51,15 @@ test('a bad app entry is one problem naming the entry and its field', () => {
     assert.ok(r.problems[0] instanceof ConfigError);
     assert.match(r.problems[0]!.message, re, json);
   }
+});
+
+test('outside --dev an app secret must be at least 16 characters and not --dev\'s', () => {
+  for (const secret of ['short', 'app-secret']) {
+    const r = checkConfig({ env: { HERALD_SECRET: SECRET, HERALD_PUSHER_APPS: JSON.stringify([{ id: '1', key: 'k', secret }]) } });
+    assert.equal(r.config, undefined, secret);
+    assert.match(r.problems[0]!.message, /^invalid setting pusherApps\[0\]\.secret: too weak outside --dev/);
+  }
+  assert.ok(resolveConfig({ overrides: { dev: true }, env: { HERALD_PUSHER_APPS: '[{"id":"1","key":"k","secret":"short"}]' } }));
 });
 
 test('herald serve with a bad app entry exits 2 with one line', async () => {

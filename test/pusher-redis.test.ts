@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { NODE_CONTROL_CHANNEL } from '../src/broker/broker.js';
 import { startNodeOnRedis, startRedis, type RedisProcess } from './helpers/redis.js';
 import { eventually, openStream, publish, type TestServer } from './helpers/server.js';
 import { pusherClient, serverLib, type TestPusherClient } from './helpers/pusher.js';
@@ -92,6 +93,31 @@ test('two nodes: presence members, joins and leaves cross over; the list is righ
   assert.equal(chAnn.members!.count, 2);
 });
 
+test('two nodes: channels and channels/{name} on either node count the subscribers of both', async () => {
+  const a = await node();
+  const b = await node();
+  const onA = await client(a.url);
+  await onA.subscribe('shared');
+  await onA.subscribe('only-a');
+  const onB = await client(b.url);
+  await onB.subscribe('shared');
+  const lib = serverLib(b.url);
+  type Listing = { channels: Record<string, { subscription_count?: number }> };
+  // B learns of A from the stats every node shares each second; until then it answers for itself.
+  let listing: Listing = { channels: {} };
+  await eventually(() => {
+    void lib.get({ path: '/channels', params: { info: 'subscription_count' } }).then(async (r) => (listing = (await r.json()) as Listing));
+    return listing.channels['shared']?.subscription_count === 2;
+  }, 10_000, 'B counting A\'s subscriber');
+  // (Nodes of the tests before this one still run on the same Redis: their channels are listed too.)
+  assert.deepEqual(listing.channels['only-a'], { subscription_count: 1 });
+  assert.equal(listing.channels['nobody'], undefined);
+  const one = (await (await lib.get({ path: '/channels/only-a', params: { info: 'subscription_count' } })).json()) as Record<string, unknown>;
+  assert.deepEqual(one, { occupied: true, subscription_count: 1 }, 'a channel held only by A, asked at B');
+  const none = (await (await lib.get({ path: '/channels/nobody' })).json()) as Record<string, unknown>;
+  assert.deepEqual(none, { occupied: false });
+});
+
 test('two nodes: terminate_connections sent to A closes the user\'s connection held by B', async () => {
   const a = await node();
   const b = await node();
@@ -107,4 +133,27 @@ test('two nodes: terminate_connections sent to A closes the user\'s connection h
   await eventually(() => states.length > 0, 5000, 'carol\'s connection on B closed');
   assert.notEqual(states[0], 'connected');
   assert.ok(first.length > 0);
+});
+
+test('two nodes: forged Pusher control messages through Redis are dropped; the nodes carry on', async () => {
+  const a = await node();
+  const c = await client(a.url, { user: { user_id: 'dave' } });
+  await c.subscribe('steady');
+  const forged = [
+    { type: 'pusher_terminate', from: 'zzzzzzz', body: { app: 'app-id', user: 42 } },
+    { type: 'pusher_terminate', from: 'zzzzzzz', body: { app: 'no-such-app', user: 'dave' } },
+    { type: 'pusher_terminate', from: 'zzzzzzz', body: { app: 'app-id', user: 'x'.repeat(300) } },
+    { type: 'pusher_channels_r', from: 'zzzzzzz', body: { req: 'never-asked', channels: [['steady', 1e9]] } },
+    { type: 'pusher_channels_q', from: 'zzzzzzz', body: { req: 'r', prefix: 'x'.repeat(10_000) } },
+    { type: 'pusher_channels_q', from: 'zzzzzzz', body: { req: 'r', prefix: '', exact: 'bad\u0000name' } },
+  ];
+  // Published on the Redis server as any client of it could (the control channel's name holds a NUL: no redis-cli).
+  const broker = a.server.node.broker;
+  for (const m of forged) await broker.publish(NODE_CONTROL_CHANNEL, JSON.stringify(m));
+  await broker.publish(NODE_CONTROL_CHANNEL, 'not json at all');
+  await serverLib(a.url).trigger('steady', 'after-forgery', 1);
+  await c.waitEvent((e) => e.event === 'after-forgery', 'the client still served');
+  assert.equal(c.pusher.connection.state, 'connected', 'not terminated by a malformed message');
+  const one = (await (await serverLib(a.url).get({ path: '/channels/steady', params: { info: 'subscription_count' } })).json()) as Record<string, unknown>;
+  assert.deepEqual(one, { occupied: true, subscription_count: 1 }, 'a reply to a query never sent counts nothing');
 });

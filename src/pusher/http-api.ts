@@ -26,6 +26,7 @@ import {
   validSocketId,
 } from './protocol.js';
 import type { PusherPresence } from './presence.js';
+import type { ClusterChannels } from './cluster-channels.js';
 
 /** Pusher's limits: channels per trigger, events per batch. */
 const MAX_TRIGGER_CHANNELS = 100;
@@ -39,6 +40,8 @@ export interface PusherApiContext {
   readonly apps: PusherApps;
   readonly presence: Presence;
   readonly pusherPresence: PusherPresence;
+  /** Subscribers per channel on every node. */
+  readonly channels: ClusterChannels;
   /** Close the connections of a user on every node. */
   terminate(app: PusherApp, userId: string): void;
 }
@@ -102,19 +105,15 @@ export class PusherHttpApi {
     if (info.includes('user_count') && !prefix.startsWith('presence-')) {
       throw new HeraldError('bad_request', 'info=user_count needs filter_by_prefix=presence-');
     }
-    const names = new Set<string>();
-    for (const channel of this.occupied()) {
+    const counts = await this.ctx.channels.count(app.heraldChannel(prefix));
+    const names = new Map<string, number>();
+    for (const [channel, n] of counts) {
       const name = app.pusherChannel(channel);
-      if (name !== undefined && name.startsWith(prefix)) names.add(name);
+      if (name !== undefined) names.set(name, n);
     }
     const channels: Record<string, unknown> = {};
-    for (const name of [...names].sort()) channels[name] = info.length > 0 ? await this.info(app, name, info) : {};
+    for (const name of [...names.keys()].sort()) channels[name] = info.length > 0 ? await this.info(app, name, info, names.get(name)) : {};
     return { channels };
-  }
-
-  /** Channels with subscribers on this node, and presence channels with members on any node. */
-  private occupied(): Iterable<string> {
-    return this.ctx.node.hub.channelNames();
   }
 
   private async channel(app: PusherApp, name: string, query: URLSearchParams): Promise<Record<string, unknown>> {
@@ -123,18 +122,17 @@ export class PusherHttpApi {
       throw new HeraldError('bad_request', 'user_count is for presence channels');
     }
     const channel = app.heraldChannel(name);
-    let occupied = this.ctx.node.hub.memberCount(channel) > 0;
-    if (!occupied && channelKind(name) === 'presence') occupied = (await this.ctx.presence.stats(channel)).clients > 0;
-    return { occupied, ...(await this.info(app, name, info)) };
+    const subscribers = (await this.ctx.channels.count('', channel)).get(channel) ?? 0;
+    return { occupied: subscribers > 0, ...(await this.info(app, name, info, subscribers)) };
   }
 
-  private async info(app: PusherApp, name: string, fields: readonly string[]): Promise<Record<string, unknown>> {
+  /** `subscription_count` and `user_count` as asked; `subscribers` when the caller counted them already. */
+  private async info(app: PusherApp, name: string, fields: readonly string[], subscribers?: number): Promise<Record<string, unknown>> {
     const channel = app.heraldChannel(name);
     const out: Record<string, unknown> = {};
-    const presence = channelKind(name) === 'presence';
-    if (fields.includes('user_count') && presence) out['user_count'] = await this.ctx.pusherPresence.userCount(channel);
+    if (fields.includes('user_count') && channelKind(name) === 'presence') out['user_count'] = await this.ctx.pusherPresence.userCount(channel);
     if (fields.includes('subscription_count')) {
-      out['subscription_count'] = presence ? (await this.ctx.presence.stats(channel)).clients : this.ctx.node.hub.memberCount(channel);
+      out['subscription_count'] = subscribers ?? (await this.ctx.channels.count('', channel)).get(channel) ?? 0;
     }
     return out;
   }

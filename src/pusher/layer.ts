@@ -11,6 +11,7 @@ import type { Presence } from '../presence/presence.js';
 import type { Logger } from '../util/log.js';
 import type { WebhookMetrics } from '../webhooks/metrics.js';
 import { PusherApps, type PusherApp } from './apps.js';
+import { ClusterChannels } from './cluster-channels.js';
 import { PusherHttpApi } from './http-api.js';
 import { PusherPresence } from './presence.js';
 import { PusherConnection, PusherTransport } from './transport.js';
@@ -25,6 +26,8 @@ export interface PusherLayerOptions {
   readonly webhookMetrics: WebhookMetrics;
   readonly log: Logger;
   readonly clientAddress?: ClientAddress;
+  /** The other nodes' ids as this node knows them (server.ts: the stats every node shares). */
+  peers(): string[];
   onRefused(code: string): void;
 }
 
@@ -74,6 +77,7 @@ export class PusherLayer {
       apps: this.apps,
       presence,
       pusherPresence,
+      channels: new ClusterChannels(node, () => options.peers()),
       terminate: (app, userId) => this.terminate(app, userId, true),
     });
     node.control.on(TERMINATE_MESSAGE, (m) => this.remoteTerminate(m));

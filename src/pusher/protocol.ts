@@ -210,8 +210,20 @@ export function encodeEnvelope(e: Envelope): string {
 /** Decoded envelopes, per publication object: the Hub hands one object to every group and member. */
 const decoded = new WeakMap<Publication, Envelope | null>();
 
+/** The last publication looked up: a fan-out asks for the same one once per member, and a WeakMap lookup each costs. */
+let lastPublication: Publication | undefined;
+let lastEnvelope: Envelope | null = null;
+
 /** The publication's envelope, or null when its data is not one (a Herald publish). Parsed once per publication. */
 export function envelopeOf(p: Publication): Envelope | null {
+  if (p === lastPublication) return lastEnvelope;
+  const e = decodeEnvelope(p);
+  lastPublication = p;
+  lastEnvelope = e;
+  return e;
+}
+
+function decodeEnvelope(p: Publication): Envelope | null {
   const known = decoded.get(p);
   if (known !== undefined) return known;
   let e: Envelope | null = null;

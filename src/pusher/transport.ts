@@ -354,8 +354,16 @@ export class PusherConnection implements SessionSink {
       }
     }
     const target: SessionTarget = { channel: this.app.heraldChannel(name), label: name };
-    if (member && (await this.ctx.presence.userCount(target.channel)) >= this.app.config.maxPresenceMembers) {
-      return fail(403, `Presence channel holds its limit of ${this.app.config.maxPresenceMembers} members`);
+    if (member) {
+      let users: number;
+      try {
+        users = await this.ctx.presence.userCount(target.channel);
+      } catch (err) {
+        return fail(503, `Presence cannot be read now: ${toHeraldError(err).message}`);
+      }
+      if (users >= this.app.config.maxPresenceMembers) {
+        return fail(403, `Presence channel holds its limit of ${this.app.config.maxPresenceMembers} members`);
+      }
     }
     try {
       await this.ctx.node.subscribe(this.session, [target]);
@@ -371,7 +379,13 @@ export class PusherConnection implements SessionSink {
     }
     const presence = this.ctx.presence;
     presence.join(this.session, target.channel, member.userId, member.infoJson);
-    this.session.write(subscriptionSucceeded(name, { presence: await presence.snapshot(target.channel) }));
+    try {
+      this.session.write(subscriptionSucceeded(name, { presence: await presence.snapshot(target.channel) }));
+    } catch (err) {
+      // The other nodes' members cannot be read (the broker is down): not subscribed, and the client may retry.
+      this.unsubscribe(name);
+      fail(503, `Presence cannot be read now: ${toHeraldError(err).message}`);
+    }
   }
 
   private unsubscribe(name: unknown): void {
