@@ -27,6 +27,8 @@ function backend(req: HookRequest, res: import('node:http').ServerResponse): voi
   const a = asked(req);
   if (a.cookies['sid'] === 'alice') {
     answerJson(res, 200, { allow: true, user: 'alice', channels: ['room.*', 'room:*', 'user.alice'], info: { name: 'Alice' } });
+  } else if (a.cookies['sid'] === 'dave') {
+    answerJson(res, 200, { allow: true, user: 'dave', channels: ['room:*'], info: { bio: 'x'.repeat(2000) } });
   } else if (a.cookies['sid'] === 'carol') {
     answerJson(res, 200, { allow: true, user: 'carol' }); // the channels asked, no more
   } else if (a.headers['x-api-user'] === 'svc') {
@@ -340,10 +342,13 @@ test("presence lists the hook's user and info, for a /ws opened with the cookie 
     const bare = await openWs(`${n.url}/ws`, { headers: { Cookie: 'sid=alice' } });
     assert.equal((await bare.request('subscribe', { channel: 'room:lobby' })).type, 'reply');
     const viaUrl = await openWs(`${n.url}/ws?channel=room:lobby`, { headers: { Cookie: 'sid=carol' } });
+    // Info over presenceMaxInfoBytes (1024) is left out, as a token's would be.
+    const big = await openWs(`${n.url}/ws?channel=room:lobby`, { headers: { Cookie: 'sid=dave' } });
     const listed = await viaUrl.request('presence', { channel: 'room:lobby' });
     assert.equal(listed.type, 'reply', JSON.stringify(listed));
     const members = (listed.result?.['members'] as Record<string, unknown>[]).map((m) => [m['user'], m['info']]);
-    assert.deepEqual(new Map(members as [string, unknown][]), new Map<string, unknown>([['alice', { name: 'Alice' }], ['carol', undefined]]));
+    assert.deepEqual(new Map(members as [string, unknown][]), new Map<string, unknown>([['alice', { name: 'Alice' }], ['carol', undefined], ['dave', undefined]]));
+    big.close();
     bare.close();
     viaUrl.close();
   } finally {

@@ -26,8 +26,11 @@ export type HookDecision =
       readonly expiresAt?: number;
       /** Seconds the backend lets Herald reuse the answer (capped by authHookCacheSeconds). */
       readonly ttlSeconds?: number;
-      /** Free JSON about the user (presence shows it), as the backend sent it. */
-      readonly info?: unknown;
+      /**
+       * Free JSON about the user (presence shows it), as JSON text: made once per answer, so the connections that a
+       * cached answer lets in share one string.
+       */
+      readonly info?: string;
     }
   | { readonly allow: false; readonly status: 401 | 403; readonly reason?: string; readonly ttlSeconds?: number };
 
@@ -77,7 +80,7 @@ export function parseAnswer(text: string): HookDecision {
     ...(channels ? { channels } : {}),
     ...(expiresAt !== undefined ? { expiresAt } : {}),
     ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
-    ...(o['info'] !== undefined ? { info: o['info'] } : {}),
+    ...(o['info'] !== undefined ? { info: JSON.stringify(o['info']) } : {}),
   };
 }
 

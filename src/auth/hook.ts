@@ -62,7 +62,14 @@ export class AuthHook {
   constructor(
     private readonly config: Pick<
       HeraldConfig,
-      'authHook' | 'authHookCookies' | 'authHookHeaders' | 'authHookTimeoutMs' | 'authHookCacheSeconds' | 'authHookCacheSize' | 'authHookFailure'
+      | 'authHook'
+      | 'authHookCookies'
+      | 'authHookHeaders'
+      | 'authHookTimeoutMs'
+      | 'authHookCacheSeconds'
+      | 'authHookCacheSize'
+      | 'authHookFailure'
+      | 'presenceMaxInfoBytes'
     >,
     registry: MetricsRegistry,
     fetchImpl: typeof fetch = fetch,
@@ -124,7 +131,7 @@ export class AuthHook {
       }
       decision = result.decision;
     }
-    return toGrant(decision, ask.channels);
+    return toGrant(decision, ask.channels, this.config.presenceMaxInfoBytes);
   }
 
   private remember(key: string, decision: HookDecision): void {
@@ -180,7 +187,7 @@ export class AuthHook {
 }
 
 /** The grant a decision makes for the channels asked (a denial throws). */
-function toGrant(decision: HookDecision, asked: readonly string[]): HookGrant {
+function toGrant(decision: HookDecision, asked: readonly string[], maxInfoBytes: number): HookGrant {
   if (!decision.allow) {
     const why = decision.reason ? `denied by the auth hook: ${decision.reason}` : 'denied by the auth hook';
     throw new HeraldError(decision.status === 401 ? 'unauthorized' : 'forbidden', why);
@@ -192,7 +199,8 @@ function toGrant(decision: HookDecision, asked: readonly string[]): HookGrant {
     channels: decision.channels ?? asked.map((c) => ({ pattern: c, prefix: false })),
     ...(decision.user !== undefined ? { subject: decision.user } : {}),
     ...(decision.expiresAt !== undefined ? { expiresAt: decision.expiresAt } : {}),
-    ...(decision.info !== undefined ? { info: JSON.stringify(decision.info) } : {}),
+    // Info past presenceMaxInfoBytes is left out (as a token's is): no connection holds more than presence could show.
+    ...(decision.info !== undefined && Buffer.byteLength(decision.info) <= maxInfoBytes ? { info: decision.info } : {}),
   };
 }
 
