@@ -323,10 +323,47 @@ test('a reconnecting pusher-js client: after the node closes it (4200) it reconn
   await c.waitEvent((e) => e.event === 'again', 'event after the reconnect');
 });
 
+test('a draining node closes Pusher connections with 4200 (reconnect at once, to another node)', async () => {
+  const n = await startServer();
+  const raw = await openWs(`${n.url}/app/app-key?protocol=7`);
+  await raw.waitFrames((f) => f.length >= 1, 5000, 'connection_established');
+  const closing = n.close();
+  assert.equal((await raw.closed).code, 4200);
+  await closing;
+});
+
 test('ping/pong: pusher:ping is answered with pusher:pong', async () => {
   const n = await node();
   const raw = await openWs(`${n.url}/app/app-key?protocol=7`);
   cleanups.push(() => raw.close());
   raw.ws.send('{"event":"pusher:ping","data":{}}');
   await raw.waitFrames((f) => f.some((x) => (x as unknown as { event: string }).event === 'pusher:pong'), 5000, 'pong');
+});
+
+test('outside --dev a public Pusher channel must be one Herald lets anyone subscribe; private channels stay the app\'s', async () => {
+  const open = { appId: 'open', key: 'open-key', secret: 'open-secret-0123456789' };
+  const closed = { appId: 'closed', key: 'closed-key', secret: 'closed-secret-0123456789' };
+  const n = await node({
+    dev: false,
+    namespaces: { app1: { anonymous: true } },
+    pusherApps: [
+      { id: open.appId, key: open.key, secret: open.secret, channelPrefix: 'app1:' },
+      { id: closed.appId, key: closed.key, secret: closed.secret },
+    ] as never,
+  });
+  // The open app's channels live in the namespace app1, which allows anonymous subscription.
+  const a = await client(n.url, { app: open });
+  await a.subscribe('orders');
+  const sub = await openStream(`${n.url}/sub?channel=app1:orders`);
+  cleanups.push(() => sub.close());
+  await serverLib(n.url, open).trigger('orders', 'placed', '1');
+  await a.waitEvent((e) => e.event === 'placed', 'the open app\'s public channel');
+  await sub.waitLines(1);
+  assert.equal((JSON.parse(sub.lines[0]!) as string[])[1], 'app1:orders', 'the Herald channel is prefix + name');
+  // The other app has no such namespace: a public channel there would be a Herald channel kept behind tokens.
+  const b = await client(n.url, { app: closed });
+  await assert.rejects(b.subscribe('user.42.inbox'), (err: Error & { detail?: { status?: number } }) => err.detail?.status === 403);
+  await b.subscribe('private-user.42.inbox');
+  await serverLib(n.url, closed).trigger('private-user.42.inbox', 'mail', 'x');
+  await b.waitEvent((e) => e.event === 'mail', 'a signed private channel works outside --dev');
 });

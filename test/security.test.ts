@@ -408,7 +408,7 @@ export const ROWS: Record<number, string> = {
   100: 'test/pusher.test.ts ("hostile input")', 101: 'test/pusher.test.ts ("hostile input")',
   102: 'test/pusher.test.ts ("private channels")', 103: 'test/pusher.test.ts ("HTTP API")',
   104: 'test/pusher.test.ts ("wrong app key")', 105: 'test/pusher.test.ts ("client events")',
-  106: 'test/pusher-redis.test.ts ("forged Pusher control messages")',
+  106: 'test/pusher-redis.test.ts ("forged Pusher control messages")', 107: 'test/pusher.test.ts ("outside --dev")',
   // 70-77: the auth hook and webhooks (docs/auth-hook.md, docs/webhooks.md).
   70: 'test/auth-hook.test.ts', 71: 'test/auth-hook.test.ts', 72: 'test/auth-hook.test.ts', 73: 'test/auth-hook.test.ts',
   74: 'test/webhooks.test.ts',

@@ -338,6 +338,11 @@ export class PusherConnection implements SessionSink {
     const max = this.ctx.config.maxChannelsPerConnection;
     if (this.channels.size >= max) return fail(429, `At most ${max} channels per connection`);
     let member: { userId: string; infoJson: string | undefined } | undefined;
+    if (kind === 'public' && !this.ctx.node.policy.allowsAnonymous(this.app.heraldChannel(name))) {
+      // A public Pusher channel is open to anyone with the app key: it may only be a Herald channel that Herald
+      // itself lets anyone subscribe, or Pusher clients would read channels Herald keeps behind tokens and keys.
+      return fail(403, 'Public channel not open: allow anonymous subscription in its Herald namespace (docs/pusher.md)');
+    }
     if (kind !== 'public') {
       const auth = data?.['auth'];
       const channelData = data?.['channel_data'];
