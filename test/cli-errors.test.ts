@@ -31,7 +31,7 @@ async function tcpServer(): Promise<number> {
 /** Wait for the whole dev banner (the "herald listening" log line, which startHerald may have seen, comes first). */
 async function banner(node: RunningHerald): Promise<string> {
   const deadline = Date.now() + 10_000;
-  while (!node.stdout().includes('Publish (in another)')) {
+  while (!node.stdout().includes('Admin dashboard:')) {
     if (Date.now() > deadline) throw new Error(`no banner: ${node.stdout()} ${node.stderr()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -111,4 +111,24 @@ test('the dev banner names the Redis broker in use, without its password', async
   await node.exited;
   assert.match(stdout, new RegExp(`development mode at \\S+ \\(broker redis://127\\.0\\.0\\.1:${redis.port}, anonymous`));
   assert.ok(!stdout.includes('unused-password'));
+});
+
+test('the dev banner prints the admin dashboard URL, which serves the dashboard (on the internal port when set)', async () => {
+  const node = await startHerald(['--dev', '--port', '0']);
+  const stdout = await banner(node);
+  const url = /Admin dashboard: (\S+)/.exec(stdout)?.[1];
+  assert.ok(url, stdout);
+  const page = await fetch(url);
+  assert.equal(page.status, 200, url);
+  assert.match(await page.text(), /<html/i);
+  node.proc.kill('SIGTERM');
+  await node.exited;
+  const internal = await freePort();
+  const split = await startHerald(['--dev', '--port', '0', '--internal-port', String(internal)]);
+  const out = await banner(split);
+  assert.match(out, new RegExp(`Admin dashboard: http://127\\.0\\.0\\.1:${internal}/admin\n`), out);
+  const there = await fetch(`http://127.0.0.1:${internal}/admin`);
+  assert.equal(there.status, 200);
+  split.proc.kill('SIGTERM');
+  await split.exited;
 });

@@ -34,7 +34,7 @@ export async function serve(argv: string[], env: Record<string, string | undefin
     dev: config.dev,
     internal: server.internalUrl,
   });
-  if (config.dev) printDevHelp(server.url, config.broker);
+  if (config.dev) printDevHelp(server.url, config.broker, server.internalUrl);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
@@ -73,9 +73,11 @@ async function listen(server: HeraldServer, config: HeraldConfig): Promise<{ add
   }
 }
 
-function printDevHelp(url: string, broker: string): void {
+function printDevHelp(url: string, broker: string, internalUrl: string | undefined): void {
   const port = new URL(url).port;
   const base = port === '8080' ? 'http://localhost:8080' : url;
+  // The dashboard is always on in --dev; with an internal port it lives there (operators' routes), not on the public one.
+  const admin = `${internalUrl ?? base}/admin`;
   // Say which broker is in use: a dev node on Redis shares its channels with every node on that Redis.
   const brokerText = broker === 'memory' ? 'embedded broker' : `broker ${brokerAddress(broker)}`;
   process.stdout.write(
@@ -89,6 +91,8 @@ function printDevHelp(url: string, broker: string): void {
       'Publish (in another):',
       `  npx herald publish abc 123${port === '8080' ? '' : ` --server ${base}`}`,
       `  curl -X POST ${base}/api/publish -H 'Content-Type: application/json' -d '{"channel":"abc","data":"123"}'`,
+      '',
+      `Admin dashboard: ${admin}`,
       '',
     ].join('\n') + '\n',
   );

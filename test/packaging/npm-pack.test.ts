@@ -179,6 +179,9 @@ test('the installed `herald serve --dev` delivers what the installed `herald pub
   const url = herald!.url;
   const health = await fetch(`${url}/healthz`);
   assert.equal(health.status, 200);
+  // The installed package reports the version it was packed as (package.json's), not a stale or built-in one.
+  const healthBody = (await health.json()) as { version?: unknown };
+  assert.equal(healthBody.version, (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
   const ac = new AbortController();
   const res = await fetch(`${url}/sub?channel=packed`, { signal: ac.signal });
   assert.equal(res.status, 200);
