@@ -205,7 +205,7 @@ export class HeraldServer {
         : undefined;
     const poll = new PollTransport(stream);
     metrics.registry.gauge('herald_poll_waiting', 'Long polls waiting for a message.', () => poll.waiting());
-    const router = new Router(metrics, this.log, config.maxUrlBytes, config.maxHeaderBytes, (req) =>
+    const router = new Router(metrics, this.log, config, (req) =>
       checkDevHost(config, headerOf(req)('host')),
     );
     this.stats = new ClusterStats(this.node);
@@ -263,7 +263,7 @@ export class HeraldServer {
       config.internalPort === 0
         ? router
         : healthRoutes(
-            new Router(metrics, this.log, config.maxUrlBytes, config.maxHeaderBytes, (req) =>
+            new Router(metrics, this.log, config, (req) =>
               checkDevHost({ dev: config.dev, host: config.internalHost }, headerOf(req)('host')),
             ),
           );

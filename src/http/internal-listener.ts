@@ -5,7 +5,9 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { HeraldError } from '../errors.js';
 import type { Router } from './router.js';
+import { refuseAndClose } from './wire.js';
 
 export class InternalListener {
   private readonly server: Server;
@@ -25,10 +27,10 @@ export class InternalListener {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
-    // A malformed request: a plain 400, no stack trace (operators' tools are the only clients here).
+    // A malformed request: 400 with the documented JSON error, no stack trace.
     this.server.on('clientError', (_err: Error, socket: Socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-      socket.destroySoon();
+      if (!socket.writable) return socket.destroy();
+      refuseAndClose(socket, new HeraldError('bad_request'));
     });
   }
 

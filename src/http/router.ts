@@ -9,7 +9,7 @@ import type { Logger } from '../util/log.js';
 import { sendError } from './respond.js';
 import { queryParams } from './request.js';
 import type { RouteSpec } from './routes.js';
-import { originForm } from './wire.js';
+import { headerBytesOf, headLimitError, originForm, type HeadLimits } from './wire.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => void | Promise<void>;
 
@@ -21,8 +21,7 @@ export class Router {
   constructor(
     private readonly metrics: NodeMetrics,
     private readonly log: Logger,
-    private readonly maxUrlBytes: number,
-    private readonly maxHeaderBytes: number,
+    private readonly limits: HeadLimits,
     /** Runs before every route (the --dev Host check); throws a HeraldError to refuse. */
     private readonly before: (req: IncomingMessage) => void = () => undefined,
   ) {}
@@ -64,14 +63,9 @@ export class Router {
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const raw = req.url ?? '/';
-    if (raw.length > this.maxUrlBytes) throw new HeraldError('uri_too_long', `URL over ${this.maxUrlBytes} bytes`);
-    // node:http's own bound covers the URL and the headers together (so that an over-long URL gets its 414): the
-    // header block alone is checked here.
-    let headerBytes = 0;
-    for (const h of req.rawHeaders) headerBytes += h.length + 2;
-    if (headerBytes > this.maxHeaderBytes) {
-      throw new HeraldError('header_too_large', `request headers over ${this.maxHeaderBytes} bytes`);
-    }
+    // The bounds, checked as the hand-written readers check them (http/wire.ts).
+    const over = headLimitError(raw.length, headerBytesOf(req.rawHeaders), this.limits);
+    if (over) throw over;
     // node:http's own Host check (requireHostHeader) answers with an empty body; this one with the documented JSON.
     if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
       throw new HeraldError('bad_request', 'HTTP/1.1 request without Host');

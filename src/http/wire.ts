@@ -184,8 +184,8 @@ export function parseHead(buf: Buffer, limits: HeadLimits): HeadVerdict {
   if (headers.has('upgrade')) return { kind: 'defer', reason: 'Upgrade' };
   if (headers.has('expect')) return { kind: 'defer', reason: 'Expect' };
   // The limits, in the order node:http's path checks them (router.ts): the URL, the header block, then Host.
-  if (target.length > limits.maxUrlBytes) return { kind: 'refuse', error: new HeraldError('uri_too_long', `URL over ${limits.maxUrlBytes} bytes`) };
-  if (headerBytes > limits.maxHeaderBytes) return tooLarge(limits);
+  const over = headLimitError(target.length, headerBytes, limits);
+  if (over) return { kind: 'refuse', error: over };
   if (version === '1.1' && !headers.has('host')) return bad('HTTP/1.1 request without Host');
   const q = target.indexOf('?');
   return {
@@ -203,6 +203,24 @@ export function parseHead(buf: Buffer, limits: HeadLimits): HeadVerdict {
       keepAlive,
     },
   };
+}
+
+/**
+ * The one check of the request bounds, for every reader: a target over `maxUrlBytes` is 414, then a header block
+ * over `maxHeaderBytes` is 431 (counted as `headerBytesOf` counts it). node:http's own bound (`maxHeaderSize`, set
+ * to both together in server.ts) only catches what is past both, so that an over-long URL still gets its 414.
+ */
+export function headLimitError(targetLength: number, headerBytes: number, limits: HeadLimits): HeraldError | undefined {
+  if (targetLength > limits.maxUrlBytes) return new HeraldError('uri_too_long', `URL over ${limits.maxUrlBytes} bytes`);
+  if (headerBytes > limits.maxHeaderBytes) return new HeraldError('header_too_large', `request headers over ${limits.maxHeaderBytes} bytes`);
+  return undefined;
+}
+
+/** The header block's size as `parseHead` counts it, from node:http's `rawHeaders`: each name and value, plus 2. */
+export function headerBytesOf(rawHeaders: readonly string[]): number {
+  let bytes = 0;
+  for (const h of rawHeaders) bytes += h.length + 2;
+  return bytes;
 }
 
 /**

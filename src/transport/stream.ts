@@ -17,6 +17,7 @@ import { HeraldError } from '../errors.js';
 import { chunk, LAST_CHUNK, type StreamCodec } from '../protocol/frames.js';
 import { parseCursor } from '../protocol/message-id.js';
 import { isOwned, setOwner, type SocketOwner } from '../http/socket-owner.js';
+import { httpDate } from '../http/wire.js';
 import { corsHeaders, corsOrigins } from '../auth/origin.js';
 import type { StreamRequest } from '../http/request.js';
 
@@ -166,7 +167,7 @@ function responseHead(codec: StreamCodec, chunked: boolean, extra: Record<string
     // Tells nginx not to buffer the stream.
     'X-Accel-Buffering: no\r\n' +
     'X-Content-Type-Options: nosniff\r\n' +
-    `Date: ${new Date().toUTCString()}\r\n`;
+    `Date: ${httpDate()}\r\n`;
   // Connection: close even when chunked: a stream's socket is closed when it ends (after its last words), so a
   // client's connection pool must not take it back for another request (it would race the server's FIN).
   head += chunked ? 'Transfer-Encoding: chunked\r\nConnection: close\r\n' : 'Connection: close\r\n';

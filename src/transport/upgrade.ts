@@ -8,16 +8,14 @@ import type { Socket } from 'node:net';
 import { HeraldError, toHeraldError } from '../errors.js';
 import type { ClientAddress } from '../http/client-address.js';
 import { queryParams, streamRequestFromNode, type StreamRequest } from '../http/request.js';
+import { errorResponse, formatResponse, headerBytesOf, headLimitError } from '../http/wire.js';
 
 /** The upgrade request as a StreamRequest, or a HeraldError for what is wrong with it before any auth. */
 export function upgradeRequest(req: IncomingMessage, maxUrlBytes: number, maxHeaderBytes: number, clients?: ClientAddress): StreamRequest {
   const raw = req.url ?? '/';
-  if (raw.length > maxUrlBytes) throw new HeraldError('uri_too_long', `URL over ${maxUrlBytes} bytes`);
-  // node:http's own bound covers the URL and the headers together (server.ts): the header block alone is checked
-  // here, as the router does for every other request (an upgrade never reaches the router).
-  let headerBytes = 0;
-  for (const h of req.rawHeaders) headerBytes += h.length + 2;
-  if (headerBytes > maxHeaderBytes) throw new HeraldError('header_too_large', `request headers over ${maxHeaderBytes} bytes`);
+  // As the router checks every other request (an upgrade never reaches it), in the same one place.
+  const over = headLimitError(raw.length, headerBytesOf(req.rawHeaders), { maxUrlBytes, maxHeaderBytes });
+  if (over) throw over;
   const q = raw.indexOf('?');
   const path = q < 0 ? raw : raw.slice(0, q);
   if (path !== '/ws') throw new HeraldError('not_found', `no WebSocket route ${path.slice(0, 100)}`);
@@ -33,31 +31,7 @@ export function upgradeRequest(req: IncomingMessage, maxUrlBytes: number, maxHea
 /** Answer a refused upgrade on the raw socket and close it. */
 export function refuseUpgrade(socket: Socket, err: unknown): HeraldError {
   const e = toHeraldError(err);
-  if (socket.writable) {
-    const body = JSON.stringify(e.toJSON());
-    let extra = e.code === 'method_not_allowed' ? 'Allow: GET\r\n' : '';
-    if (e.retryAfterSeconds !== undefined) extra += `Retry-After: ${e.retryAfterSeconds}\r\n`;
-    socket.end(
-      `HTTP/1.1 ${e.status} ${STATUS_TEXT[e.status] ?? 'Error'}\r\n` +
-        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `Cache-Control: no-store\r\nConnection: close\r\n${extra}\r\n${body}`,
-    );
-  }
+  if (socket.writable) socket.end(formatResponse(errorResponse(e, true, e.code === 'method_not_allowed' ? { Allow: 'GET' } : {})));
   socket.destroySoon();
   return e;
 }
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  413: 'Payload Too Large',
-  414: 'URI Too Long',
-  429: 'Too Many Requests',
-  431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-};
