@@ -193,10 +193,9 @@ export class Session implements HubMember {
 
   /** Hub member: one frame for one of this session's channels. */
   send(frame: Buffer, publication: Publication, label: string): void {
-    if (this.options.exclude?.(publication, this)) return;
     const cursor = this.cursorOf(label);
     if (!cursor) {
-      this.write(frame);
+      if (!this.options.exclude?.(publication, this)) this.write(frame);
       return;
     }
     if (cursor.pending) {
@@ -278,6 +277,7 @@ export class Session implements HubMember {
       // Skip what was delivered already (a second recovery of the same channel read overlapping history).
       if (p.position && at && at.epoch === p.position.epoch && p.position.offset <= at.offset) continue;
       if (p.position) cursor.position = p.position;
+      if (this.options.exclude?.(p, this)) continue;
       this.emitMessage(this.codec.encode(p, label));
       told = true;
     }
@@ -343,6 +343,8 @@ export class Session implements HubMember {
       }
       cursor.position = p;
     }
+    // A message this client must not get (its own, by socket_id) still moves its position: it is no gap.
+    if (this.options.exclude?.(publication, this)) return;
     this.emitMessage(frame);
   }
 
