@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import type { Transport } from './protocol.js';
 
-export const SCENARIOS = ['idle', 'fanout', 'channels', 'custom'] as const;
+export const SCENARIOS = ['idle', 'hold', 'fanout', 'channels', 'custom'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -47,6 +47,10 @@ export interface BenchOptions {
 
 const PRESETS: Record<Scenario, Partial<BenchOptions>> = {
   idle: { connections: 15_000, channels: 15_000, rates: [], settleMs: 5000 },
+  // The machine's worth of clients: hold N idle subscribers of one channel (spread over client processes and
+  // 127.0.0.x source addresses), publish ONE message and check that every connection got it once. The step is
+  // judged on loss and duplicates only: how fast one message reaches 100,000 sockets is not what it measures.
+  hold: { connections: 20_000, channels: 1, rates: [1], durationMs: 1000, drainMs: 15_000, settleMs: 5000, maxP99Ms: 60_000, sourceAddresses: 8 },
   fanout: { connections: 10_000, channels: 1, rates: [10], findMax: true, durationMs: 10_000 },
   channels: { connections: 10_000, channels: 10_000, rates: [20_000], findMax: true, durationMs: 10_000, publishers: 8 },
   custom: {},
@@ -88,6 +92,9 @@ export const BENCH_USAGE = `usage: herald bench [idle|fanout|channels] [options]
 
 scenarios (presets; any flag overrides them):
   idle       15,000 /sub connections on 15,000 channels, no publishing: connections held, server RSS per connection
+  hold       20,000 /sub connections on one channel over 8 source addresses, one message published: every
+             connection must get it once; server RSS summed over every process (a --workers primary and its
+             workers) per connection. 100,000: -n 100000 --server-arg=--workers=6 (docs/benchmarks.md)
   fanout     10,000 subscribers of one channel; --find-max from 10 msg/s, 10 s per rate
   channels   10,000 subscribers on 10,000 channels, HTTP API publishing; --find-max from 20,000 msg/s, 10 s per rate
 

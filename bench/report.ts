@@ -30,10 +30,23 @@ export function formatReport(r: BenchResult): string {
       lines.push(`  node ${k + 1} (${n.url}, pid ${n.pid}): ${mb(n.rssBeforeBytes)} MB before, ${mb(n.rssHeldBytes)} MB held` +
         (n.rssHeldAfterGcBytes !== undefined ? `, ${mb(n.rssHeldAfterGcBytes)} MB after GC` : ''));
     }
+    // A --workers server: the primary's and each worker's share (the sums above include them all).
+    const held = s.processes?.rssHeldBytes;
+    if (held && held.length > 1) {
+      lines.push(`  ${held.length} server processes held: ` +
+        held.map((p, k) => `pid ${p.pid}${k === 0 ? ' (primary)' : ''} ${(p.rssBytes / MB).toFixed(1)} MB`).join(', '));
+    }
   } else if (s.pid === undefined) {
     lines.push('server RSS: not measured (give --server-pid or --spawn)');
   }
   for (const step of r.steps) lines.push(stepLine(step));
+  const once = r.steps[0];
+  if (o.scenario === 'hold' && once) {
+    const d = once.deliveries;
+    const every = once.published.ok === 1 && d.expected === c.held && d.received === d.expected && d.duplicates === 0;
+    lines.push(`one message to ${c.held} held connections: ${d.received} received it, ${d.lost} did not, ${d.duplicates} twice → ` +
+      (every && c.held === c.requested ? 'EVERY CONNECTION GOT IT ONCE' : 'NOT EVERY CONNECTION GOT IT'));
+  }
   if (r.steps.length > 0) {
     lines.push(r.maxHeldRate !== undefined ? `highest rate held: ${r.maxHeldRate} msg/s` : 'no rate held');
   }

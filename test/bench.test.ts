@@ -4,9 +4,12 @@
  * docs/benchmarks.md, not for a test on a busy machine.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { Histogram } from '../bench/histogram.js';
 import { parseBenchArgs } from '../bench/options.js';
+import { processTree, treeCpuSeconds, treeRss } from '../bench/process-tree.js';
+import { formatReport } from '../bench/report.js';
 import { runBench, type BenchResult } from '../bench/run.js';
 import { startNodeOnRedis, startRedis } from './helpers/redis.js';
 import { eventually, startServer, TEST_API_KEY } from './helpers/server.js';
@@ -48,6 +51,43 @@ test('bench --spawn starts its own server, measures its RSS, and stops it', asyn
   assert.equal(r.steps[0]?.deliveries.received, 20 * 20);
   assert.equal(r.steps[0]?.deliveries.lost, 0);
   assert.throws(() => process.kill(r.server.pid!, 0), 'the spawned server was stopped');
+});
+
+test('bench hold: N connections on one channel, one message, every connection gets it once', async () => {
+  const r = await run(['hold', '--spawn', '-n', '40', '--settle', '0', '--source-addresses', '2', '--workers', '2']);
+  assert.equal(r.connections.held, 40, JSON.stringify(r.connections.errors));
+  assert.equal(r.options.channels, 1);
+  assert.equal(r.steps.length, 1, 'one step');
+  const step = r.steps[0]!;
+  assert.equal(step.published.ok, 1, 'exactly one message published');
+  assert.equal(step.deliveries.expected, 40);
+  assert.equal(step.deliveries.received, 40);
+  assert.equal(step.deliveries.duplicates, 0);
+  assert.ok(r.server.processes?.rssHeldBytes?.length, 'per-process RSS recorded');
+  assert.match(formatReport(r), /one message to 40 held connections: 40 received it, 0 did not, 0 twice → EVERY CONNECTION GOT IT ONCE/);
+});
+
+test('server RSS and CPU are summed over the process and its descendants (a --workers primary and its workers)', async () => {
+  // A parent that starts a child which allocates 32 MB: the tree's RSS must count the child's.
+  const childCode = 'const b = Buffer.alloc(32 << 20, 1); setInterval(() => b[0]++, 1000);';
+  const parentCode = `require('child_process').spawn(process.execPath, ['-e', ${JSON.stringify(childCode)}], { stdio: 'inherit' });` +
+    ' setInterval(() => {}, 1000);';
+  const parent = spawn(process.execPath, ['-e', parentCode], { stdio: 'ignore' });
+  try {
+    const pid = parent.pid!;
+    await eventually(() => processTree(pid).length === 2, 10_000, 'the child to start');
+    const tree = processTree(pid);
+    assert.equal(tree[0], pid, 'the root first');
+    const child = tree[1]!;
+    await eventually(() => (treeRss(pid)?.find((p) => p.pid === child)?.rssBytes ?? 0) > 32 << 20, 10_000, 'the child to touch its 32 MB');
+    const rss = treeRss(pid)!;
+    assert.deepEqual(rss.map((p) => p.pid), [pid, child]);
+    assert.ok(treeCpuSeconds(pid) !== undefined);
+    assert.equal(treeRss(2 ** 22 + 12345), undefined, 'a pid that is gone: no figure, not a partial one');
+    process.kill(child, 'SIGKILL');
+  } finally {
+    parent.kill('SIGKILL');
+  }
 });
 
 test('bench --redis publishes with a plain Redis PUBLISH', async () => {
@@ -106,6 +146,8 @@ test('bench options: scenarios, bounds, loopback only', () => {
   assert.deepEqual(three.serverArgs, ['--broker', 'redis://127.0.0.1:6391']);
   assert.equal(parseBenchArgs(['--spawn', '--redis', 'redis://127.0.0.1:6391']).broker, 'redis://127.0.0.1:6391');
   assert.equal(parseBenchArgs(['--spawn']).serverArgs.length, 0, 'one memory node: unchanged');
+  const hold = parseBenchArgs(['hold', '-n', '100000']);
+  assert.deepEqual([hold.channels, hold.rates, hold.sourceAddresses, hold.workers], [1, [1], 8, 14], '100,000: 14 client processes, 8 addresses');
 });
 
 test('latency histogram quantiles stay within 2 %', () => {
