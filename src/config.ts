@@ -149,6 +149,11 @@ export interface HeraldConfig {
   readonly authHookCacheSeconds: number;
   /** Auth hook answers remembered at most (LRU). @default 10000 */
   readonly authHookCacheSize: number;
+  /**
+   * Auth hook calls in flight at most; a subscribe that would need one more is treated as a hook failure (so a
+   * flood of distinct credentials cannot become a flood on the backend). @default 100
+   */
+  readonly authHookMaxConcurrent: number;
   /** What a subscribe gets when the auth hook fails (timeout, error, bad answer): `deny` (503) or `allow`. @default "deny" */
   readonly authHookFailure: 'deny' | 'allow';
   /** URL that receives webhooks (docs/webhooks.md): client connected/disconnected, channel occupied/vacated. "" = none. @default "" */
@@ -407,6 +412,7 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
   authHookTimeoutMs: { kind: 'int', min: 50, max: 60_000, doc: 'milliseconds the auth hook has to answer' },
   authHookCacheSeconds: { kind: 'int', min: 0, max: 86_400, doc: 'seconds an auth hook answer is reused (0 = ask every time)' },
   authHookCacheSize: { kind: 'int', min: 0, max: 10_000_000, doc: 'auth hook answers remembered (LRU)' },
+  authHookMaxConcurrent: { kind: 'int', min: 1, max: 100_000, doc: 'auth hook calls in flight at most (more: treated as a hook failure)' },
   authHookFailure: { kind: 'string', oneOf: ['deny', 'allow'], doc: 'when the auth hook fails: deny (503) or allow' },
   webhook: { kind: 'string', check: checkHookUrl, doc: 'URL that receives webhooks ("" = none)' },
   webhookSecret: { kind: 'string', secret: true, doc: 'secret webhooks are signed with (X-Herald-Signature); required with webhook' },
@@ -499,6 +505,7 @@ export const DEFAULTS: HeraldConfig = {
   authHookTimeoutMs: 2000,
   authHookCacheSeconds: 30,
   authHookCacheSize: 10_000,
+  authHookMaxConcurrent: 100,
   authHookFailure: 'deny',
   webhook: '',
   webhookSecret: '',

@@ -355,3 +355,32 @@ test("presence lists the hook's user and info, for a /ws opened with the cookie 
     await n.close();
   }
 });
+
+test('at most authHookMaxConcurrent calls in flight: distinct credentials past it fail at once (503), counted', async () => {
+  const slow = await startHookServer(async (_req, res) => {
+    await new Promise((r) => setTimeout(r, 2000));
+    answerJson(res, 200, { allow: true });
+  });
+  const n = await startServer({ dev: false, authHook: slow.url, authHookCookies: ['sid'], authHookMaxConcurrent: 2, metricsPublic: true });
+  try {
+    const started = Date.now();
+    const answers = await Promise.all(
+      ['a', 'b', 'c', 'd', 'e'].map(async (sid, i) => {
+        // The first two go out first; the rest arrive while they are in flight.
+        if (i >= 2) await new Promise((r) => setTimeout(r, 150));
+        const res = await fetch(`${n.url}/poll?channel=q.${sid}`, { headers: { Cookie: `sid=${sid}` }, signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+        const status = res?.status ?? 0;
+        await res?.body?.cancel();
+        return { sid, status, ms: Date.now() - started };
+      }),
+    );
+    const refused = answers.filter((a) => a.status === 503);
+    assert.equal(slow.requests.length, 2, 'two calls reached the backend');
+    assert.equal(refused.length, 3, JSON.stringify(answers));
+    assert.ok(refused.every((a) => a.ms < 1500), `refused without waiting for the hook: ${JSON.stringify(refused)}`);
+    assert.equal(await metric(n, 'herald_auth_hook_overloaded_total'), 3);
+  } finally {
+    await n.close();
+    await slow.close();
+  }
+});

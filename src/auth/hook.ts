@@ -9,7 +9,7 @@
  *   bounded LRU (`authHookCacheSize`). Failures are not cached.
  * - Coalesced: while an ask is in flight, identical asks wait for its answer instead of calling again, so 200
  *   clients arriving together with one cookie cost one call.
- * - Bounded: `authHookTimeoutMs` for the whole exchange, answers of at most 64 KiB, redirects not followed.
+ * - Bounded: at most `authHookMaxConcurrent` calls in flight (one more is a failure), `authHookTimeoutMs` for the whole exchange, answers of at most 64 KiB, redirects not followed.
  * - Failure policy: a timeout, an unreachable hook, a status other than 200/401/403 or an answer that is not a
  *   decision is a failure; `authHookFailure` `deny` answers 503 `auth_hook_unavailable`, `allow` lets the asked
  *   channels through with no user.
@@ -47,7 +47,7 @@ type Outcome = 'allow' | 'deny' | 'error' | 'timeout' | 'invalid';
 const OUTCOMES: readonly Outcome[] = ['allow', 'deny', 'error', 'timeout', 'invalid'];
 
 /** What a call came to: a decision, or a failure (never cached). */
-type CallResult = { decision: HookDecision } | { failure: Exclude<Outcome, 'allow' | 'deny'>; detail: string };
+type CallResult = { decision: HookDecision } | { failure: Exclude<Outcome, 'allow' | 'deny'> | 'overloaded'; detail: string };
 
 export class AuthHook {
   private readonly cache: ExpiringLru<string, HookDecision>;
@@ -56,6 +56,7 @@ export class AuthHook {
   private readonly cacheHits: Counter;
   private readonly coalesced: Counter;
   private readonly failuresAllowed: Counter;
+  private readonly overloaded: Counter;
   private readonly duration: Histogram;
   private readonly fetchImpl: typeof fetch;
 
@@ -69,6 +70,7 @@ export class AuthHook {
       | 'authHookCacheSeconds'
       | 'authHookCacheSize'
       | 'authHookFailure'
+      | 'authHookMaxConcurrent'
       | 'presenceMaxInfoBytes'
     >,
     registry: MetricsRegistry,
@@ -84,6 +86,10 @@ export class AuthHook {
     this.failuresAllowed = registry.counter(
       'herald_auth_hook_failures_allowed_total',
       'Subscribes let through by authHookFailure=allow while the hook failed.',
+    );
+    this.overloaded = registry.counter(
+      'herald_auth_hook_overloaded_total',
+      'Subscribes that needed an auth hook call while authHookMaxConcurrent calls were in flight (a hook failure).',
     );
     this.duration = registry.histogram('herald_auth_hook_duration_seconds', 'Time of one auth hook call, answer read.', ROUND_TRIP_SECONDS);
     registry.gauge('herald_auth_hook_cached', 'Auth hook answers cached now.', () => this.cache.size);
@@ -117,7 +123,10 @@ export class AuthHook {
     else {
       let pending = this.inFlight.get(key);
       if (pending) this.coalesced.inc();
-      else {
+      else if (this.inFlight.size >= this.config.authHookMaxConcurrent) {
+        this.overloaded.inc();
+        pending = Promise.resolve({ failure: 'overloaded', detail: 'too many calls in flight' });
+      } else {
         pending = this.call(ask, key).finally(() => this.inFlight.delete(key));
         this.inFlight.set(key, pending);
       }
