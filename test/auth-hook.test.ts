@@ -361,7 +361,7 @@ test('at most authHookMaxConcurrent calls in flight: distinct credentials past i
     await new Promise((r) => setTimeout(r, 2000));
     answerJson(res, 200, { allow: true });
   });
-  const n = await startServer({ dev: false, authHook: slow.url, authHookCookies: ['sid'], authHookMaxConcurrent: 2, metricsPublic: true });
+  const n = await startServer({ dev: false, authHook: slow.url, authHookCookies: ['sid'], authHookMaxConcurrent: 2, authHookTimeoutMs: 10_000, metricsPublic: true });
   try {
     const started = Date.now();
     const answers = await Promise.all(
