@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { closest } from './util/closest.js';
 import { JsoncError, parseJsonc } from './util/jsonc.js';
 
@@ -30,6 +31,11 @@ export interface HeraldConfig {
   readonly brokerWaitMs: number;
   /** Development mode: loopback only, anonymous subscribe and publish from localhost. @default false */
   readonly dev: boolean;
+  /**
+   * Processes serving clients on this machine (docs/architecture.md "Workers"): with the embedded broker they behave as
+   * one node; with Redis each is a node. 0: the CPU count (1 with --dev). @default 0
+   */
+  readonly workers: number;
   /** Secret for sealed channel keys and HS* JWTs. @default "" (required outside --dev) */
   readonly secret: string;
   /** API keys accepted by POST /api/publish (`Authorization: Bearer KEY`). @default [] */
@@ -344,6 +350,7 @@ const SPECS: { [K in keyof HeraldConfig]: Spec } = {
   redisProbeIntervalMs: { kind: 'int', min: 50, max: 60_000, doc: 'milliseconds between liveness probes of the Redis connections' },
   brokerWaitMs: { kind: 'int', min: 0, max: 60_000, doc: 'milliseconds a new or resuming subscription waits for an unreachable broker (0: answer at once)' },
   dev: { kind: 'bool', doc: 'development mode: loopback, anonymous subscribe and publish from this machine' },
+  workers: { kind: 'int', min: 0, max: 256, doc: 'processes serving clients on this machine (0: the CPU count, 1 with --dev)', defaultText: '0 (the CPU count; 1 with --dev)' },
   secret: { kind: 'string', secret: true, doc: 'secret for sealed channel keys and HS* JWTs (32+ random characters)', defaultText: 'none (required outside --dev)' },
   apiKeys: { kind: 'list', secret: true, doc: 'API keys accepted by POST /api/publish (Authorization: Bearer KEY)' },
   maxQueueBytes: { kind: 'int', min: 1024, max: 1 << 30, doc: 'bytes a client may have waiting before it is disconnected as slow' },
@@ -460,6 +467,7 @@ export const DEFAULTS: HeraldConfig = {
   redisProbeIntervalMs: 1000,
   brokerWaitMs: 5000,
   dev: false,
+  workers: 0,
   secret: '',
   apiKeys: [],
   maxQueueBytes: 1 << 20,
@@ -656,6 +664,8 @@ export function checkConfig(sources: ConfigSources = {}): ConfigCheck {
       && sources.overrides?.host === undefined) {
     (out as { host: string }).host = '127.0.0.1';
   }
+  // workers 0: one per CPU, one in --dev (a development node stays one process unless asked).
+  if (config.workers === 0) (out as { workers: number }).workers = config.dev ? 1 : availableParallelism();
   // --dev: pusher-js works with no config, with the app Soketi users know.
   if (config.dev && config.pusherApps.length === 0) (out as { pusherApps: readonly PusherAppConfig[] }).pusherApps = [DEV_PUSHER_APP];
   checkSafety(config, problems);

@@ -8,6 +8,7 @@ import { isLoopback } from './auth/api-key.js';
 import { Authorization } from './auth/authorization.js';
 import { corsOrigins } from './auth/origin.js';
 import type { Broker } from './broker/broker.js';
+import type { ClusterView } from './cluster/status.js';
 import { MemoryBroker } from './broker/memory.js';
 import { RedisBroker } from './broker/redis.js';
 import type { HeraldConfig } from './config.js';
@@ -64,6 +65,8 @@ export interface HeraldServerOptions {
    * test/http-differential.test.ts compares Herald's own readers with; not a setting.
    */
   nodeHttpOnly?: boolean;
+  /** This process is a worker of `herald serve --workers N` (src/cluster/): its health routes answer for the machine. */
+  cluster?: ClusterView;
 }
 
 export class HeraldServer {
@@ -256,8 +259,8 @@ export class HeraldServer {
     if (this.pusher) router.addPrefix('/apps/', this.pusher.api.handle, 'GET, POST');
     const healthRoutes = (r: Router): Router =>
       r
-        .mount(ROUTES.healthz, withCors((req, res) => serveHealth(req, res, VERSION), corsOrigins(config)))
-        .mount(ROUTES.readyz, withCors((req, res) => serveReady(this.node, req, res), corsOrigins(config)));
+        .mount(ROUTES.healthz, withCors((req, res) => serveHealth(req, res, VERSION, options.cluster), corsOrigins(config)))
+        .mount(ROUTES.readyz, withCors((req, res) => serveReady(this.node, req, res, options.cluster), corsOrigins(config)));
     healthRoutes(router);
     this.operatorRoutes =
       config.internalPort === 0
@@ -275,7 +278,7 @@ export class HeraldServer {
       }
       this.node.onSessionClosed((session) => access.sessionClosed(session));
     }
-    this.operatorRoutes.mount(ROUTES.metrics, (req, res) => serveMetrics(this.node, req, res, metricsAllowed));
+    this.operatorRoutes.mount(ROUTES.metrics, (req, res) => serveMetrics(this.node, req, res, metricsAllowed, options.cluster));
     // The admin pages are operators' routes too: on the internal port when there is one.
     for (const route of this.admin?.routes() ?? []) this.operatorRoutes.add(route.path, route.handler, route.allow);
 

@@ -1,6 +1,10 @@
 /** `herald serve`: start a node; SIGTERM/SIGINT drain it and exit 0. */
+import cluster from 'node:cluster';
+import { joinMachine, type MachineSeat } from '../cluster/worker.js';
+import { runPrimary } from '../cluster/primary.js';
 import { resolveConfig, type HeraldConfig } from '../config.js';
 import { createHeraldServer, type HeraldServer } from '../server.js';
+import { createLogger } from '../util/log.js';
 import { brokerAddress } from '../util/redact.js';
 import { CommandFailure, commandWarnings, configSources, parseCommand, type CommandSpec } from './command.js';
 import { installProcessGuard } from './process-guard.js';
@@ -15,16 +19,28 @@ export const SERVE: CommandSpec = {
     '  herald serve --dev                                  development: 127.0.0.1:8080, anonymous, embedded broker',
     '  HERALD_SECRET=... herald serve --broker redis://redis:6379 --api-key K',
     '  herald serve --config herald.json                   (herald config init writes a starter file)',
+    '  herald serve --workers 6 ...                        six processes, one Herald (default: one per CPU; 1 with --dev)',
     'Every setting is explained in docs/configuration.md.',
   ],
 };
 
 export async function serve(argv: string[], env: Record<string, string | undefined>): Promise<number> {
   const parsed = parseCommand(argv, SERVE);
-  const config = resolveConfig(configSources(parsed, env));
-  const server = createHeraldServer(config);
+  const sources = configSources(parsed, env);
+  let config = resolveConfig(sources);
+  if (config.workers > 1 && cluster.isPrimary) return servePrimary(config, commandWarnings(parsed, env, SERVE));
+  // A worker: one node of the machine, on the primary's broker (embedded) or its own Redis connections, with its
+  // share of maxConnections.
+  let seat: MachineSeat | undefined;
+  if (cluster.isWorker) {
+    const share = config.maxConnections === 0 ? 0 : Math.ceil(config.maxConnections / config.workers);
+    config = resolveConfig({ ...sources, overrides: { ...sources.overrides, maxConnections: share } });
+    seat = await joinMachine(config);
+  }
+  const server = createHeraldServer(config, seat?.serverOptions);
   // Anything that escapes every connection boundary is logged and counted, and the node keeps serving.
   installProcessGuard(server.log);
+  if (seat) return serveWorker(server, config, seat);
   for (const warning of commandWarnings(parsed, env, SERVE)) server.log.warn(warning);
   const address = await listen(server, config);
   server.log.info('herald listening', {
@@ -48,6 +64,48 @@ export async function serve(argv: string[], env: Record<string, string | undefin
     process.once('SIGINT', () => stop('SIGINT'));
   });
   return 0;
+}
+
+/** The primary of `--workers N`: forks the workers, hosts the embedded broker, and drains them all on SIGTERM. */
+async function servePrimary(config: HeraldConfig, warnings: readonly string[]): Promise<number> {
+  const log = createLogger(config.logLevel, undefined, config.logFormat);
+  for (const warning of warnings) log.warn(warning);
+  return runPrimary({
+    config,
+    workers: config.workers,
+    log,
+    onListening: (address) => {
+      log.info('herald listening', {
+        address: `${address.address}:${address.port}`,
+        broker: config.broker === 'memory' ? 'memory' : undefined,
+        brokerAddress: config.broker === 'memory' ? undefined : brokerAddress(config.broker),
+        workers: config.workers,
+        dev: config.dev,
+        pid: process.pid,
+      });
+      const host = address.address.includes(':') ? `[${address.address}]` : address.address === '0.0.0.0' ? '127.0.0.1' : address.address;
+      if (config.dev) printDevHelp(`http://${host}:${address.port}`, config.broker);
+    },
+  });
+}
+
+/** One worker: listen on the shared port, report to the primary, drain on SIGTERM and exit. */
+async function serveWorker(server: HeraldServer, config: HeraldConfig, seat: MachineSeat): Promise<number> {
+  seat.attach(server);
+  await listen(server, config);
+  seat.listening();
+  server.log.debug('worker listening', { worker: seat.workerId, pid: process.pid });
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      seat.draining();
+      server.close().then(resolve, () => resolve());
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  seat.close();
+  // node:cluster's channel to the primary would keep the process alive.
+  process.exit(0);
 }
 
 /** Why a port cannot be listened on, in words; what the code alone does not say. */

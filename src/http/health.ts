@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiKeys } from '../auth/api-key.js';
 import type { HeraldConfig } from '../config.js';
+import { clusterReady, type ClusterView } from '../cluster/status.js';
 import type { HeraldNode } from '../core/node.js';
 import { HeraldError } from '../errors.js';
 import { bearerOf } from './request.js';
@@ -11,23 +12,28 @@ function requireGet(req: IncomingMessage): void {
   if (req.method !== 'GET' && req.method !== 'HEAD') throw new HeraldError('method_not_allowed', 'use GET');
 }
 
-export function serveHealth(req: IncomingMessage, res: ServerResponse, version: string): void {
+/** With workers, /healthz also says which worker answered and what every worker last reported. */
+export function serveHealth(req: IncomingMessage, res: ServerResponse, version: string, cluster?: ClusterView): void {
   requireGet(req);
-  sendJson(res, 200, { status: 'ok', version });
+  sendJson(res, 200, { status: 'ok', version, ...(cluster ? { worker: cluster.workerId, workers: cluster.status() } : {}) });
 }
 
-export function serveReady(node: HeraldNode, req: IncomingMessage, res: ServerResponse): void {
+/** With workers, ready only when this worker is and every worker of the machine reported ready. */
+export function serveReady(node: HeraldNode, req: IncomingMessage, res: ServerResponse, cluster?: ClusterView): void {
   requireGet(req);
   // Redis Cluster with some masters down is "degraded" and still ready: the channels of the other shards work, and
   // every node sees the same outage, so taking them all out of the balancer would only stop those channels too.
   const shards = node.broker.shardReadiness?.();
   const broker = node.broker.isReady() ? 'up' : shards && shards.ready > 0 ? 'degraded' : 'down';
-  const ready = broker !== 'down' && !node.isDraining;
+  const machine = cluster?.status();
+  const workersReady = machine ? machine.workers.filter((w) => w.ready).length : undefined;
+  const ready = broker !== 'down' && !node.isDraining && (machine === undefined || clusterReady(machine));
   sendJson(res, ready ? 200 : 503, {
     status: ready ? 'ready' : 'not ready',
     broker,
     ...(shards ? { shards } : {}),
-    draining: node.isDraining,
+    draining: node.isDraining || machine?.draining === true,
+    ...(machine ? { workers: { ready: workersReady, expected: machine.expected } } : {}),
   });
 }
 
@@ -48,8 +54,16 @@ export function metricsGate(config: Pick<HeraldConfig, 'dev' | 'metricsPublic' |
   };
 }
 
-export function serveMetrics(node: HeraldNode, req: IncomingMessage, res: ServerResponse, allow: (req: IncomingMessage) => void = () => undefined): void {
+/** With workers, every process's metrics summed (src/cluster/metrics-sum.ts), whichever worker answers. */
+export async function serveMetrics(
+  node: HeraldNode,
+  req: IncomingMessage,
+  res: ServerResponse,
+  allow: (req: IncomingMessage) => void = () => undefined,
+  cluster?: ClusterView,
+): Promise<void> {
   requireGet(req);
   allow(req);
-  sendText(res, 200, 'text/plain; version=0.0.4; charset=utf-8', node.metrics.registry.render());
+  const local = node.metrics.registry.render();
+  sendText(res, 200, 'text/plain; version=0.0.4; charset=utf-8', cluster ? await cluster.metrics(local) : local);
 }
