@@ -11,13 +11,17 @@ export const HERALD_BIN = fileURLToPath(new URL('../../../bin/herald.js', import
 
 const live = new Set<ChildProcess>();
 
-/** An environment without the caller's HERALD_* and REDIS_URL, so the developer's shell cannot change a test. */
+/**
+ * An environment without the caller's HERALD_* and REDIS_URL, so the developer's shell cannot change a test. It
+ * sets HERALD_WORKERS=1: outside --dev `herald serve` would fork one worker per CPU, and a test that means a
+ * multi-process machine asks for it (test/workers.test.ts).
+ */
 export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !k.startsWith('HERALD_') && k !== 'REDIS_URL') env[k] = v;
   }
-  return { ...env, ...extra };
+  return { ...env, HERALD_WORKERS: '1', ...extra };
 }
 
 export interface Finished {
