@@ -84,7 +84,8 @@ async function servePrimary(config: HeraldConfig, warnings: readonly string[]): 
         pid: process.pid,
       });
       const host = address.address.includes(':') ? `[${address.address}]` : address.address === '0.0.0.0' ? '127.0.0.1' : address.address;
-      if (config.dev) printDevHelp(`http://${host}:${address.port}`, config.broker);
+      const internal = config.internalPort === 0 ? undefined : `http://${config.internalHost.includes(':') ? `[${config.internalHost}]` : config.internalHost}:${config.internalPort}`;
+      if (config.dev) printDevHelp(`http://${host}:${address.port}`, config.broker, internal);
     },
   });
 }
