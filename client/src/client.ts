@@ -16,7 +16,8 @@ import { pollTransport } from './transports/poll.js';
 import { sseTransport } from './transports/sse.js';
 import type { ConnectRequest, ServerDisconnect, Transport, TransportConnection } from './transports/transport.js';
 import { websocketTransport } from './transports/websocket.js';
-import type { ClientEvents, ClientOptions, ClientState, TransportName } from './types.js';
+import type { ClientEvents, ClientOptions, ClientState, PresenceMember, PresenceResult, PresenceStats, TransportName } from './types.js';
+import { memberOf } from './wire.js';
 
 const TRANSPORTS: Record<TransportName, Transport> = {
   websocket: websocketTransport,
@@ -63,6 +64,11 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private brokerOutage = false;
   /** Bumped by connect() and disconnect(): late callbacks of an older run see a different number and do nothing. */
   private generation = 0;
+  /**
+   * The channel names to subscribe, changed by subscribe()/unsubscribe(). Undefined until the first change: then the
+   * options' channels, or (none given) every exact channel of the token, as `channels()` says.
+   */
+  private chosen: string[] | undefined;
 
   /**
    * @param url Herald's base URL, e.g. `https://push.example.com` (a `ws(s)://` URL is accepted too); a path is kept
@@ -104,6 +110,79 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.beginRound();
     this.setState('connecting');
     this.emit('connecting', { attempt: 0, delayMs: 0, reason: 'connect' });
+    void this.tryTransport(this.generation);
+  }
+
+  /** The channels this client subscribes (by name; sealed keys are in the options). */
+  subscriptions(): string[] {
+    return [...this.channels()];
+  }
+
+  /**
+   * Subscribe one more channel, now or at the next connection. Over WebSocket it is added to the live connection;
+   * over SSE and long-polling the connection is reopened with the new set, resuming every channel from its last id.
+   */
+  subscribe(channel: string): void {
+    const list = (this.chosen ??= [...this.channels()]);
+    if (list.includes(channel)) return;
+    list.push(channel);
+    this.applyChange((c) => c.subscribe?.(channel, this.since.get(channel)));
+  }
+
+  /** Stop listening to a channel (its resume position is forgotten). Like subscribe(), in place over WebSocket. */
+  unsubscribe(channel: string): void {
+    const list = (this.chosen ??= [...this.channels()]);
+    const i = list.indexOf(channel);
+    if (i < 0) return;
+    list.splice(i, 1);
+    this.since.delete(channel);
+    this.seen.forget(channel);
+    this.applyChange((c) => c.unsubscribe?.(channel));
+  }
+
+  /**
+   * A changed channel set reaches the server: in place on a live WebSocket; else the connection (live, or an attempt
+   * in flight, built with the old set) is reopened. Waiting out a backoff, the next attempt takes the new set.
+   */
+  private applyChange(inPlace: (c: TransportConnection) => void): void {
+    const c = this.connection;
+    if (!c || this.currentState === 'disconnected') return;
+    if (this.currentState === 'connected' && c.subscribe && c.unsubscribe) inPlace(c);
+    else this.reopen('subscriptions changed');
+  }
+
+  /**
+   * Who is in a channel this client subscribes to, where the channel keeps presence (docs/presence.md). Needs a live
+   * WebSocket connection (over SSE or long-polling, ask your backend: the server API's `presence`).
+   */
+  async presence(channel: string): Promise<PresenceResult> {
+    const r = await this.ask('presence', channel);
+    const members = Array.isArray(r['members']) ? (r['members'] as unknown[]).map(memberOf).filter((m): m is PresenceMember => m !== undefined) : [];
+    return { channel, members, truncated: r['truncated'] === true };
+  }
+
+  /** A channel's counts: clients (connections) and distinct users. Like presence(), over WebSocket. */
+  async presenceStats(channel: string): Promise<PresenceStats> {
+    const r = await this.ask('presence_stats', channel);
+    return { channel, clients: Number(r['clients']) || 0, users: Number(r['users']) || 0 };
+  }
+
+  private ask(op: string, channel: string): Promise<Record<string, unknown>> {
+    const request = this.currentState === 'connected' ? this.connection?.request : undefined;
+    if (!request) return Promise.reject(new Error(`${op} needs a live WebSocket connection`));
+    return request(op, { channel });
+  }
+
+  /** Close the connection (not the client) and open a new one at once: SSE and polls carry their channels in the URL. */
+  private reopen(reason: string): void {
+    this.generation++;
+    this.clearTimers();
+    this.connection?.close();
+    this.connection = undefined;
+    this.setState('connecting');
+    this.emit('connecting', { attempt: 0, delayMs: 0, reason });
+    this.attempt = 0;
+    this.beginRound();
     void this.tryTransport(this.generation);
   }
 
@@ -201,12 +280,14 @@ export class HeraldClient extends Emitter<ClientEvents> {
       withCredentials: this.options.withCredentials,
       pollAbortMs: this.options.pollAbortMs,
       pingIntervalMs: this.options.pingIntervalMs,
+      joinLeave: this.options.joinLeave,
       refreshToken: this.options.getToken && this.token !== undefined ? () => this.refreshToken() : undefined,
     };
   }
 
   /** The channels to name: the ones given, else every exact channel of the token (see tokenChannels). */
   private channels(): readonly string[] {
+    if (this.chosen) return this.chosen;
     if (this.options.channels.length > 0 || this.token === undefined) return this.options.channels;
     return tokenChannels(this.token);
   }
@@ -265,6 +346,18 @@ export class HeraldClient extends Emitter<ClientEvents> {
         },
         position: (channel, id) => {
           if (live()) this.since.set(channel, id);
+        },
+        presence: (kind, channel, member) => {
+          if (live()) this.emit(kind, { channel, member });
+        },
+        unsubscribed: (channel) => {
+          if (!live()) return;
+          // The server took it off: not asked for again at the next connection.
+          const list = (this.chosen ??= [...this.channels()]);
+          const i = list.indexOf(channel);
+          if (i >= 0) list.splice(i, 1);
+          this.since.delete(channel);
+          this.emit('unsubscribed', { channel });
         },
         disconnect: (info) => {
           if (!live()) return;

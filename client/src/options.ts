@@ -16,6 +16,7 @@ export interface ResolvedOptions {
   readonly pingIntervalMs: number;
   readonly readyProbeIntervalMs: number;
   readonly dedupeWindow: number;
+  readonly joinLeave: boolean;
   readonly withCredentials: boolean;
 }
 
@@ -37,6 +38,7 @@ export function resolveOptions(o: ClientOptions): ResolvedOptions {
     pingIntervalMs: o.pingIntervalMs ?? 25_000,
     readyProbeIntervalMs: o.readyProbeIntervalMs ?? 1000,
     dedupeWindow: o.dedupeWindow ?? 1000,
+    joinLeave: o.joinLeave ?? false,
     withCredentials: o.withCredentials ?? false,
   };
   if (r.channels.length === 0 && r.keys.length === 0 && r.token === undefined && r.getToken === undefined) {

@@ -75,9 +75,49 @@ export interface ErrorEvent {
   readonly error: Error;
 }
 
+/** A client in a presence channel (docs/presence.md). */
+export interface PresenceMember {
+  /** The client id (one connection), unique across the cluster. */
+  readonly client: string;
+  /** The token's `sub`; "" for an anonymous client. */
+  readonly user: string;
+  /** When it connected, ms since the epoch. */
+  readonly connectedAt: number;
+  /** The token's `info` claim, when it has one. */
+  readonly info?: unknown;
+}
+
+/** `join` / `leave`: a client joined or left a channel (with `joinLeave: true`, or where the namespace pushes them). */
+export interface PresenceEvent {
+  readonly channel: string;
+  readonly member: PresenceMember;
+}
+
+/** `presence(channel)`: who is in the channel (at most 10,000; `truncated` says there are more). */
+export interface PresenceResult {
+  readonly channel: string;
+  readonly members: readonly PresenceMember[];
+  readonly truncated: boolean;
+}
+
+/** `presenceStats(channel)`: clients (connections) and distinct users. */
+export interface PresenceStats {
+  readonly channel: string;
+  readonly clients: number;
+  readonly users: number;
+}
+
+/** The server took a channel off this client (the server API's `unsubscribe`): it is no longer subscribed. */
+export interface UnsubscribedEvent {
+  readonly channel: string;
+}
+
 /** Events of `HeraldClient.on()`. */
 export interface ClientEvents {
   message: Message;
+  join: PresenceEvent;
+  leave: PresenceEvent;
+  unsubscribed: UnsubscribedEvent;
   state: StateEvent;
   connecting: ConnectingEvent;
   connected: ConnectedEvent;
@@ -114,7 +154,10 @@ export interface EventSourceLike {
   readonly readyState: number;
   close(): void;
   addEventListener(type: 'open' | 'error', listener: () => void): void;
-  addEventListener(type: 'message' | 'reload' | 'disconnect', listener: (ev: { data: string; lastEventId: string }) => void): void;
+  addEventListener(
+    type: 'message' | 'reload' | 'disconnect' | 'join' | 'leave' | 'unsubscribed',
+    listener: (ev: { data: string; lastEventId: string }) => void,
+  ): void;
 }
 export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
 
@@ -200,6 +243,11 @@ export interface ClientOptions {
    * only, and forgotten on a `missed` event. @default 1000
    */
   dedupeWindow?: number;
+  /**
+   * Ask for join and leave events (`join`, `leave`) on the client's presence channels. Where the channel's namespace
+   * sets `joinLeave` they come anyway. @default false
+   */
+  joinLeave?: boolean;
   /** Send cookies cross-origin (EventSource `withCredentials`, fetch `credentials: "include"`). @default false */
   withCredentials?: boolean;
   /**

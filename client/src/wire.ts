@@ -1,5 +1,5 @@
 /**
- * Herald's frames, as JSON arrays (docs/protocol.md): the same array is an NDJSON line of `/sub`, the data of an SSE
+ * Herald's frames, as JSON arrays (besides these: `["join"|"leave", channel, member]` and `["unsubscribed", channel]`) (docs/protocol.md): the same array is an NDJSON line of `/sub`, the data of an SSE
  * event, and an item of a long-poll batch.
  *   ["message", channel, data, id?]
  *   ["reload", channel, why, id]              messages of the channel were lost: the application must reload;
@@ -8,12 +8,15 @@
  *   ["disconnect", reason, code, reconnect]   the last frame of a stream
  */
 import type { ServerDisconnect, TransportHandlers } from './transports/transport.js';
+import type { PresenceMember } from './types.js';
 
 export type Frame =
   | { readonly kind: 'message'; readonly channel: string; readonly data: string; readonly id: string | undefined }
   | { readonly kind: 'reload'; readonly channel: string; readonly why: string; readonly id: string | undefined }
   | { readonly kind: 'position'; readonly channel: string; readonly id: string }
-  | { readonly kind: 'disconnect'; readonly info: ServerDisconnect };
+  | { readonly kind: 'disconnect'; readonly info: ServerDisconnect }
+  | { readonly kind: 'join' | 'leave'; readonly channel: string; readonly member: PresenceMember }
+  | { readonly kind: 'unsubscribed'; readonly channel: string };
 
 /** Parse one frame; undefined when it is not one the SDK understands (newer servers may add kinds). */
 export function parseFrame(text: string): Frame | undefined {
@@ -36,6 +39,11 @@ export function frameOf(v: unknown): Frame | undefined {
     return { kind, channel: a, why: typeof b === 'string' ? b : 'missed', id: typeof c === 'string' && c !== '' ? c : undefined };
   }
   if (kind === 'position' && typeof a === 'string' && typeof b === 'string' && b !== '') return { kind, channel: a, id: b };
+  if ((kind === 'join' || kind === 'leave') && typeof a === 'string') {
+    const member = memberOf(b);
+    return member ? { kind, channel: a, member } : undefined;
+  }
+  if (kind === 'unsubscribed' && typeof a === 'string') return { kind, channel: a };
   if (kind === 'disconnect' && typeof a === 'string') {
     return {
       kind,
@@ -43,6 +51,14 @@ export function frameOf(v: unknown): Frame | undefined {
     };
   }
   return undefined;
+}
+
+/** A presence member as the server sends it; undefined when it lacks the fields every member has. */
+export function memberOf(v: unknown): PresenceMember | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const { client, user, connectedAt, info } = v as Record<string, unknown>;
+  if (typeof client !== 'string' || typeof user !== 'string' || typeof connectedAt !== 'number') return undefined;
+  return info === undefined ? { client, user, connectedAt } : { client, user, connectedAt, info };
 }
 
 /** A query string from repeated parameters, skipping undefined values. */
@@ -57,11 +73,13 @@ export function credentialParams(req: {
   channels: readonly string[];
   keys: readonly string[];
   token: string | undefined;
+  joinLeave?: boolean;
 }): [string, string | undefined][] {
   return [
     ...req.channels.map((c): [string, string] => ['channel', c]),
     ...req.keys.map((k): [string, string] => ['key', k]),
     ['token', req.token],
+    ['joinLeave', req.joinLeave ? '1' : undefined],
   ];
 }
 
@@ -102,6 +120,13 @@ export function dispatchFrame(frame: Frame, h: TransportHandlers): boolean {
       return false;
     case 'position':
       h.position(frame.channel, frame.id);
+      return false;
+    case 'join':
+    case 'leave':
+      h.presence(frame.kind, frame.channel, frame.member);
+      return false;
+    case 'unsubscribed':
+      h.unsubscribed(frame.channel);
       return false;
     case 'disconnect':
       if (frame.info.reason === MISSED_REASON) h.missed([], frame.info.reason, undefined);

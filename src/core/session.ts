@@ -157,10 +157,10 @@ export class Session implements HubMember {
   constructor(
     private readonly owner: SessionOwner,
     readonly codec: StreamCodec,
-    readonly options: SessionOptions,
+    private opts: SessionOptions,
   ) {
-    this.expiresAt = options.expiresAt;
-    this.joinLeave = options.joinLeave === true;
+    this.expiresAt = opts.expiresAt;
+    this.joinLeave = opts.joinLeave === true;
   }
 
   /**
@@ -189,6 +189,19 @@ export class Session implements HubMember {
 
   get isEnded(): boolean {
     return this.ended;
+  }
+
+  get options(): SessionOptions {
+    return this.opts;
+  }
+
+  /**
+   * The user behind the connection, learnt after it opened (a `/ws` `connect` frame's token): presence and the server
+   * API's user calls see it from then on. Once set it does not change (a refresh keeps the subject).
+   */
+  identify(user: string | undefined, info: string | undefined): void {
+    if (this.opts.user !== undefined || user === undefined) return;
+    this.opts = { ...this.opts, user, ...(info !== undefined ? { info } : {}) };
   }
 
   /** Hub member: one frame for one of this session's channels. */

@@ -400,6 +400,7 @@ class WsConnection implements SessionSink {
     if (this.session.isEnded) return {};
     this.token = token;
     this.grant = grant;
+    this.session.identify(grant.subject, grant.info);
     // Channels the new token no longer grants are dropped, and the client is told which.
     for (const channel of [...(this.tokenChannels ?? [])]) {
       if (grantAllows(grant, channel)) continue;

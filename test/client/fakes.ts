@@ -262,7 +262,7 @@ export type EventLog = { [K in keyof ClientEvents]: ClientEvents[K][] };
 
 /** Record every event of `client` (the SDK tests assert on what was emitted and when). */
 export function recordEvents(client: HeraldClient): EventLog {
-  const log: EventLog = { message: [], state: [], connecting: [], connected: [], disconnected: [], missed: [], error: [] };
+  const log: EventLog = { message: [], state: [], connecting: [], connected: [], disconnected: [], missed: [], error: [], join: [], leave: [], unsubscribed: [] };
   for (const type of Object.keys(log) as (keyof ClientEvents)[]) {
     client.on(type, (e) => (log[type] as unknown[]).push(e));
   }

@@ -46,6 +46,9 @@ export const sseTransport: Transport = {
     es.addEventListener('message', onFrame);
     es.addEventListener('reload', onFrame);
     es.addEventListener('disconnect', onFrame);
+    es.addEventListener('join', onFrame);
+    es.addEventListener('leave', onFrame);
+    es.addEventListener('unsubscribed', onFrame);
     es.addEventListener('error', () => {
       end(new Error(opened ? 'SSE stream lost' : 'SSE connection failed'));
     });

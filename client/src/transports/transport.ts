@@ -3,7 +3,7 @@
  * reports what arrives in the same few callbacks, and knows nothing about reconnecting, resuming or deduplicating.
  */
 import type { ResolvedPlatform } from '../platform.js';
-import type { TransportName } from '../types.js';
+import type { PresenceMember, TransportName } from '../types.js';
 
 /** What one connection attempt asks for. */
 export interface ConnectRequest {
@@ -21,6 +21,8 @@ export interface ConnectRequest {
   readonly refreshToken: (() => Promise<string>) | undefined;
   /** WebSocket: send a `ping` op this often and give up when nothing arrives for a whole interval (0: never). */
   readonly pingIntervalMs: number;
+  /** Ask for join and leave events. */
+  readonly joinLeave: boolean;
 }
 
 /** How the server ended a stream: its last frame. */
@@ -43,6 +45,10 @@ export interface TransportHandlers {
   position(channel: string, id: string): void;
   /** The server's last frame, before `closed`. */
   disconnect(info: ServerDisconnect): void;
+  /** A client joined or left a channel (presence). `member` is the server's member object, unchecked beyond its shape. */
+  presence(kind: 'join' | 'leave', channel: string, member: PresenceMember): void;
+  /** The server took a channel off this connection. */
+  unsubscribed(channel: string): void;
   /**
    * The connection is gone, whether it ever opened or not. Called at most once, and never after the client's own
    * `close()`. `status` is the HTTP status of a refused request, when the transport can see it.
@@ -53,6 +59,11 @@ export interface TransportHandlers {
 export interface TransportConnection {
   /** Close without calling any handler again. */
   close(): void;
+  /** Transports that can change their channels in place (WebSocket); the others are reopened with the new set. */
+  subscribe?(channel: string, since: string | undefined): void;
+  unsubscribe?(channel: string): void;
+  /** A request with an answer on the open connection (WebSocket: `presence`, `presence_stats`). */
+  request?(op: string, fields: Record<string, unknown>): Promise<Record<string, unknown>>;
 }
 
 export interface Transport {
@@ -76,6 +87,8 @@ export function guardHandlers(handlers: TransportHandlers): { handlers: Transpor
       missed: (c, r, id) => live && handlers.missed(c, r, id),
       position: (c, id) => live && handlers.position(c, id),
       disconnect: (info) => live && handlers.disconnect(info),
+      presence: (kind, c, m) => live && handlers.presence(kind, c, m),
+      unsubscribed: (c) => live && handlers.unsubscribed(c),
       closed: (err, status) => {
         if (!live) return;
         live = false;

@@ -11,6 +11,7 @@
  * `expiresAt` the server announced, so a long-lived connection never has to be dropped for a new token.
  */
 import { TOKEN_REFRESH_MARGIN_MS } from '../token.js';
+import { memberOf } from '../wire.js';
 import type { ServerDisconnect } from './transport.js';
 import { guardHandlers, type Transport } from './transport.js';
 
@@ -34,8 +35,15 @@ const BROKER_UNAVAILABLE_CLOSE = 3016;
 /** RFC 6455 codes after which reconnecting cannot help (protocol error, unacceptable data, policy, too big). */
 const FINAL_RFC_CODES = new Set([1002, 1003, 1007, 1008, 1009]);
 
-/** How a close code reads: 3000-3499 reconnect, 3500-3999 don't, RFC codes as the RFC means them. */
+/**
+ * How a close code reads: 3000-3499 reconnect, 3500-3999 don't, RFC codes as the RFC means them. An operator's code
+ * (4000-4999, the server API's `disconnect`) says it in the reason text: `disconnected reconnect` or `disconnected`.
+ */
 export function closeInfo(code: number, reason: string): ServerDisconnect {
+  if (code >= 4000 && code <= 4999) {
+    const reconnect = / reconnect$/.test(reason);
+    return { reason: reconnect ? reason.slice(0, -' reconnect'.length) : reason || `close ${code}`, code, reconnect };
+  }
   const reconnect = code >= 3000 ? code < 3500 : !FINAL_RFC_CODES.has(code);
   return { reason: reason || `close ${code}`, code, reconnect };
 }
@@ -52,6 +60,7 @@ interface ServerFrame {
   error?: unknown;
   reason?: unknown;
   result?: unknown;
+  member?: unknown;
 }
 
 export const websocketTransport: Transport = {
@@ -64,6 +73,8 @@ export const websocketTransport: Transport = {
     const h = guard.handlers;
     const ws = new Ctor(wsUrl(req.baseUrl));
     const pending = new Set<number>();
+    /** Requests made with `request()`, waiting for their answer. */
+    const asked = new Map<number, { resolve(result: Record<string, unknown>): void; reject(err: Error): void }>();
     /** Ids of `connect`/`refresh` requests, whose replies carry the token's expiry. */
     const tokenRequests = new Set<number>();
     let refreshTimer: unknown;
@@ -126,8 +137,9 @@ export const websocketTransport: Transport = {
 
     ws.addEventListener('open', () => {
       if (req.token !== undefined) tokenRequests.add(send({ op: 'connect', token: req.token }));
-      for (const channel of req.channels) send({ op: 'subscribe', channel, since: req.since.get(channel) });
-      for (const key of req.keys) send({ op: 'subscribe', key, since: req.since.get(key) });
+      const jl = req.joinLeave ? { joinLeave: true } : {};
+      for (const channel of req.channels) send({ op: 'subscribe', channel, since: req.since.get(channel), ...jl });
+      for (const key of req.keys) send({ op: 'subscribe', key, since: req.since.get(key), ...jl });
       if (pending.size === 0) markOpen();
     });
     ws.addEventListener('message', (ev) => {
@@ -148,6 +160,19 @@ export const websocketTransport: Transport = {
         h.missed([f.channel], typeof f.reason === 'string' ? f.reason : 'missed', id);
       } else if (f.type === 'position' && typeof f.channel === 'string' && typeof f.id === 'string' && f.id !== '') {
         h.position(f.channel, f.id);
+      } else if ((f.type === 'join' || f.type === 'leave') && typeof f.channel === 'string') {
+        const member = memberOf(f.member);
+        if (member) h.presence(f.type, f.channel, member);
+      } else if (f.type === 'unsubscribed' && typeof f.channel === 'string') {
+        h.unsubscribed(f.channel);
+      } else if ((f.type === 'reply' || f.type === 'error') && typeof f.id === 'number' && asked.has(f.id)) {
+        const answer = asked.get(f.id)!;
+        asked.delete(f.id);
+        if (f.type === 'reply') answer.resolve(typeof f.result === 'object' && f.result !== null ? (f.result as Record<string, unknown>) : {});
+        else {
+          const e = typeof f.error === 'object' && f.error !== null ? (f.error as { code?: unknown; message?: unknown }) : {};
+          answer.reject(new Error(`${typeof e.code === 'string' ? e.code : 'error'}: ${typeof e.message === 'string' ? e.message : 'refused'}`));
+        }
       } else if (f.type === 'reply' && typeof f.id === 'number') {
         if (tokenRequests.delete(f.id)) scheduleRefresh(f.result);
         if (pending.delete(f.id) && pending.size === 0 && !opened) markOpen();
@@ -162,6 +187,8 @@ export const websocketTransport: Transport = {
     });
     ws.addEventListener('close', (ev) => {
       stopPing();
+      for (const a of asked.values()) a.reject(new Error('connection closed'));
+      asked.clear();
       // 1005/1006: no close frame (network loss, refused handshake): nothing the server said.
       if (ev.code !== 1005 && ev.code !== 1006 && ev.code !== 1000) {
         const info = closeInfo(ev.code, ev.reason);
@@ -177,8 +204,24 @@ export const websocketTransport: Transport = {
       close: () => {
         guard.stop();
         stopPing();
+        for (const a of asked.values()) a.reject(new Error('connection closed'));
+        asked.clear();
         ws.close(1000);
       },
+      // Changes after the opening: their answers are not waited for (an error shows as the server's frames do).
+      subscribe: (channel, since) => {
+        ws.send(JSON.stringify({ op: 'subscribe', id: nextId++, channel, since, ...(req.joinLeave ? { joinLeave: true } : {}) }));
+      },
+      unsubscribe: (channel) => {
+        ws.send(JSON.stringify({ op: 'unsubscribe', id: nextId++, channel }));
+      },
+      request: (op, fields) =>
+        new Promise((resolve, reject) => {
+          if (!opened || guard.stopped()) return reject(new Error('not connected'));
+          const id = nextId++;
+          asked.set(id, { resolve, reject });
+          ws.send(JSON.stringify({ ...fields, op, id }));
+        }),
     };
   },
 };
