@@ -56,6 +56,11 @@ export class Presence {
   private flushScheduled = false;
   /** Join/leave frames written to local subscribers (for /metrics). */
   framesSent = 0;
+  /**
+   * Per channel, this node's subscriptions whose session asked for join and leave events: a channel where nobody
+   * asked (and the namespace does not push them) costs no walk over its subscribers per join.
+   */
+  private readonly askers = new Map<string, Set<Session>>();
 
   constructor(
     private readonly node: HeraldNode,
@@ -128,12 +133,24 @@ export class Presence {
   // --- sessions ----------------------------------------------------------------------------------------------------
 
   private sessionJoined(session: Session, target: SessionTarget): void {
+    if (session.isEnded || !this.policy.presence(target.channel)) return;
+    if (session.joinLeave) {
+      let set = this.askers.get(target.channel);
+      if (!set) this.askers.set(target.channel, (set = new Set()));
+      set.add(session);
+    }
     // A poll is one request long: its client would join and leave at every poll (docs/presence.md).
-    if (session.isEnded || session.options.transport === 'poll' || session.options.ownPresence || !this.policy.presence(target.channel)) return;
+    if (session.options.transport === 'poll' || session.options.ownPresence) return;
     this.add(target.channel, this.memberOf(session));
   }
 
   private sessionLeft(session: Session, target: SessionTarget): void {
+    const set = session.joinLeave ? this.askers.get(target.channel) : undefined;
+    // (A session holding the channel under a second label still asks: it leaves the set with its last label.)
+    if (set && (session.isEnded || !session.targets.some((t) => t !== target && t.channel === target.channel))) {
+      set.delete(session);
+      if (set.size === 0) this.askers.delete(target.channel);
+    }
     if (session.options.transport === 'poll' || session.options.ownPresence) return;
     this.remove(target.channel, session.id);
   }
@@ -161,8 +178,9 @@ export class Presence {
       }
     }
     const { channel, member, kind } = event;
-    if (this.node.hub.memberCount(channel) === 0) return;
     const everyone = this.policy.joinLeave(channel);
+    if (!everyone && !this.askers.has(channel)) return;
+    if (this.node.hub.memberCount(channel) === 0) return;
     const json = memberJson(member);
     this.node.hub.forEachGroup(channel, (label, members) => {
       let frame: Buffer | undefined;

@@ -43,10 +43,12 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`;
 
-// KEYS: members, users. ARGV: client, user.
+// KEYS: members, users. ARGV: (client, user) pairs.
 const REMOVE = `
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 and ARGV[2] ~= '' then
-  if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
+for i = 1, #ARGV, 2 do
+  if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 and ARGV[i + 1] ~= '' then
+    if redis.call('HINCRBY', KEYS[2], ARGV[i + 1], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[i + 1]) end
+  end
 end
 return 1`;
 
@@ -82,17 +84,53 @@ export class RedisPresenceStore implements PresenceStore {
     return keyInSlotOf(channel, `herald:pu:${node}:`);
   }
 
+  /**
+   * Joins and leaves of one event-loop turn are written together, one script call per channel and kind (a reconnect
+   * storm of N clients on a channel costs a few calls, not N). Order holds: each channel's calls are sent in the
+   * order of its changes, on one connection.
+   */
+  private queued = new Map<string, { kind: 'add' | 'remove'; members: PresenceMember[] }[]>();
+  private flushScheduled = false;
+
   added(channel: string, member: PresenceMember): void {
-    if (this.closed || this.dirty.has(channel)) return;
-    this.write(channel, [member]).catch((err: unknown) => this.failed(channel, err));
+    this.enqueue(channel, 'add', member);
   }
 
   removed(channel: string, member: PresenceMember): void {
+    this.enqueue(channel, 'remove', member);
+  }
+
+  private enqueue(channel: string, kind: 'add' | 'remove', member: PresenceMember): void {
     if (this.closed || this.dirty.has(channel)) return;
+    let runs = this.queued.get(channel);
+    if (!runs) this.queued.set(channel, (runs = []));
+    const last = runs[runs.length - 1];
+    if (last?.kind === kind && last.members.length < REWRITE_CHUNK) last.members.push(member);
+    else runs.push({ kind, members: [member] });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const queued = this.queued;
+    this.queued = new Map();
+    for (const [channel, runs] of queued) {
+      if (this.dirty.has(channel)) continue;
+      for (const run of runs) {
+        const done = run.kind === 'add' ? this.write(channel, run.members) : this.remove(channel, run.members);
+        done.catch((err: unknown) => this.failed(channel, err));
+      }
+    }
+  }
+
+  private remove(channel: string, members: readonly PresenceMember[]): Promise<unknown> {
     const keys = [this.membersKey(channel), this.usersKey(channel)];
-    this.redis
-      .command(keys[0], ['EVAL', REMOVE, '2', ...keys, member.client, member.user], true)
-      .catch((err: unknown) => this.failed(channel, err));
+    const args = ['EVAL', REMOVE, '2', ...keys];
+    for (const m of members) args.push(m.client, m.user);
+    return this.redis.command(keys[0], args, true);
   }
 
   private write(channel: string, members: readonly PresenceMember[]): Promise<unknown> {
