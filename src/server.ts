@@ -221,6 +221,7 @@ export class HeraldServer {
             publish: (channel, data) => this.node.publish(channel, data, { source: 'admin' }),
             addressOf: (req) => clientAddress.of(req.socket.remoteAddress, headerOf(req)),
             log: this.log,
+            presence: this.presence,
           })
         : undefined;
     // The server API (docs/api.md): one route per call, with the publish API's keys and scopes.

@@ -61,7 +61,16 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`;
 
+/**
+ * Presence commands in flight at once on this node; more wait their turn. Presence shares the broker's connections,
+ * and a burst (a reconnect storm's joins, a heartbeat over many channels) must not queue ahead of publishes,
+ * subscriptions and history reads long enough to time them out.
+ */
+const MAX_IN_FLIGHT = 16;
+
 export class RedisPresenceStore implements PresenceStore {
+  private inFlight = 0;
+  private readonly waiting: (() => void)[] = [];
   /** Channels whose Redis entries must be rewritten from the local members (a write failed). */
   private readonly dirty = new Set<string>();
   private lastBeat = 0;
@@ -73,6 +82,18 @@ export class RedisPresenceStore implements PresenceStore {
     private readonly ctx: StoreContext,
     private readonly log: Logger,
   ) {}
+
+  /** One Redis command, within MAX_IN_FLIGHT. */
+  private async run(key: string | undefined, args: readonly string[], write = false): Promise<unknown> {
+    if (this.inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.inFlight++;
+    try {
+      return await this.redis.command(key, args, write);
+    } finally {
+      this.inFlight--;
+      this.waiting.shift()?.();
+    }
+  }
 
   private indexKey(channel: string): string {
     return keyInSlotOf(channel, 'herald:pi:');
@@ -130,7 +151,7 @@ export class RedisPresenceStore implements PresenceStore {
     const keys = [this.membersKey(channel), this.usersKey(channel)];
     const args = ['EVAL', REMOVE, '2', ...keys];
     for (const m of members) args.push(m.client, m.user);
-    return this.redis.command(keys[0], args, true);
+    return this.run(keys[0], args, true);
   }
 
   private write(channel: string, members: readonly PresenceMember[]): Promise<unknown> {
@@ -138,7 +159,7 @@ export class RedisPresenceStore implements PresenceStore {
     const keys = [this.indexKey(channel), this.membersKey(channel), this.usersKey(channel)];
     const args = ['EVAL', ADD, '3', ...keys, this.ctx.nodeId, String(now + this.ctx.ttlMs), String(this.ctx.ttlMs)];
     for (const m of members) args.push(m.client, memberJson(m), m.user);
-    return this.redis.command(keys[0], args, true);
+    return this.run(keys[0], args, true);
   }
 
   private failed(channel: string, err: unknown): void {
@@ -151,10 +172,10 @@ export class RedisPresenceStore implements PresenceStore {
   private async rewrite(channel: string): Promise<void> {
     const members = this.ctx.local.members(channel);
     const keys = [this.membersKey(channel), this.usersKey(channel)];
-    await this.redis.command(keys[0], ['DEL', ...keys], true);
+    await this.run(keys[0], ['DEL', ...keys], true);
     for (let i = 0; i < members.length; i += REWRITE_CHUNK) await this.write(channel, members.slice(i, i + REWRITE_CHUNK));
     if (members.length === 0) {
-      await this.redis.command(this.indexKey(channel), ['ZREM', this.indexKey(channel), this.ctx.nodeId], true);
+      await this.run(this.indexKey(channel), ['ZREM', this.indexKey(channel), this.ctx.nodeId], true);
     }
   }
 
@@ -181,7 +202,7 @@ export class RedisPresenceStore implements PresenceStore {
       if (redo.has(channel)) continue;
       const keys = [this.indexKey(channel), this.membersKey(channel), this.usersKey(channel)];
       refreshes.push(
-        this.redis.command(keys[0], ['EVAL', REFRESH, '3', ...keys, this.ctx.nodeId, deadline, ttl, String(now)], true).then(
+        this.run(keys[0], ['EVAL', REFRESH, '3', ...keys, this.ctx.nodeId, deadline, ttl, String(now)], true).then(
           (answer) => {
             if (answer === 0) redo.add(channel);
           },
@@ -207,7 +228,7 @@ export class RedisPresenceStore implements PresenceStore {
     const index = this.indexKey(channel);
     let nodes: string[];
     try {
-      const raw = await this.redis.command(index, ['ZRANGE', index, String(Date.now()), '+inf', 'BYSCORE']);
+      const raw = await this.run(index, ['ZRANGE', index, String(Date.now()), '+inf', 'BYSCORE']);
       nodes = (Array.isArray(raw) ? raw : []).map(String).filter((n) => NODE_ID.test(n) && n !== this.ctx.nodeId);
     } catch (err) {
       throw new HeraldError('unavailable', 'presence cannot be read now', { cause: err });
@@ -221,7 +242,7 @@ export class RedisPresenceStore implements PresenceStore {
         nodes.map(async (node) => {
           const mk = this.membersKey(channel, node);
           if (withMembers) {
-            const raw = await this.redis.command(mk, ['HVALS', mk]);
+            const raw = await this.run(mk, ['HVALS', mk]);
             for (const v of Array.isArray(raw) ? raw : []) {
               const m = parseStoredMember(String(v), this.ctx.maxInfoBytes);
               if (!m) continue;
@@ -233,7 +254,7 @@ export class RedisPresenceStore implements PresenceStore {
             return;
           }
           const uk = this.usersKey(channel, node);
-          const [n, named] = await Promise.all([this.redis.command(mk, ['HLEN', mk]), this.redis.command(uk, ['HGETALL', uk])]);
+          const [n, named] = await Promise.all([this.run(mk, ['HLEN', mk]), this.run(uk, ['HGETALL', uk])]);
           clients += Number(n) || 0;
           // HGETALL answers a flat list in RESP2 and an object in RESP3: accept both.
           const pairs = Array.isArray(named) ? named.map(String) : Object.entries((named ?? {}) as Record<string, unknown>).flat().map(String);
@@ -258,8 +279,8 @@ export class RedisPresenceStore implements PresenceStore {
     const work: Promise<unknown>[] = [];
     for (const channel of this.ctx.local.channelNames()) {
       const keys = [this.membersKey(channel), this.usersKey(channel)];
-      work.push(this.redis.command(keys[0], ['DEL', ...keys], true).catch(() => undefined));
-      work.push(this.redis.command(this.indexKey(channel), ['ZREM', this.indexKey(channel), this.ctx.nodeId], true).catch(() => undefined));
+      work.push(this.run(keys[0], ['DEL', ...keys], true).catch(() => undefined));
+      work.push(this.run(this.indexKey(channel), ['ZREM', this.indexKey(channel), this.ctx.nodeId], true).catch(() => undefined));
     }
     await Promise.all(work);
   }

@@ -192,7 +192,9 @@ test('one node: login, live figures matching /metrics, screenshot, publish and d
   await page.waitForSelector('#subscribers tbody tr');
   assert.equal(await page.locator('#subscribers tbody tr').count(), 2);
   assert.match(await text(page, '#history-state'), /latest 10 message/);
-  assert.match(await text(page, '#presence'), /not available/);
+  // Presence is on for every channel in --dev: both subscribers are members (anonymous: a user each).
+  assert.match(await text(page, '#presence'), /^2 client\(s\), 2 user\(s\)/);
+  assert.equal(await page.locator('#presence-members tbody tr').count(), 2);
   await page.fill('#publish-data', 'from the dashboard');
   await page.click('#publish-form button');
   const lines = await sub.waitLines(13);

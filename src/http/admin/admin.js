@@ -160,6 +160,33 @@ async function showChannel(name) {
       history.appendChild(li);
     }
   }
+  showPresence(view.presence);
+}
+
+// Presence where the channel keeps it: counts, then the first members (text only: users and info are client input).
+function showPresence(p) {
+  const table = $('presence-members');
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  table.hidden = true;
+  if (!p.enabled) {
+    $('presence').textContent = 'This channel keeps no presence (namespace rule presence).';
+    return;
+  }
+  if (p.error) {
+    $('presence').textContent = p.error;
+    return;
+  }
+  $('presence').textContent = `${p.clients} client(s), ${p.users} user(s)${p.truncated ? `; the first ${p.members.length} listed` : ''}.`;
+  for (const m of p.members) {
+    const row = body.insertRow();
+    row.dataset.client = m.client;
+    cell(row, m.client);
+    cell(row, m.user || '(anonymous)');
+    cell(row, new Date(m.connectedAt).toLocaleTimeString());
+    cell(row, m.info === undefined ? '' : JSON.stringify(m.info));
+  }
+  table.hidden = p.members.length === 0;
 }
 
 async function disconnect(client, button) {

@@ -10,6 +10,8 @@ import type { ClusterStats } from '../../core/node-stats.js';
 import type { HeraldNode } from '../../core/node.js';
 import { HeraldError } from '../../errors.js';
 import { formatMessageId } from '../../protocol/message-id.js';
+import { memberObject } from '../../presence/member.js';
+import type { Presence } from '../../presence/presence.js';
 
 export const DISCONNECT_MESSAGE = 'disconnect';
 const QUERY_MESSAGE = 'channel.query';
@@ -44,8 +46,17 @@ export interface ChannelView {
   readonly history:
     | { readonly enabled: false }
     | { readonly enabled: true; readonly position: string; readonly messages: readonly { id: string | null; data: string; ts: number }[] };
-  /** Presence does not exist in Herald yet: the page says so. */
-  readonly presence: { readonly enabled: false };
+  /** The channel's presence where it keeps one (docs/presence.md): counts, and the first members. */
+  readonly presence:
+    | { readonly enabled: false }
+    | {
+        readonly enabled: true;
+        readonly clients: number;
+        readonly users: number;
+        readonly members: readonly Record<string, unknown>[];
+        readonly truncated: boolean;
+      }
+    | { readonly enabled: true; readonly error: string };
 }
 
 interface PendingQuery {
@@ -60,20 +71,32 @@ export class ChannelInspector {
   constructor(
     private readonly node: HeraldNode,
     private readonly stats: ClusterStats,
+    private readonly presenceOf?: Presence,
   ) {
     node.control.on(QUERY_MESSAGE, (m) => this.answer(m));
     node.control.on(REPLY_MESSAGE, (m) => this.reply(m));
   }
 
   async inspect(channel: string): Promise<ChannelView> {
-    const [remote, history] = await Promise.all([this.askPeers(channel), this.history(channel)]);
+    const [remote, history, presence] = await Promise.all([this.askPeers(channel), this.history(channel), this.presence(channel)]);
     return {
       channel,
       nodes: [this.local(channel), ...remote.replies],
       unanswered: remote.unanswered,
       history,
-      presence: { enabled: false },
+      presence,
     };
+  }
+
+  private async presence(channel: string): Promise<ChannelView['presence']> {
+    const p = this.presenceOf;
+    if (!p?.enabled(channel)) return { enabled: false };
+    try {
+      const [stats, listed] = await Promise.all([p.stats(channel), p.members(channel, MAX_LISTED_SUBSCRIBERS)]);
+      return { enabled: true, ...stats, members: listed.members.map(memberObject), truncated: listed.truncated };
+    } catch {
+      return { enabled: true, error: 'presence cannot be read now (broker unreachable)' };
+    }
   }
 
   /** This node's subscribers of `channel`. */

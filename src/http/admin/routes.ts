@@ -13,6 +13,7 @@
  *
  * Every answer carries a strict CSP, nosniff and no-store; the page's figures are set with textContent only.
  */
+import type { Presence } from '../../presence/presence.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HeraldNode } from '../../core/node.js';
 import type { ClusterStats } from '../../core/node-stats.js';
@@ -62,6 +63,8 @@ export interface AdminOptions {
   /** The client's address (trusted proxies applied), for the login limit. */
   readonly addressOf: (req: IncomingMessage) => string;
   readonly log: Logger;
+  /** Presence, shown in the channel view where the channel keeps it. */
+  readonly presence?: Presence;
 }
 
 export class AdminDashboard {
@@ -72,7 +75,7 @@ export class AdminDashboard {
   constructor(private readonly options: AdminOptions) {
     this.auth = new AdminAuth(options.secret);
     this.events = new AdminEvents(options.stats, options.node.nodeId, ADMIN_HEADERS);
-    this.inspector = new ChannelInspector(options.node, options.stats);
+    this.inspector = new ChannelInspector(options.node, options.stats, options.presence);
     // A disconnect sent by another node's dashboard for a client this node holds.
     options.node.control.on(DISCONNECT_MESSAGE, (m) => {
       const client = m.body['client'];
