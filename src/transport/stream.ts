@@ -20,6 +20,7 @@ import { isOwned, setOwner, type SocketOwner } from '../http/socket-owner.js';
 import { httpDate } from '../http/wire.js';
 import { corsHeaders, corsOrigins } from '../auth/origin.js';
 import type { StreamRequest } from '../http/request.js';
+import { BatchedWriter } from './write-batch.js';
 
 export interface StreamContext {
   readonly node: HeraldNode;
@@ -180,10 +181,11 @@ function responseHead(codec: StreamCodec, chunked: boolean, extra: Record<string
  * to a small bound, and a close releases the session. The socket's listeners are the shared ones of
  * socket-owner.ts: a held connection costs this one small object, not a set of closures.
  */
-class SocketSink implements SessionSink, SocketOwner {
+class SocketSink extends BatchedWriter implements SessionSink, SocketOwner {
   private inbound = 0;
 
-  constructor(private readonly socket: Socket, private readonly session: Session, private readonly chunked: boolean) {
+  constructor(socket: Socket, private readonly session: Session, private readonly chunked: boolean) {
+    super(socket);
     if (!isOwned(socket)) {
       // Taken over from node:http (a stream on a kept-alive connection): its reader and timers come off.
       socket.removeAllListeners('data');
@@ -212,12 +214,13 @@ class SocketSink implements SessionSink, SocketOwner {
     this.session.clientGone();
   }
 
+  /** Frames leave with the turn's batch (write-batch.ts): one system call for what is due to this socket. */
   write(bytes: Buffer): void {
-    this.socket.write(bytes);
+    this.batch(bytes);
   }
 
   bufferedBytes(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.pendingBytes();
   }
 
   /** `bytesWritten` counts queued bytes too; what left the queue is what the kernel took. */
@@ -230,12 +233,14 @@ class SocketSink implements SessionSink, SocketOwner {
    * its reason). A client that never reads them is cut by the node's ticker (`closeGraceMs`), not a timer here.
    */
   end(last: Buffer | undefined): void {
+    this.flushBatch();
     if (last && last.length > 0) this.socket.write(last);
     if (this.chunked) this.socket.write(LAST_CHUNK);
     this.socket.end();
   }
 
   destroy(): void {
+    this.drop();
     this.socket.destroy();
   }
 }

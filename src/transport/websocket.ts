@@ -44,6 +44,7 @@ import { credentialDigest } from '../util/lru.js';
 import { originAllowed } from '../auth/origin.js';
 import { refuseUpgrade, upgradeRequest } from './upgrade.js';
 import { wantsJoinLeave } from './stream.js';
+import { BatchedWriter } from './write-batch.js';
 import type { Presence } from '../presence/presence.js';
 import { memberObject } from '../presence/member.js';
 
@@ -214,6 +215,16 @@ function mergeHookGrants(before: HookGrant | undefined, added: HookGrant): HookG
 
 function noop(): void {}
 
+/** Pre-framed frames batched per turn; nothing may follow the close frame, which `ws` writes itself. */
+class WsWrites extends BatchedWriter {
+  constructor(socket: Socket, private readonly ws: WebSocket) {
+    super(socket);
+  }
+  protected override canWrite(): boolean {
+    return this.ws.readyState === this.ws.OPEN && super.canWrite();
+  }
+}
+
 /** The start of every connection's request chain (a settled promise can be shared). */
 const SETTLED: Promise<void> = Promise.resolve();
 
@@ -237,6 +248,8 @@ class WsConnection implements SessionSink {
   private hookGrant: HookGrant | undefined;
   /** Scopes idempotency keys of a connection without a token subject (made when first needed). */
   private nonce: string | undefined;
+  /** Pre-framed frames waiting for this turn's write. */
+  private readonly writes: WsWrites;
 
   constructor(
     private readonly ctx: WebSocketContext,
@@ -246,6 +259,7 @@ class WsConnection implements SessionSink {
     opened: OpenedUrl,
   ) {
     this.framing = session.codec === wsDeflateCodec ? PAYLOAD : PREFRAMED;
+    this.writes = new WsWrites(socket, ws);
     this.token = opened.token;
     this.grant = opened.grant;
     this.keysExpireAt = opened.keysExpireAt;
@@ -265,13 +279,14 @@ class WsConnection implements SessionSink {
   write(bytes: Buffer): void {
     // Nothing may follow a close frame. Pre-framed bytes go straight to the socket.
     if (this.ws.readyState !== this.ws.OPEN) return;
-    if (this.framing === PREFRAMED) this.socket.write(bytes);
+    // Pre-framed bytes leave with the turn's batch (write-batch.ts), one system call per socket per turn.
+    if (this.framing === PREFRAMED) this.writes.batch(bytes);
     else this.ws.send(bytes, { binary: false });
   }
 
   bufferedBytes(): number {
     // ws.bufferedAmount also counts messages waiting for compression.
-    return this.framing === PREFRAMED ? this.socket.writableLength : this.ws.bufferedAmount;
+    return this.framing === PREFRAMED ? this.socket.writableLength + this.writes.pendingBytes() : this.ws.bufferedAmount;
   }
 
   sentBytes(): number {
@@ -279,15 +294,18 @@ class WsConnection implements SessionSink {
   }
 
   end(): void {
+    this.writes.flushBatch();
     this.ws.close(1000);
   }
 
   close(reason: DisconnectReason, custom?: CustomDisconnect): void {
+    this.writes.flushBatch();
     const c = closeFor(reason, custom);
     this.ws.close(c.code, c.reason);
   }
 
   destroy(): void {
+    this.writes.drop();
     this.ws.terminate();
   }
 
