@@ -5,8 +5,15 @@ import type { Transport } from './protocol.js';
 export const SCENARIOS = ['idle', 'hold', 'fanout', 'channels', 'custom'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
+/** The server under test speaks Herald's wire formats, or Nchan's (raw data lines, POST /pub): bench/compare.ts. */
+export type Target = 'herald' | 'nchan';
+
 export interface BenchOptions {
   scenario: Scenario;
+  /** Whose wire formats the generator speaks. [herald] */
+  target: Target;
+  /** Every process of a server the caller started (nginx master and workers): CPU and RSS are summed over them. */
+  serverPids: number[] | undefined;
   /** Server to load; with `spawn` the bench starts its own and this is ignored. */
   url: string;
   spawn: boolean;
@@ -58,6 +65,8 @@ const PRESETS: Record<Scenario, Partial<BenchOptions>> = {
 
 const BASE: BenchOptions = {
   scenario: 'custom',
+  target: 'herald',
+  serverPids: undefined,
   url: 'http://127.0.0.1:8080',
   spawn: false,
   serverPid: undefined,

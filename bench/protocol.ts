@@ -17,6 +17,8 @@ export interface PoolSpec {
   /** With several nodes (--nodes): connection i goes to ports[i % ports.length] instead of `port`. */
   ports?: number[];
   transport: Transport;
+  /** Nchan: messages arrive as their bare data (a line, an SSE data field, a text frame). */
+  nchan?: boolean;
   firstIndex: number;
   count: number;
   channels: number;

@@ -21,6 +21,8 @@ export interface PublisherSpec {
   pipeline: number;
   channels: number;
   channelPrefix: string;
+  /** Publish the bare data with `POST <rawPath>?channel=C` (Nchan's publisher), any 2xx being success. */
+  rawPath?: string | undefined;
 }
 
 export interface PublishResult {
@@ -67,6 +69,10 @@ export class Publisher {
       (spec.apiKey ? `Authorization: Bearer ${spec.apiKey}\r\n` : '');
   }
 
+  private request(body: string): string {
+    return `${this.headers}Content-Length: ${body.length}\r\n\r\n${body}`;
+  }
+
   /** Publish at `rate` messages/s for `durationMs`, then wait (bounded) for the answers. */
   async run(step: number, rate: number, durationMs: number, signal?: AbortSignal): Promise<PublishResult> {
     const C = this.spec.channels;
@@ -87,8 +93,11 @@ export class Publisher {
         const ci = c % this.conns.length;
         const conn = this.conns[ci]!;
         if (conn.pending >= this.spec.pipeline) break;
-        const body = `{"channel":"${names[c]}","data":"${messageData(step, Math.floor(k / C), Math.round(r.startUs + k * intervalUs))}"}`;
-        batches[ci]!.push(`${this.headers}Content-Length: ${body.length}\r\n\r\n${body}`);
+        const data = messageData(step, Math.floor(k / C), Math.round(r.startUs + k * intervalUs));
+        batches[ci]!.push(this.spec.rawPath === undefined
+          ? this.request(`{"channel":"${names[c]}","data":"${data}"}`)
+          : `POST ${this.spec.rawPath}?channel=${names[c]} HTTP/1.1\r\nHost: ${this.spec.host}:${this.spec.port}\r\n` +
+            `Content-Type: text/plain\r\nContent-Length: ${data.length}\r\n\r\n${data}`);
         conn.inFlight.push(c);
         k++;
       }
@@ -166,7 +175,7 @@ export class Publisher {
       const status = head.slice(9, 12);
       const channel = conn.inFlight[conn.head++];
       if (r && channel !== undefined) {
-        if (status === '200') {
+        if (status === '200' || (this.spec.rawPath !== undefined && status[0] === '2')) {
           r.ok++;
           r.okPerChannel[channel] = (r.okPerChannel[channel] ?? 0) + 1;
         } else {

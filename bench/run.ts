@@ -94,7 +94,7 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
   };
   try {
     let url = new URL(o.url);
-    let pids: number[] = o.serverPid !== undefined ? [o.serverPid] : [];
+    let pids: number[] = o.serverPids ?? (o.serverPid !== undefined ? [o.serverPid] : []);
     if (o.spawn) {
       const nodeArgs = o.cpuProfDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
       // One after the other: each picks its own free port, and a failure leaves only started ones to stop.
@@ -142,7 +142,7 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
     progress(`connecting ${o.connections} ${o.transport} streams over ${o.workers} worker(s) and ${o.sourceAddresses} source address(es)`);
     workers = new WorkerSet(
       {
-        host, port, ports, transport: o.transport, firstIndex: 0, count: o.connections, channels: o.channels,
+        host, port, ports, transport: o.transport, nchan: o.target === 'nchan', firstIndex: 0, count: o.connections, channels: o.channels,
         channelPrefix, localAddresses: sourceAddresses(host, o.sourceAddresses),
         concurrency: o.connectConcurrency, connectTimeoutMs: o.connectTimeoutMs,
       },
@@ -179,7 +179,7 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
       ? new RedisPublisher({ url: o.redisUrl, channels: o.channels, channelPrefix, maxInFlight: o.publishers * o.pipeline })
       : new Publisher({
         host, port, ports, apiKey: o.apiKey, connections: Math.min(o.publishers, o.channels), pipeline: o.pipeline,
-        channels: o.channels, channelPrefix,
+        channels: o.channels, channelPrefix, rawPath: o.target === 'nchan' ? '/pub' : undefined,
       });
     const runStep = async (rate: number): Promise<StepResult> => {
       const step = await measureStep(o, workers!, publisher!, `http://${url.host}/healthz`, pids, result.steps.length, rate, signal);

@@ -238,7 +238,13 @@ export class SubscriberPool {
       const nl = text.indexOf('\n', start);
       if (nl < 0) break;
       const at = start + this.lineOffset;
-      if (nl - at > MESSAGE_PREFIX_LENGTH && text.charCodeAt(at) === CH_LBRACKET) {
+      if (this.spec.nchan) {
+        // A bare `<step>:<seq>:<sentUs>` line (chunk-size lines and SSE fields hold no ':' at this offset).
+        const c = text.charCodeAt(at);
+        if (c >= CH_0 && c <= CH_0 + 9 && text.indexOf(':', at) < nl && (this.lineOffset === 0 || text.startsWith('data: ', start))) {
+          this.record(sub, text, at, now);
+        }
+      } else if (nl - at > MESSAGE_PREFIX_LENGTH && text.charCodeAt(at) === CH_LBRACKET) {
         const kind = text.charCodeAt(at + 2);
         if (kind === CH_M) this.onMessage(sub, text, at + MESSAGE_PREFIX_LENGTH, now);
         else if (kind === CH_D) this.disconnectFrames++;
@@ -273,7 +279,10 @@ export class SubscriberPool {
       const start = off + head;
       if (opcode === 1) {
         const text = b.toString('latin1', start, start + len);
-        if (text.startsWith('{"type":"message"')) {
+        const c = text.charCodeAt(0);
+        if (this.spec.nchan) {
+          if (c >= CH_0 && c <= CH_0 + 9 && text.includes(':')) this.record(sub, text, 0, now);
+        } else if (text.startsWith('{"type":"message"')) {
           const at = text.indexOf('"data":"');
           if (at > 0) this.record(sub, text, at + 8, now);
         } else if (text.startsWith('{"type":"reload"')) {

@@ -220,7 +220,8 @@ class SocketSink extends BatchedWriter implements SessionSink, SocketOwner {
   }
 
   bufferedBytes(): number {
-    return this.socket.writableLength + this.pendingBytes();
+    // The turn's batch (at most BATCH_MAX_BYTES) is not counted: see write-batch.ts.
+    return this.socket.writableLength;
   }
 
   /** `bytesWritten` counts queued bytes too; what left the queue is what the kernel took. */

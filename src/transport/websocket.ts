@@ -286,7 +286,7 @@ class WsConnection implements SessionSink {
 
   bufferedBytes(): number {
     // ws.bufferedAmount also counts messages waiting for compression.
-    return this.framing === PREFRAMED ? this.socket.writableLength + this.writes.pendingBytes() : this.ws.bufferedAmount;
+    return this.framing === PREFRAMED ? this.socket.writableLength : this.ws.bufferedAmount;
   }
 
   sentBytes(): number {

@@ -9,7 +9,10 @@
  * (pipelined publish requests, a broker batch, a replay), a subscriber gets them in one system call instead of one
  * each; when it does not, the cost is one array push and one call per socket per turn.
  *
- * The bytes waiting here count in the socket's queue (`pendingBytes`), so `maxQueueBytes` bounds them as before.
+ * At most BATCH_MAX_BYTES wait here: a frame that would take a socket's batch past it is written at once with what
+ * was waiting. The bytes waiting do not count as queued (a big frame must reach the kernel, which takes it from a
+ * reading client, before `maxQueueBytes` judges the client slow); so a socket's queue is bounded by
+ * `maxQueueBytes` + BATCH_MAX_BYTES.
  * Per connection this costs one field (the pending frame, or an array only when a second one comes); no timer. A
  * held stream's sink extends the class (no extra object); a WebSocket connection holds one.
  */
@@ -19,6 +22,9 @@ import type { Socket } from 'node:net';
 interface Batched {
   flushBatch(): void;
 }
+
+/** Bytes a socket's batch may hold before it is written at once. */
+export const BATCH_MAX_BYTES = 16 * 1024;
 
 let due: Batched[] = [];
 let scheduled = false;
@@ -40,6 +46,11 @@ export class BatchedWriter implements Batched {
   /** Queue `bytes` for this turn's write. */
   batch(bytes: Buffer): void {
     const p = this.pending;
+    if (bytes.length >= BATCH_MAX_BYTES || (p !== undefined && this.pendingBytes() + bytes.length > BATCH_MAX_BYTES)) {
+      this.flushBatch();
+      this.socket.write(bytes);
+      return;
+    }
     if (p === undefined) {
       this.pending = bytes;
       due.push(this);
