@@ -6,8 +6,18 @@
 import { BENCH_USAGE, BenchUsageError, parseBenchArgs, type BenchOptions } from './options.js';
 import { formatReport } from './report.js';
 import { runBench, type CleanupHooks } from './run.js';
+import { COMPARE_USAGE, compareCommand } from './compare.js';
 
 export async function benchCommand(argv: string[], env: Record<string, string | undefined> = {}): Promise<number> {
+  if (argv.includes('--compare')) {
+    try {
+      return await compareCommand(argv);
+    } catch (err) {
+      if (!(err instanceof BenchUsageError) && !(err instanceof TypeError)) throw err;
+      process.stderr.write(`herald bench --compare: ${err.message}\n${COMPARE_USAGE}`);
+      return 2;
+    }
+  }
   let o: BenchOptions;
   try {
     o = parseBenchArgs(argv, env);

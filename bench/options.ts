@@ -99,6 +99,8 @@ const BASE: BenchOptions = {
 
 export const BENCH_USAGE = `usage: herald bench [idle|fanout|channels] [options]
 
+  herald bench --compare [--scale small|full] ...   Herald and Nchan side by side (herald bench --compare --help)
+
 scenarios (presets; any flag overrides them):
   idle       15,000 /sub connections on 15,000 channels, no publishing: connections held, server RSS per connection
   hold       20,000 /sub connections on one channel over 8 source addresses, one message published: every

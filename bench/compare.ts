@@ -1,0 +1,215 @@
+/**
+ * `herald bench --compare`: the same scenarios, one after another, against Herald and against Nchan (nginx-light +
+ * libnginx-mod-nchan, bench/nchan.conf, two workers), each server started and stopped by the harness, with the
+ * same load generator (bench/subscriber.ts, bench/publisher.ts speak both servers' wire formats). Writes a Markdown
+ * table and an SVG chart (--out PREFIX → PREFIX.md, PREFIX.svg, PREFIX.json). docs/benchmarks.md has the command.
+ */
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { BenchUsageError, parseBenchArgs, type BenchOptions, type Target } from './options.js';
+import type { Transport } from './protocol.js';
+import { runBench, type BenchResult } from './run.js';
+import { nchanInstalled, descendants, startNchan, type RunningServer } from './nchan-server.js';
+import { spawnServer } from './server-process.js';
+import { compareChart } from './compare-chart.js';
+
+export type CompareScenario = 'idle' | 'fanout' | 'channels';
+
+/** One cell of the comparison: a server, a scenario and a transport. */
+export interface CompareCase {
+  server: Target;
+  scenario: CompareScenario;
+  transport: Transport;
+  connections: number;
+  result?: BenchResult;
+  error?: string;
+}
+
+/** Scenario sizes: `full` is issue 8's (the lead runs it on a quiet machine); `small` checks the harness. */
+const SCALES = {
+  full: {
+    idle: [15_000, 50_000, 100_000],
+    fanout: { n: 10_000, args: ['--find-max', '--rate', '10', '--duration', '5'] },
+    channels: { n: 10_000, args: ['--find-max', '--rate', '20000', '--duration', '5'] },
+  },
+  small: {
+    idle: [300],
+    fanout: { n: 300, args: ['--rate', '5,20', '--max-steps', '2', '--duration', '2', '--drain', '2'] },
+    channels: { n: 300, args: ['--rate', '300,1000', '--max-steps', '2', '--duration', '2', '--drain', '2'] },
+  },
+} as const;
+
+export const COMPARE_USAGE = `usage: herald bench --compare [--servers herald,nchan] [--scenarios idle,fanout,channels]
+                     [--transports sub,sse,ws] [--scale small|full] [--workers-herald N] [--out PREFIX]
+
+Runs each scenario against each server, starting and stopping the servers itself. --scale full is issue 8's
+(idle 15k/50k/100k, 10,000 subscribers of one channel and 10,000 channels x 1, rates stepped up until not held);
+small (the default) only checks the harness end to end. --out writes PREFIX.md, PREFIX.svg and PREFIX.json.
+`;
+
+export async function compareCommand(argv: string[]): Promise<number> {
+  const { values: v } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      compare: { type: 'boolean' },
+      servers: { type: 'string' },
+      scenarios: { type: 'string' },
+      transports: { type: 'string' },
+      scale: { type: 'string' },
+      'workers-herald': { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (v.help) {
+    process.stdout.write(COMPARE_USAGE);
+    return 0;
+  }
+  const servers = list(v.servers ?? 'herald,nchan', ['herald', 'nchan']) as Target[];
+  const scenarios = list(v.scenarios ?? 'idle,fanout,channels', ['idle', 'fanout', 'channels']) as CompareScenario[];
+  const transports = list(v.transports ?? 'sub,sse,ws', ['sub', 'sse', 'ws']) as Transport[];
+  const scale = v.scale ?? 'small';
+  if (scale !== 'small' && scale !== 'full') throw new BenchUsageError(`--scale: "${scale}" is not small or full`);
+  const heraldWorkers = v['workers-herald'];
+  if (servers.includes('nchan') && !nchanInstalled()) {
+    process.stderr.write('herald bench --compare: Nchan is not installed (apt-get install nginx-light libnginx-mod-nchan)\n');
+    return 2;
+  }
+  const progress = (line: string): void => void process.stderr.write(`[compare] ${line}\n`);
+  const cases = planCases(servers, scenarios, transports, scale);
+  const controller = new AbortController();
+  const running = new Set<RunningServer>();
+  const onSignal = (): void => controller.abort(new Error('interrupted'));
+  const onExit = (): void => {
+    for (const s of running) s.killNow();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  process.on('exit', onExit);
+  const startedAt = new Date().toISOString();
+  try {
+    for (const c of cases) {
+      if (controller.signal.aborted) break;
+      progress(`${c.server} ${c.scenario} /${c.transport} (${c.connections} connections)`);
+      let server: RunningServer | undefined;
+      try {
+        server = c.server === 'nchan' ? await startNchan() : await startHerald(heraldWorkers);
+        running.add(server);
+        const o = optionsFor(c, scale, server);
+        c.result = await runBench(o, (line) => progress(`  ${line}`), controller.signal);
+      } catch (err) {
+        c.error = err instanceof Error ? err.message : String(err);
+        progress(`  failed: ${c.error}`);
+      } finally {
+        if (server) {
+          await server.stop();
+          running.delete(server);
+        }
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('exit', onExit);
+  }
+  const md = compareTable(cases, { startedAt, scale, argv });
+  process.stdout.write(md);
+  if (v.out !== undefined) {
+    writeFileSync(`${v.out}.md`, md);
+    writeFileSync(`${v.out}.svg`, compareChart(cases, `herald bench --compare --scale ${scale}, ${startedAt.slice(0, 16)} UTC`));
+    writeFileSync(`${v.out}.json`, JSON.stringify(cases, null, 2) + '\n');
+    progress(`wrote ${v.out}.md, ${v.out}.svg, ${v.out}.json`);
+  }
+  return cases.some((c) => c.error !== undefined) ? 1 : 0;
+}
+
+function list(raw: string, allowed: string[]): string[] {
+  const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const i of items) if (!allowed.includes(i)) throw new BenchUsageError(`"${i}" is not one of ${allowed.join(', ')}`);
+  return items;
+}
+
+export function planCases(servers: Target[], scenarios: CompareScenario[], transports: Transport[], scale: 'small' | 'full'): CompareCase[] {
+  const s = SCALES[scale];
+  const out: CompareCase[] = [];
+  for (const scenario of scenarios) {
+    for (const transport of transports) {
+      const sizes: readonly number[] = scenario === 'idle' ? s.idle : [s[scenario].n];
+      for (const connections of sizes) for (const server of servers) out.push({ server, scenario, transport, connections });
+    }
+  }
+  return out;
+}
+
+function optionsFor(c: CompareCase, scale: 'small' | 'full', server: RunningServer): BenchOptions {
+  const s = SCALES[scale];
+  const extra = c.scenario === 'idle' ? [] : [...s[c.scenario].args];
+  const o = parseBenchArgs([c.scenario, '--url', server.url, '--transport', c.transport, '-n', String(c.connections),
+    ...(c.scenario === 'channels' ? ['--channels', String(c.connections)] : []),
+    ...(c.scenario === 'idle' ? ['--channels', String(c.connections), '--settle', scale === 'small' ? '1' : '5'] : []),
+    ...extra, '--quiet']);
+  o.target = c.server;
+  // Read at each measurement: nginx's workers (and Herald's, with --workers) are the server's CPU and memory too.
+  o.serverPids = server.pids();
+  return o;
+}
+
+/** Herald as `herald serve --dev` (with --workers N when asked and supported), every process of it measured. */
+async function startHerald(workers: string | undefined): Promise<RunningServer> {
+  const s = await spawnServer(workers !== undefined ? ['--workers', workers] : [], []);
+  return {
+    name: 'herald',
+    url: s.url,
+    command: s.command,
+    pids: () => [s.pid, ...descendants(s.pid)],
+    stop: () => s.stop(),
+    killNow: () => s.killNow(),
+  };
+}
+
+const KB = 1024;
+
+/** The comparison as Markdown: one row per scenario and transport, one column per server. */
+export function compareTable(cases: CompareCase[], meta: { startedAt: string; scale: string; argv: string[] }): string {
+  const servers = [...new Set(cases.map((c) => c.server))];
+  const rows = new Map<string, Map<Target, CompareCase>>();
+  for (const c of cases) {
+    const key = `${c.scenario} /${c.transport} ${c.connections.toLocaleString('en-US')}`;
+    const row = rows.get(key) ?? new Map<Target, CompareCase>();
+    row.set(c.server, c);
+    rows.set(key, row);
+  }
+  const first = cases.find((c) => c.result)?.result;
+  const lines = [
+    `Side by side, ${meta.startedAt} (scale ${meta.scale}); machine: ${first ? `${first.machine.nproc} cores (${first.machine.cpu}), node ${first.machine.node}, load average ${first.machine.loadAverage.join(' ')} at the first case` : '?'}.`,
+    `Command: \`node bin/herald.js bench ${meta.argv.join(' ')}\`. Server CPU and RSS are summed over all its processes; "gen" is the load generator's CPU (subscriber workers + publisher) in % of one core.`,
+    '',
+    `| scenario | ${servers.join(' | ')} |`,
+    `|---|${servers.map(() => '---').join('|')}|`,
+  ];
+  for (const [key, row] of rows) lines.push(`| ${key} | ${servers.map((s) => cell(row.get(s))).join(' | ')} |`);
+  return lines.join('\n') + '\n';
+}
+
+function cell(c: CompareCase | undefined): string {
+  if (!c) return '';
+  if (c.error !== undefined || !c.result) return `failed: ${c.error ?? 'no result'}`;
+  const r = c.result;
+  const held = `${r.connections.held.toLocaleString('en-US')}/${r.connections.requested.toLocaleString('en-US')} held`;
+  if (c.scenario === 'idle') {
+    const per = r.server.rssPerConnectionBytes;
+    return `${held}, ${per === undefined ? '?' : (per / KB).toFixed(1)} KB/conn`;
+  }
+  const best = bestStep(r);
+  if (!best) return `${held}; no rate held`;
+  const cpu = best.cpuPercent;
+  return `**${best.rate} msg/s** held (p99 ${Math.round(best.latencyMs.p99)} ms, ${best.serverCpuUsPerDelivery ?? '?'} µs/delivery, CPU server ${cpu.server ?? '?'} % gen ${cpu.workers + cpu.publisher} %)`;
+}
+
+/** The highest rate held, or undefined. */
+export function bestStep(r: BenchResult): BenchResult['steps'][number] | undefined {
+  let best: BenchResult['steps'][number] | undefined;
+  for (const s of r.steps) if (s.held && (!best || s.rate > best.rate)) best = s;
+  return best;
+}
