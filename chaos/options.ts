@@ -26,7 +26,7 @@ scenarios:
   redis-pause       Redis frozen with SIGSTOP for --outage, then SIGCONT
   redis-kill        Redis SIGKILLed, down for --outage, then started again (empty)
   node-kill         two nodes on one Redis behind a balancer; one SIGKILLed; clients resume on the other
-  worker-kill       a worker process SIGKILLed (not applicable until herald serve has workers)
+  worker-kill       herald serve --workers 3 (embedded broker): a worker SIGKILLed, its clients resume on the others, it is restarted
   cluster-failover  Redis Cluster (3 masters + 3 replicas): a master SIGKILLed mid-stream, its replica promoted
   storm             a node SIGKILLed and restarted under 5,000+ clients (over 127.0.0.x source addresses)
   churn             --duration (default 10m) of connections of many kinds, next to the checked subscribers

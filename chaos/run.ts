@@ -4,7 +4,6 @@
  * every check held, 1 when one failed, 2 on a usage error. Every process a scenario starts is killed when it ends,
  * also on failure or Ctrl-C.
  */
-import { DEFAULTS } from '../src/config.js';
 import { runStream, type RunResult, type StreamScenario } from './harness.js';
 import { parseOptions, USAGE, UsageError, type ChaosOptions } from './options.js';
 import { summaryJson, table } from './report.js';
@@ -42,11 +41,6 @@ async function main(): Promise<number> {
   if (!make) {
     console.error(`chaos: unknown scenario ${opts.scenario}\n${USAGE}`);
     return 2;
-  }
-  if (opts.scenario === 'worker-kill' && !('workers' in DEFAULTS)) {
-    const text = 'worker-kill: not applicable: herald serve has no worker processes yet (issue 8)';
-    console.log(opts.json ? JSON.stringify({ scenario: 'worker-kill', applicable: false, reason: text }) : text);
-    return 0;
   }
   const result: RunResult = await runStream(opts.scenario, opts, make(opts));
   console.log(opts.json ? JSON.stringify(summaryJson(result), null, 2) : table(result));

@@ -145,11 +145,14 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-/** Used only when `herald serve` has `--workers` (issue 8): SIGKILL one worker; its clients resume on the others. */
+/**
+ * `herald serve --workers 3` on the embedded broker (issue 8): SIGKILL one worker under the publisher; its clients
+ * resume on the others from the primary's one history (nothing lost), and the primary restarts it.
+ */
 export const workerKill: StreamScenario = {
-  broker: 'redis',
+  broker: 'memory',
   nodes: 1,
-  nodeArgs: ['--workers', '2'],
+  nodeArgs: ['--workers', '3'],
   async fault(ctx) {
     const workers = childrenOf(ctx.nodes[0]!.pid ?? 0);
     const victim = workers[0];
@@ -159,6 +162,17 @@ export const workerKill: StreamScenario = {
     }
     ctx.notes.push(`${ctx.at()} SIGKILL worker ${victim} of ${workers.length}`);
     process.kill(victim, 'SIGKILL');
-    return Date.now();
+    const end = Date.now();
+    // The primary restarts it (with backoff): the machine is whole again once it has as many workers as before.
+    const deadline = end + 30_000;
+    while (childrenOf(ctx.nodes[0]!.pid ?? 0).filter((pid) => pid !== victim).length < workers.length) {
+      if (Date.now() > deadline) {
+        ctx.failures.push('worker-kill: the killed worker was not restarted within 30 s');
+        break;
+      }
+      await sleep(50);
+    }
+    ctx.notes.push(`${ctx.at()} the primary runs ${workers.length} workers again`);
+    return end;
   },
 };
