@@ -9,6 +9,7 @@ import { EventSource } from 'eventsource';
 import { signToken } from '../src/auth/jwt.js';
 import { eventually, openStream, publish, startServer, TEST_SECRET, type TestServer } from './helpers/server.js';
 import { openWs, type Frame } from './helpers/ws.js';
+import { startTcpProxy } from './helpers/tcp-proxy.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
@@ -131,4 +132,22 @@ test('a token\'s info larger than presenceMaxInfoBytes is left out of the member
   const r = await c2.request('presence', { channel: 'i' });
   const members = r.result?.['members'] as Record<string, unknown>[];
   assert.deepEqual(members.map((m) => [m['user'], m['info'] ?? null]).sort(), [['u1', null], ['u2', { n: 1 }]]);
+});
+
+test('a client gone without FIN (its path frozen: no close, no reset) leaves presence at the dead-peer heartbeat', async () => {
+  const n = await node({ heartbeatSeconds: 1 });
+  const watcher = await openWs(`${n.url}/ws?channel=nofin&joinLeave=1`);
+  cleanups.push(() => watcher.close());
+  const proxy = await startTcpProxy(Number(new URL(n.url).port));
+  cleanups.push(() => proxy.close());
+  const ghost = await openWs(`http://127.0.0.1:${proxy.port}/ws?channel=nofin`);
+  cleanups.push(() => ghost.ws.terminate());
+  await watcher.waitFrames((fs) => fs.some((f) => f.type === 'join'), 5000, 'join');
+  proxy.freeze();
+  const frozenAt = Date.now();
+  // An unanswered ping at one heartbeat, cut at the next: within a few seconds on a loaded machine.
+  await watcher.waitFrames((fs) => fs.some((f) => f.type === 'leave'), 15_000, 'leave of the vanished client');
+  console.log(`# a client gone without FIN left presence ${Date.now() - frozenAt} ms after its path froze (heartbeatSeconds 1)`);
+  const stats = await watcher.request('presence_stats', { channel: 'nofin' });
+  assert.deepEqual(stats.result, { channel: 'nofin', clients: 1, users: 1 });
 });
