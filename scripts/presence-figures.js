@@ -52,12 +52,12 @@ async function node(presenceOn) {
   const joinS = (performance.now() - t0) / 1000;
   const members = n.server.presence.local.memberCount();
   const t1 = performance.now();
-  const res = await fetch(`${n.url}/api/presence_stats`, { method: 'POST', headers: { Authorization: `Bearer ${TEST_API_KEY}`, 'Content-Type': 'application/json' }, body: '{"channel":"big"}' });
+  const res = await globalThis.fetch(`${n.url}/api/presence_stats`, { method: 'POST', headers: { Authorization: `Bearer ${TEST_API_KEY}`, 'Content-Type': 'application/json' }, body: '{"channel":"big"}' });
   const statsMs = performance.now() - t1;
   const stats = presenceOn ? await res.json() : { clients: '-' };
   const fanned = new Promise((r) => (done = r));
   const t2 = performance.now();
-  await fetch(`${n.url}/api/publish`, { method: 'POST', headers: { Authorization: `Bearer ${TEST_API_KEY}`, 'Content-Type': 'application/json' }, body: '{"channel":"big","data":"x"}' });
+  await globalThis.fetch(`${n.url}/api/publish`, { method: 'POST', headers: { Authorization: `Bearer ${TEST_API_KEY}`, 'Content-Type': 'application/json' }, body: '{"channel":"big","data":"x"}' });
   await fanned;
   const fanMs = performance.now() - t2;
   console.log(`node, presence ${presenceOn ? 'on ' : 'off'}: ${N} ws clients joined in ${joinS.toFixed(1)} s (${Math.round(N / joinS)}/s), ` +
