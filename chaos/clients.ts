@@ -372,7 +372,7 @@ function sdkClient(trace: Trace, o: ClientOptions): Client {
     trace.signal(`sdk ${e.reason}`);
     if (!e.reconnect && e.reason !== 'client') trace.gaveUp = true;
   });
-  client.on('message', (m) => trace.message(m.data));
+  client.on('message', (m) => trace.message(String(m.data)));
   client.on('missed', () => trace.reload());
   client.on('error', (e) => trace.signal(`sdk error ${e.type}`));
   client.connect();

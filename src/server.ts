@@ -363,7 +363,8 @@ export class HeraldServer {
       config,
       mayPublish: (grant, channel, remoteAddress, otherSite) =>
         auth.mayClientPublish(channel, grant) || (config.dev && isLoopback(remoteAddress) && !otherSite),
-      publish: (channel, data, key) => this.node.publish(channel, data, { source: 'ws', ...(key !== undefined ? { idempotencyKey: key } : {}) }),
+      publish: (channel, data, json, key) =>
+        this.node.publish(channel, data, { source: 'ws', ...(key !== undefined ? { idempotencyKey: key } : {}), ...(json ? { json } : {}) }),
       clientAddress,
       presence: this.presence,
       onRefused: (code) => {

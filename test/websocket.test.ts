@@ -54,12 +54,12 @@ describe('subscribing', () => {
     assert.equal((await c.request('subscribe', { channel: 'f2' })).type, 'reply');
     await publish(node.url, { channels: ['f1', 'f2'], data: { n: 1 } });
     await c.waitFrames((f) => f.filter((x) => x.type === 'message').length >= 2);
-    assert.deepEqual(c.messages().map((m) => [m.channel, m.data]), [['f1', '{"n":1}'], ['f2', '{"n":1}']]);
+    assert.deepEqual(c.messages().map((m) => [m.channel, m.data]), [['f1', { n: 1 }], ['f2', { n: 1 }]]);
     assert.deepEqual(await c.request('unsubscribe', { channel: 'f1' }), { type: 'reply', id: 3, result: {} });
     await publish(node.url, { channel: 'f1', data: 'gone' });
     await publish(node.url, { channel: 'f2', data: 'still' });
     await c.waitFrames((f) => f.filter((x) => x.type === 'message').length >= 3);
-    assert.deepEqual(c.messages().map((m) => m.data), ['{"n":1}', '{"n":1}', 'still']);
+    assert.deepEqual(c.messages().map((m) => m.data), [{ n: 1 }, { n: 1 }, 'still']);
     c.close();
     await c.closed;
   });

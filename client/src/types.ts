@@ -20,7 +20,11 @@ export type ClientState = 'disconnected' | 'connecting' | 'connected';
 export interface Message {
   /** The channel as the client named it (for a sealed key: the key itself, never the real name). */
   readonly channel: string;
-  readonly data: string;
+  /**
+   * What was published: a string as it was published, any other JSON value (an object, an array, a number...) as
+   * that value, on every transport (docs/protocol.md "JSON data").
+   */
+  readonly data: unknown;
   /** The server's message id, when the message has one (history on). */
   readonly id?: string;
 }

@@ -1,7 +1,7 @@
 /**
  * Herald's frames, as JSON arrays (besides these: `["join"|"leave", channel, member]` and `["unsubscribed", channel]`) (docs/protocol.md): the same array is an NDJSON line of `/sub`, the data of an SSE
  * event, and an item of a long-poll batch.
- *   ["message", channel, data, id?]
+ *   ["message", channel, data, id?]         data: a string, or a JSON value (the SDK asks with jsonData=1)
  *   ["reload", channel, why, id]              messages of the channel were lost: the application must reload;
  *                                             `id` (may be empty) is the channel's position from now on
  *   ["position", channel, id]                 the channel's position moved without a message
@@ -11,7 +11,7 @@ import type { ServerDisconnect, TransportHandlers } from './transports/transport
 import type { PresenceMember } from './types.js';
 
 export type Frame =
-  | { readonly kind: 'message'; readonly channel: string; readonly data: string; readonly id: string | undefined }
+  | { readonly kind: 'message'; readonly channel: string; readonly data: unknown; readonly id: string | undefined }
   | { readonly kind: 'reload'; readonly channel: string; readonly why: string; readonly id: string | undefined }
   | { readonly kind: 'position'; readonly channel: string; readonly id: string }
   | { readonly kind: 'disconnect'; readonly info: ServerDisconnect }
@@ -32,7 +32,7 @@ export function parseFrame(text: string): Frame | undefined {
 export function frameOf(v: unknown): Frame | undefined {
   if (!Array.isArray(v)) return undefined;
   const [kind, a, b, c] = v as unknown[];
-  if (kind === 'message' && typeof a === 'string' && typeof b === 'string') {
+  if (kind === 'message' && typeof a === 'string' && b !== undefined) {
     return { kind, channel: a, data: b, id: typeof c === 'string' ? c : undefined };
   }
   if (kind === 'reload' && typeof a === 'string') {
@@ -67,6 +67,9 @@ export function query(params: readonly (readonly [string, string | undefined])[]
   for (const [k, v] of params) if (v !== undefined) parts.push(`${encodeURIComponent(k)}=${encodeURIComponent(v)}`);
   return parts.length > 0 ? `?${parts.join('&')}` : '';
 }
+
+/** Asks /sse and /poll for JSON data as values, as /ws always gives it (docs/protocol.md "JSON data"). */
+export const JSON_DATA_PARAM: [string, string] = ['jsonData', '1'];
 
 /** The credentials every subscribe endpoint takes (INTERFACE.md "Subscribing"). */
 export function credentialParams(req: {

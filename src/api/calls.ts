@@ -189,7 +189,8 @@ export class ServerApiCalls {
       // Without `since`: the latest `limit` messages. With one of another epoch: the current epoch from its start.
       const from: StreamPosition = since && since.epoch === position.epoch ? since : { epoch: position.epoch, offset: since ? 0 : Math.max(0, position.offset - limit) };
       const read = position.offset === 0 ? head : await broker.history(channel, { since: from, limit, policy });
-      const publications = read.publications.map((p) => ({ id: p.id ?? null, data: p.data, ts: p.ts }));
+      // Data published as JSON is given back as that value (docs/api.md), as /ws delivers it.
+      const publications = read.publications.map((p) => ({ id: p.id ?? null, data: p.json === true ? (JSON.parse(p.data) as unknown) : p.data, ts: p.ts }));
       // With `since`: did the answer start right after it? Else the messages between are gone (or of another epoch).
       const first = read.publications[0]?.position?.offset;
       const complete =

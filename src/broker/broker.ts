@@ -9,7 +9,7 @@
  * - Subscriptions are node-level and idempotent: subscribing a subscribed channel or unsubscribing an unknown one
  *   is a no-op. The Hub counts references; the broker does not.
  * - Channel names are opaque byte strings: no glob or pattern meaning, ever.
- * - `data` is delivered verbatim.
+ * - `data` is delivered verbatim, with `json` (PublishOptions.json) as published.
  * - Delivery is at most once; history (an optional capability) makes it resumable.
  * - `publish` rejects with HeraldError('unavailable') at once when the broker cannot take it (then nothing was
  *   published), and with HeraldError('outcome_unknown') when the publish was handed over but not answered in time
@@ -50,6 +50,10 @@ export interface PublishOptions {
   readonly history?: HistoryPolicy;
   /** Publish at most once per (channel, key) within the window (see the contract above). */
   readonly idempotency?: Idempotency;
+  /**
+   * `data` is JSON text (valid, no CR/LF): every delivery and every history read of it carries Publication.json.
+   */
+  readonly json?: boolean;
 }
 
 export interface Idempotency {

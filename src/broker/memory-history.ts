@@ -71,14 +71,15 @@ class ChannelLog {
     this.bytes = channelBytes(channel, 0);
   }
 
-  append(data: string, policy: HistoryPolicy, now: number): Publication {
+  append(data: string, policy: HistoryPolicy, now: number, json: boolean): Publication {
     this.expire(now);
     while (this.count >= policy.size) this.dropOldest();
     if (this.count === this.ring.length) this.regrow(Math.min(policy.size, Math.max(4, this.ring.length * 2)));
     this.offset++;
     const position: StreamPosition = { offset: this.offset, epoch: this.epoch };
     // The log's own channel string: every kept message shares it, whatever string the publisher passed.
-    const p: Publication = { channel: this.channel, data, id: formatMessageId(position), position, ts: now };
+    const id = formatMessageId(position);
+    const p: Publication = json ? { channel: this.channel, data, json, id, position, ts: now } : { channel: this.channel, data, id, position, ts: now };
     this.ring[(this.head + this.count) % this.ring.length] = p;
     this.count++;
     this.bytes += messageBytes(p);
@@ -156,7 +157,8 @@ export class MemoryHistory {
   /** `maxBytes`: the bound on the estimated bytes of all channels' history (`historyMaxBytes`). */
   constructor(private readonly maxBytes = Number.POSITIVE_INFINITY) {}
 
-  append(channel: string, data: string, policy: HistoryPolicy, now = Date.now()): Publication {
+  /** `json`: the data is JSON text (Publication.json), kept with the message so a replay says so too. */
+  append(channel: string, data: string, policy: HistoryPolicy, now = Date.now(), json = false): Publication {
     let log = this.live(channel, now);
     if (log) {
       this.unlink(log);
@@ -168,7 +170,7 @@ export class MemoryHistory {
     }
     this.linkNewest(log);
     const before = log.bytes;
-    const p = log.append(data, policy, now);
+    const p = log.append(data, policy, now, json);
     this.bytes += log.bytes - before;
     if (this.bytes > this.maxBytes) this.evict(log, now);
     return p;

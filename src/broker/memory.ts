@@ -60,8 +60,13 @@ export class MemoryBroker implements HistoryBroker {
       if (seen) return seen.id === undefined ? { replayed: true } : { id: seen.id, replayed: true };
     }
     const policy = options?.history;
+    const json = options?.json === true;
     const publication: Publication =
-      policy && policy.size > 0 ? this.store.append(channel, data, policy, now) : { channel, data, ts: now };
+      policy && policy.size > 0
+        ? this.store.append(channel, data, policy, now, json)
+        : json
+          ? { channel, data, json, ts: now }
+          : { channel, data, ts: now };
     if (this.channels.has(channel)) this.handler.onPublication(publication);
     if (once) this.idempotency.remember(channel, once.key, publication.id, once.windowMs, now);
     return publication.id === undefined ? {} : { id: publication.id };

@@ -4,6 +4,7 @@
  * the same function (docs/protocol.md "Publishing with history from any Redis client"):
  *
  *   FCALL herald_publish 2 <stream key> <meta key> <channel> <data> <size> <ttl ms> <meta ttl ms> PUBLISH|SPUBLISH
+ *         [<idempotency window ms> [json]]
  *
  * Keys (`historyKeys`): `herald:h:<channel>` (a stream of `<offset>-0` → data) and `herald:m:<channel>` (a hash:
  * `e` epoch, `o` last offset, `r` the replication id the epoch was created under: an epoch of another id is not
@@ -12,12 +13,16 @@
  * slot and the function's SPUBLISH stays on one shard (redis-slot.ts keyInSlotOf).
  *
  * On the wire, a message published by the function carries its id in a small envelope,
- * `"\0herald\0" + id + "\0" + data`, which the broker unwraps; a plain `PUBLISH ch data` (no envelope) is delivered
- * verbatim, without id: live only. No text payload starts with a NUL byte, so the two never mix.
+ * `"\0herald\0" + id + flags + "\0" + data`, which the broker unwraps (flags: `;j` when the data is JSON text,
+ * Publication.json); a plain `PUBLISH ch data` (no envelope) is delivered verbatim, as text, without id: live only.
+ * A message without history goes out verbatim too, unless it is JSON or its data itself starts with the envelope's
+ * marker: then it is enveloped with an empty id, so nobody's data is ever taken for an envelope it is not.
+ * In the stream, a JSON message's entry has the field `j` beside `d`.
  */
 import { HeraldError } from '../errors.js';
 import { formatMessageId, parseMessageId, type StreamPosition } from '../protocol/message-id.js';
 import type { HistoryPolicy, HistoryQuery, HistoryResult, Idempotency, Publication } from './broker.js';
+import { jsonDataText } from '../protocol/json-data.js';
 import { keyInSlotOf } from './redis-slot.js';
 
 export const ENVELOPE_PREFIX = '\u0000herald\u0000';
@@ -107,33 +112,50 @@ local function remember(keys, args, id)
   return { id, 0 }
 end
 
--- Size 0: no history. The data is published verbatim, without an id ('').
-local function publish_plain(args)
+local MARKER = '\\0herald\\0'
+
+-- The envelope around data: the marker, the id ('' for none), ';j' when the data is JSON text, NUL, the data.
+local function envelope(id, json, data)
+  return MARKER .. id .. (json and ';j' or '') .. '\\0' .. data
+end
+
+-- Size 0: no history, no id (''). The data is published verbatim, unless it is JSON or starts with the marker
+-- itself (it would be taken for an envelope): then in an envelope with an empty id.
+local function publish_plain(args, json)
   if args[6] == 'PUBLISH' or args[6] == 'SPUBLISH' then
-    redis.call(args[6], args[1], args[2])
+    local data = args[2]
+    if json or string.sub(data, 1, #MARKER) == MARKER then data = envelope('', json, data) end
+    redis.call(args[6], args[1], data)
   end
   return ''
 end
 
 -- ARGV: channel, data, size, ttl_ms, meta_ttl_ms, publish command (PUBLISH, SPUBLISH, or NONE)[, idempotency window
--- ms]. Returns the id (with an idempotency key: { id, 1 if published before else 0 }).
+-- ms (ignored without an idempotency key)[, 'json' when the data is JSON text]]. Returns the id (with an
+-- idempotency key: { id, 1 if published before else 0 }).
 local function herald_publish(keys, args)
   local before = published_before(keys)
   if before then return before end
-  if tonumber(args[3]) == 0 then return remember(keys, args, publish_plain(args)) end
+  local json = args[8] == 'json'
+  if tonumber(args[3]) == 0 then return remember(keys, args, publish_plain(args, json)) end
   local epoch = current_epoch(keys, tonumber(args[5]))
   local offset = redis.call('HINCRBY', keys[2], 'o', 1)
-  redis.call('XADD', keys[1], 'MAXLEN', tonumber(args[3]), offset .. '-0', 'd', args[2])
+  if json then
+    redis.call('XADD', keys[1], 'MAXLEN', tonumber(args[3]), offset .. '-0', 'd', args[2], 'j', '1')
+  else
+    redis.call('XADD', keys[1], 'MAXLEN', tonumber(args[3]), offset .. '-0', 'd', args[2])
+  end
   redis.call('PEXPIRE', keys[1], tonumber(args[4]))
   local id = offset .. '-' .. epoch
   if args[6] == 'PUBLISH' or args[6] == 'SPUBLISH' then
-    redis.call(args[6], args[1], '\\0herald\\0' .. id .. '\\0' .. args[2])
+    redis.call(args[6], args[1], envelope(id, json, args[2]))
   end
   return remember(keys, args, id)
 end
 
 -- ARGV: since offset ('' for none), since epoch, limit, meta_ttl_ms.
--- Returns { epoch, last offset, stamp holds (1 or 0), offset1, data1, offset2, data2, ... }: the messages after
+-- Returns { epoch, last offset, stamp holds (1 or 0), offset1, data1, json1, offset2, ... } (json: '1' for JSON
+-- text, else ''): the messages after
 -- since when it is in this epoch; when it is of another epoch (or a stamp), this epoch's from its start (the caller
 -- tells the client to reload first, unless its stamp holds). A channel without trusted history answers a read
 -- stamp as its epoch, and nothing is written for it.
@@ -161,6 +183,7 @@ local function herald_history(keys, args)
     for _, e in ipairs(entries) do
       out[#out + 1] = e[1]
       out[#out + 1] = e[2][2]
+      out[#out + 1] = (e[2][3] == 'j') and '1' or ''
     end
   end
   return out
@@ -185,13 +208,37 @@ export function idempotencyKeyName(channel: string, key: string, cluster: boolea
   return (cluster ? keyInSlotOf(channel, 'herald:i:') : `herald:i:${channel}`) + ':' + key;
 }
 
-/** A Redis message → Publication: unwraps Herald's envelope (id + data); anything else is verbatim, without id. */
+/** The envelope Herald publishes a message in (see the header); `id` '' for a message without history. */
+export function envelope(id: string, json: boolean, data: string): string {
+  return ENVELOPE_PREFIX + id + (json ? JSON_FLAG : '') + '\u0000' + data;
+}
+const JSON_FLAG = ';j';
+
+/** A message without history goes out verbatim unless it must be enveloped: JSON, or data that looks like one. */
+export function plainPayload(data: string, json: boolean): string {
+  return json || data.startsWith(ENVELOPE_PREFIX) ? envelope('', json, data) : data;
+}
+
+/**
+ * A Redis message → Publication: unwraps Herald's envelope (id, JSON flag, data); anything else is verbatim text,
+ * without id. JSON data from Redis is checked (a backend may have called herald_publish with the flag): invalid
+ * JSON is delivered as text.
+ */
 export function toPublication(channel: string, payload: string, ts: number): Publication {
   if (payload.startsWith(ENVELOPE_PREFIX)) {
     const end = payload.indexOf('\u0000', ENVELOPE_PREFIX.length);
-    const id = end < 0 ? undefined : payload.slice(ENVELOPE_PREFIX.length, end);
-    const position = id === undefined ? undefined : parseMessageId(id);
-    if (position) return { channel, data: payload.slice(end + 1), id, position, ts };
+    if (end >= 0) {
+      let meta = payload.slice(ENVELOPE_PREFIX.length, end);
+      const flagged = meta.endsWith(JSON_FLAG);
+      if (flagged) meta = meta.slice(0, -JSON_FLAG.length);
+      const position = meta === '' ? undefined : parseMessageId(meta);
+      if (meta === '' || position) {
+        const data = payload.slice(end + 1);
+        const json = flagged ? jsonDataText(data) : undefined;
+        const base = json !== undefined ? { channel, data: json, json: true, ts } : { channel, data, ts };
+        return position ? { ...base, id: meta, position } : base;
+      }
+    }
   }
   return { channel, data: payload, ts };
 }
@@ -222,6 +269,7 @@ export class RedisHistory {
     data: string,
     policy: HistoryPolicy | undefined,
     idempotency?: Idempotency,
+    json = false,
   ): Promise<{ id: string; replayed: boolean }> {
     const cluster = this.publishCommand() === 'SPUBLISH';
     const keys: string[] = historyKeys(channel, cluster);
@@ -233,10 +281,10 @@ export class RedisHistory {
       String(policy?.metaTtlMs ?? 0),
       this.publishCommand(),
     ];
-    if (idempotency) {
-      keys.push(idempotencyKeyName(channel, idempotency.key, cluster));
-      args.push(String(idempotency.windowMs));
-    }
+    if (idempotency) keys.push(idempotencyKeyName(channel, idempotency.key, cluster));
+    // The window only counts with a key (KEYS[3]); it holds the place of the json flag without one.
+    if (idempotency || json) args.push(String(idempotency?.windowMs ?? 0));
+    if (json) args.push('json');
     const reply = await this.fcall(keys, 'herald_publish', args, true);
     const [id, replayed] = Array.isArray(reply) ? [reply[0], reply[1] === 1] : [reply, false];
     if (typeof id !== 'string' || (policy ? !parseMessageId(id) : id !== '' && !parseMessageId(id))) {
@@ -259,10 +307,13 @@ export class RedisHistory {
     const position: StreamPosition = { offset: Number(reply[1]), epoch };
     const publications: Publication[] = [];
     const ts = Date.now();
-    for (let i = 3; i + 1 < reply.length; i += 2) {
+    for (let i = 3; i + 2 < reply.length; i += 3) {
       const offset = Number(String(reply[i]).split('-')[0]);
       const p: StreamPosition = { offset, epoch };
-      publications.push({ channel, data: String(reply[i + 1]), id: formatMessageId(p), position: p, ts });
+      const text = String(reply[i + 1]);
+      const json = String(reply[i + 2]) === '1' ? jsonDataText(text) : undefined;
+      const id = formatMessageId(p);
+      publications.push(json !== undefined ? { channel, data: json, json: true, id, position: p, ts } : { channel, data: text, id, position: p, ts });
     }
     return { position, publications, stampHolds: Number(reply[2]) === 1 };
   }

@@ -37,7 +37,7 @@ import type {
   PublishResult,
 } from './broker.js';
 import { NODE_CONTROL_CHANNEL } from './broker.js';
-import { historyKeys, RedisHistory, toPublication } from './redis-history.js';
+import { historyKeys, plainPayload, RedisHistory, toPublication } from './redis-history.js';
 import { certainlyNotApplied, clusterSlotsFrom, nodeUrl, parseClusterUrl, type RedisLink } from './redis-link.js';
 import { Shard, type ShardOwner } from './redis-shard.js';
 import { parseClusterSlots, slotOf, tagForSlot } from './redis-slot.js';
@@ -200,10 +200,10 @@ export class RedisBroker implements HistoryBroker {
     // With history or an idempotency key: check the key, append, trim, expire and publish (with the id) in one
     // atomic function call. A retry after an unknown outcome thus publishes at most once.
     if (policy || once) {
-      const r = await this.store.publish(channel, data, policy, once);
+      const r = await this.store.publish(channel, data, policy, once, options?.json === true);
       return { ...(r.id !== '' ? { id: r.id } : {}), ...(r.replayed ? { replayed: true } : {}) };
     }
-    await this.bounded(link.publish(channel, data), 'publish', true);
+    await this.bounded(link.publish(channel, plainPayload(data, options?.json === true)), 'publish', true);
     return {};
   }
 

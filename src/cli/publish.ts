@@ -71,7 +71,8 @@ export async function publishCommand(argv: string[], env: Record<string, string 
   const broker = parsed.values['broker'] as string | undefined;
   if (broker !== undefined) {
     if (parsed.values['server'] !== undefined) throw new ConfigError('--broker', 'give --server or --broker, not both');
-    return publishToBroker(broker, channel, typeof payload === 'string' ? payload : JSON.stringify(payload), env, key);
+    const json = typeof payload !== 'string';
+    return publishToBroker(broker, channel, json ? JSON.stringify(payload) : (payload as string), json, env, key);
   }
   const server = (parsed.values['server'] as string | undefined) ?? env['HERALD_SERVER'] ?? 'http://localhost:8080';
   const apiKey = (parsed.values['api-key'] as string | undefined) ?? env['HERALD_API_KEY'];
@@ -115,6 +116,7 @@ async function publishToBroker(
   url: string,
   channel: string,
   data: string,
+  json: boolean,
   env: Record<string, string | undefined>,
   key: string | undefined,
 ): Promise<number> {
@@ -138,7 +140,7 @@ async function publishToBroker(
       process.stderr.write(`herald publish: cannot reach ${brokerAddress(url)}${cause ? `: ${cause}` : ''}\n`);
       return 1;
     }
-    const result = await node.publish(channel, data, { source: 'cli', ...(key !== undefined ? { idempotencyKey: key } : {}) });
+    const result = await node.publish(channel, data, { source: 'cli', ...(key !== undefined ? { idempotencyKey: key } : {}), ...(json ? { json } : {}) });
     process.stdout.write(JSON.stringify({ id: result.id ?? null, ...(result.replayed ? { replayed: true } : {}) }) + '\n');
     return 0;
   } catch (err) {

@@ -37,6 +37,8 @@ export interface NodePublishOptions {
   readonly source: 'api' | 'ws' | 'cli' | 'admin' | 'pusher';
   /** Publish at most once per (channel, key) within `idempotencyWindowSeconds` (already checked for shape). */
   readonly idempotencyKey?: string;
+  /** `data` is JSON text made by JSON.stringify (a JSON value that is not a string): Publication.json. */
+  readonly json?: boolean;
 }
 
 const TICK_MS = 1000;
@@ -220,6 +222,7 @@ export class HeraldNode implements SessionOwner {
     const broker: PublishOptions = {
       ...(history ? { history } : {}),
       ...(key !== undefined ? { idempotency: { key, windowMs: this.config.idempotencyWindowSeconds * 1000 } } : {}),
+      ...(options.json === true ? { json: true } : {}),
     };
     const result = await this.broker.publish(channel, data, broker);
     if (result.replayed) this.metrics.replayed.inc({ source: options.source });

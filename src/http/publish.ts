@@ -26,12 +26,15 @@ import { HeraldError, RETRY_AFTER_SECONDS, toHeraldError } from '../errors.js';
 import { channelProblem } from '../protocol/channel.js';
 import { requestIdempotencyKey } from '../protocol/idempotency.js';
 import { dataText, JsonRefused } from '../protocol/json-bounds.js';
+import { isJsonValue } from '../protocol/json-data.js';
 import { parseJsonBody, readBody } from './body.js';
 import { sendJson } from './respond.js';
 
 export interface PublishRequest {
   readonly channels: string[];
   readonly data: string;
+  /** `data` is JSON text: the body gave a JSON value that is not a string (Publication.json). */
+  readonly json: boolean;
   readonly idempotencyKey?: string;
 }
 
@@ -100,6 +103,7 @@ export function parsePublishBody(body: unknown, maxChannels: number, maxDataChar
   const b = body as Record<string, unknown>;
   if (!('data' in b) || b['data'] === undefined) throw new HeraldError('bad_request', '"data" is missing');
   const data = dataOf(b['data'], maxDataChars);
+  const json = isJsonValue(b['data']);
   let channels: unknown[];
   if (b['channel'] !== undefined && b['channels'] !== undefined) {
     throw new HeraldError('bad_request', 'give "channel" or "channels", not both');
@@ -112,7 +116,7 @@ export function parsePublishBody(body: unknown, maxChannels: number, maxDataChar
     throw new HeraldError('bad_request', '"channel" or "channels" is missing');
   }
   const idempotencyKey = requestIdempotencyKey(undefined, b['idempotency_key']);
-  return { channels: checkChannels(channels, maxChannels), data, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) };
+  return { channels: checkChannels(channels, maxChannels), data, json, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) };
 }
 
 /**
@@ -126,8 +130,11 @@ export function parseRawPublish(
 ): PublishRequest {
   const { maxChannels, maxJsonDepth, maxDataChars } = limits;
   let data: string;
+  let json = false;
   if (isJsonContentType(body.contentType)) {
-    data = dataOf(parseJsonBody(body.bytes, maxJsonDepth), maxDataChars);
+    const value = parseJsonBody(body.bytes, maxJsonDepth);
+    data = dataOf(value, maxDataChars);
+    json = isJsonValue(value);
   } else {
     try {
       data = UTF8.decode(body.bytes);
@@ -135,7 +142,7 @@ export function parseRawPublish(
       throw new HeraldError('bad_request', 'body is not UTF-8 text: a raw publish carries text');
     }
   }
-  return { channels: checkChannels(channels, maxChannels), data };
+  return { channels: checkChannels(channels, maxChannels), data, json };
 }
 
 export class PublishApi {
@@ -191,7 +198,7 @@ export class PublishApi {
       }
       const idempotencyKey = requestIdempotencyKey(body.idempotencyKey, request.idempotencyKey);
       this.checkScope(scope, request.channels);
-      const results = await this.publishAll(request.channels, request.data, idempotencyKey);
+      const results = await this.publishAll(request.channels, request.data, request.json, idempotencyKey);
       return { status: 200, json: answerOf(results, single) };
     } catch (err) {
       const e = toHeraldError(err);
@@ -227,8 +234,13 @@ export class PublishApi {
     }
   }
 
-  private async publishAll(channels: readonly string[], data: string, idempotencyKey: string | undefined): Promise<PublishResult[]> {
-    const options = { source: 'api' as const, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) };
+  private async publishAll(
+    channels: readonly string[],
+    data: string,
+    json: boolean,
+    idempotencyKey: string | undefined,
+  ): Promise<PublishResult[]> {
+    const options = { source: 'api' as const, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}), ...(json ? { json } : {}) };
     if (channels.length === 1) return [await this.node.publish(channels[0] as string, data, options)];
     return Promise.all(channels.map((c) => this.node.publish(c, data, options)));
   }

@@ -61,9 +61,19 @@ export function positionLine(label: string, id: string): string {
   return JSON.stringify(['position', label, id]);
 }
 
-/** The seed's line: `["message","<channel>","<data>"]`, with the message id as a fourth element when it has one. */
-export function messageLine(label: string, data: string, id: string | undefined): string {
-  return JSON.stringify(id === undefined ? ['message', label, data] : ['message', label, data, id]);
+/**
+ * The seed's line: `["message","<channel>","<data>"]`, with the message id as a fourth element when it has one.
+ * `json`: `data` is JSON text (Publication.json) and goes in as the value, `["message","<channel>",{...}]`; only for
+ * streams that asked for it (`jsonData=1`), so the seed's lines never change.
+ */
+export function messageLine(label: string, data: string, id: string | undefined, json = false): string {
+  if (!json) return JSON.stringify(id === undefined ? ['message', label, data] : ['message', label, data, id]);
+  return `["message",${JSON.stringify(label)},${data}${id === undefined ? '' : `,${JSON.stringify(id)}`}]`;
+}
+
+/** A stream's message line: JSON data as the value where the stream asked for it (`jsonData`), else as text. */
+function lineOf(p: Publication, label: string, id: string | undefined, jsonData: boolean): string {
+  return messageLine(label, p.data, id, jsonData && p.json === true);
 }
 
 /**
@@ -142,9 +152,10 @@ function makeCodec(
  * NDJSON (`GET /sub`): one JSON array per line. The heartbeat is an empty line, which line-oriented JSON readers
  * skip; it keeps proxies from closing an idle stream.
  */
-export function ndjsonCodec(chunked: boolean, withIds = true): StreamCodec {
-  return makeCodec(withIds ? 'ndjson+ids' : 'ndjson', 'application/x-ndjson', chunked, {
-    message: (p, label) => messageLine(label, p.data, withIds ? p.id : undefined) + '\n',
+export function ndjsonCodec(chunked: boolean, withIds = true, jsonData = false): StreamCodec {
+  const name = (withIds ? 'ndjson+ids' : 'ndjson') + (jsonData ? '+json' : '');
+  return makeCodec(name, 'application/x-ndjson', chunked, {
+    message: (p, label) => lineOf(p, label, withIds ? p.id : undefined, jsonData) + '\n',
     heartbeat: '\n',
     disconnect: (r, custom) => disconnectLine(r, custom) + '\n',
     unsubscribed: (label) => unsubscribedLine(label) + '\n',
@@ -160,28 +171,29 @@ export function ndjsonCodec(chunked: boolean, withIds = true): StreamCodec {
  * channel and can never break the event framing whatever the payload holds (newlines are JSON-escaped).
  * The message id goes in `id:` so EventSource resends it as Last-Event-ID.
  */
-export function sseCodec(chunked: boolean, retryMs: number): StreamCodec {
-  return makeCodec('sse', 'text/event-stream; charset=utf-8', chunked, sseParts(retryMs, (p) => p.id));
+export function sseCodec(chunked: boolean, retryMs: number, jsonData = false): StreamCodec {
+  return makeCodec(jsonData ? 'sse+json' : 'sse', 'text/event-stream; charset=utf-8', chunked, sseParts(retryMs, (p) => p.id, jsonData));
 }
 
 /**
  * SSE for a connection of several channels: Last-Event-ID is one string, so each event's `id:` is the connection's
  * cursor (every channel's position, docs/protocol.md), written per connection around the shared event body.
  */
-export function sseCursorCodec(chunked: boolean, retryMs: number): StreamCodec {
-  const base = makeCodec('sse-cursor', 'text/event-stream; charset=utf-8', chunked, sseParts(retryMs, () => undefined));
+export function sseCursorCodec(chunked: boolean, retryMs: number, jsonData = false): StreamCodec {
+  const parts = sseParts(retryMs, () => undefined, jsonData);
+  const base = makeCodec(jsonData ? 'sse-cursor+json' : 'sse-cursor', 'text/event-stream; charset=utf-8', chunked, parts);
   const frame = chunked ? (b: Buffer) => chunk(b) : (b: Buffer) => b;
   return {
     ...base,
     // The shared body stays unframed; the framing goes around id + body.
-    encode: (p, label) => Buffer.from(sseEvent(undefined, undefined, messageLine(label, p.data, p.id)), 'utf8'),
+    encode: (p, label) => Buffer.from(parts.message(p, label), 'utf8'),
     withCursor: (body, cursor) => frame(Buffer.concat([Buffer.from(`id: ${cursor}\n`, 'latin1'), body])),
   };
 }
 
-function sseParts(retryMs: number, idOf: (p: Publication) => string | undefined) {
+function sseParts(retryMs: number, idOf: (p: Publication) => string | undefined, jsonData: boolean) {
   return {
-    message: (p: Publication, label: string) => sseEvent(undefined, idOf(p), messageLine(label, p.data, p.id)),
+    message: (p: Publication, label: string) => sseEvent(undefined, idOf(p), lineOf(p, label, p.id, jsonData)),
     heartbeat: ':\n\n',
     disconnect: (r: DisconnectReason, custom?: CustomDisconnect) => sseEvent('disconnect', undefined, disconnectLine(r, custom)),
     unsubscribed: (label: string) => sseEvent('unsubscribed', undefined, unsubscribedLine(label)),

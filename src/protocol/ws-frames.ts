@@ -11,6 +11,7 @@ import type { Publication } from './publication.js';
 import { DISCONNECT_TABLE, type DisconnectReason, type ErrorCode } from '../errors.js';
 import type { CustomDisconnect, StreamCodec } from './frames.js';
 import { dataText, DEFAULT_MAX_JSON_DEPTH, JsonRefused, parseClientJson } from './json-bounds.js';
+import { isJsonValue } from './json-data.js';
 
 /** Longest request id a client may choose. */
 export const MAX_REQUEST_ID_CHARS = 64;
@@ -35,6 +36,8 @@ export type ClientRequest =
       readonly id: RequestId;
       readonly channel: string;
       readonly data: string;
+      /** `data` is JSON text: the client sent a JSON value that is not a string. */
+      readonly json: boolean;
       /** Checked by the publish handler (protocol/idempotency.ts), so a bad key answers an error, not a close. */
       readonly idempotencyKey?: string;
     }
@@ -104,7 +107,8 @@ export function parseRequest(bytes: Buffer, limits: FrameLimits = DEFAULT_LIMITS
         if (err instanceof JsonRefused && err.tooLarge) throw new BadFrame(err.message, 'too_large');
         throw new BadFrame(err instanceof JsonRefused ? err.message : 'bad data');
       }
-      return idempotencyKey === undefined ? { op, id, channel, data: text } : { op, id, channel, data: text, idempotencyKey };
+      const json = isJsonValue(data);
+      return idempotencyKey === undefined ? { op, id, channel, data: text, json } : { op, id, channel, data: text, json, idempotencyKey };
     }
     case 'ping':
       return { op, id };
@@ -176,8 +180,15 @@ export function unsubscribedFrame(label: string, reason: ErrorCode, f: Framing =
   return f(JSON.stringify({ type: 'unsubscribed', channel: label, reason }));
 }
 
-/** The message frame's JSON text, exactly as documented: `id` only where the message has one. */
+/**
+ * The message frame's JSON text, exactly as documented: `id` only where the message has one; `data` the published
+ * JSON value where it was published as one (Publication.json), else the text as a string.
+ */
 export function messageJson(p: Publication, label: string): string {
+  if (p.json === true) {
+    const id = p.id === undefined ? '' : `,"id":${JSON.stringify(p.id)}`;
+    return `{"type":"message","channel":${JSON.stringify(label)},"data":${p.data}${id}}`;
+  }
   return p.id === undefined
     ? JSON.stringify({ type: 'message', channel: label, data: p.data })
     : JSON.stringify({ type: 'message', channel: label, data: p.data, id: p.id });

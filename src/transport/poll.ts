@@ -16,7 +16,7 @@ import { disconnectLine, messageLine, presenceLine, reloadLine, unsubscribedLine
 import { parseCursor } from '../protocol/message-id.js';
 import { corsHeaders, corsOrigins } from '../auth/origin.js';
 import { streamRequestFromNode } from '../http/request.js';
-import { wantsJoinLeave } from './stream.js';
+import { wantsJoinLeave, wantsJsonData } from './stream.js';
 
 export interface PollContext {
   readonly node: HeraldNode;
@@ -29,20 +29,25 @@ export interface PollContext {
 const EMPTY = Buffer.alloc(0);
 
 /** A batch element is exactly a /sub line without its newline; the batch joins them into a JSON array. */
-export const pollCodec: StreamCodec = {
-  name: 'poll',
-  contentType: 'application/json; charset=utf-8',
-  // The answer at the poll timeout is the heartbeat.
-  heartbeat: EMPTY,
-  preamble: EMPTY,
-  encode: (p, label) => Buffer.from(messageLine(label, p.data, p.id), 'utf8'),
-  encodeDisconnect: (reason, custom) => Buffer.from(disconnectLine(reason, custom), 'utf8'),
-  encodeUnsubscribed: (label) => Buffer.from(unsubscribedLine(label), 'utf8'),
-  encodeReload: (label, reason, id) => Buffer.from(reloadLine(label, reason, id), 'utf8'),
-  // The answer's cursor carries every position; a position element alone must not end the wait.
-  encodePosition: () => EMPTY,
-  encodePresence: (kind, label, member) => Buffer.from(presenceLine(kind, label, member), 'utf8'),
-};
+function makePollCodec(jsonData: boolean): StreamCodec {
+  return {
+    name: jsonData ? 'poll+json' : 'poll',
+    contentType: 'application/json; charset=utf-8',
+    // The answer at the poll timeout is the heartbeat.
+    heartbeat: EMPTY,
+    preamble: EMPTY,
+    encode: (p, label) => Buffer.from(messageLine(label, p.data, p.id, jsonData && p.json === true), 'utf8'),
+    encodeDisconnect: (reason, custom) => Buffer.from(disconnectLine(reason, custom), 'utf8'),
+    encodeUnsubscribed: (label) => Buffer.from(unsubscribedLine(label), 'utf8'),
+    encodeReload: (label, reason, id) => Buffer.from(reloadLine(label, reason, id), 'utf8'),
+    // The answer's cursor carries every position; a position element alone must not end the wait.
+    encodePosition: () => EMPTY,
+    encodePresence: (kind, label, member) => Buffer.from(presenceLine(kind, label, member), 'utf8'),
+  };
+}
+export const pollCodec = makePollCodec(false);
+/** `jsonData=1`: JSON data as values in the batch's arrays (docs/protocol.md "JSON data"). */
+export const pollJsonCodec = makePollCodec(true);
 
 export class PollTransport {
   private readonly parked = new Set<PollSink>();
@@ -67,7 +72,7 @@ export class PollTransport {
     // next poll pick up what is published in between.
     const since = cursor === null ? auth.targets.map(() => undefined) : parseCursor(cursor, auth.targets.length);
     const session = await node.openSession(
-      pollCodec,
+      wantsJsonData(sreq.query) ? pollJsonCodec : pollCodec,
       auth.targets,
       {
         transport: 'poll',

@@ -53,6 +53,15 @@ export function wantsJoinLeave(query: URLSearchParams): boolean {
   return v === '1' || v === 'true';
 }
 
+/**
+ * `jsonData=1` (or `true`): message data published as JSON comes as the value in the arrays, not as its text
+ * (docs/protocol.md "JSON data"). Without it, /sub, /sse and /poll lines stay exactly as they were.
+ */
+export function wantsJsonData(query: URLSearchParams): boolean {
+  const v = query.get('jsonData');
+  return v === '1' || v === 'true';
+}
+
 /** Bytes a client may send on a held stream (it should send none) before it is cut off. */
 const MAX_INBOUND_AFTER_HEADERS = 4096;
 

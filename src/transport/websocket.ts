@@ -57,7 +57,8 @@ export interface WebSocketContext {
    * connection was opened by a web page of another site (http/dev-guard.ts), which --dev's keyless right excludes.
    */
   mayPublish(grant: Grant | undefined, channel: string, remoteAddress: string, otherSite: boolean): boolean;
-  publish(channel: string, data: string, idempotencyKey?: string): Promise<{ id?: string; replayed?: boolean }>;
+  /** `json`: `data` is JSON text (the frame's `data` was a JSON value that is not a string). */
+  publish(channel: string, data: string, json: boolean, idempotencyKey?: string): Promise<{ id?: string; replayed?: boolean }>;
   /** The client behind trusted proxies (http/client-address.ts). */
   readonly clientAddress?: ClientAddress;
   /** Presence (src/presence/): a client may ask who is in a channel it subscribes to, where presence is on. */
@@ -404,7 +405,7 @@ class WsConnection implements SessionSink {
       case 'unsubscribe':
         return this.unsubscribe(request.channel ?? request.key ?? '');
       case 'publish':
-        return this.publish(request.channel, request.data, request.idempotencyKey);
+        return this.publish(request.channel, request.data, request.json, request.idempotencyKey);
     }
   }
 
@@ -504,7 +505,7 @@ class WsConnection implements SessionSink {
     }
   }
 
-  private async publish(channel: string, data: string, key: string | undefined): Promise<Record<string, unknown>> {
+  private async publish(channel: string, data: string, json: boolean, key: string | undefined): Promise<Record<string, unknown>> {
     this.refuseIfExpired();
     const problem = channelProblem(channel);
     if (problem) throw new HeraldError('invalid_channel', problem);
@@ -516,7 +517,7 @@ class WsConnection implements SessionSink {
       }
       throw new HeraldError('forbidden', `publishing to ${channel} is not granted`);
     }
-    const { id, replayed } = await this.ctx.publish(channel, data, checkedKey === undefined ? undefined : this.scopedKey(checkedKey));
+    const { id, replayed } = await this.ctx.publish(channel, data, json, checkedKey === undefined ? undefined : this.scopedKey(checkedKey));
     return { ...(id !== undefined ? { id } : {}), ...(replayed ? { replayed: true } : {}) };
   }
 

@@ -97,7 +97,7 @@ function main(): void {
         client.on('connecting', (e) => r.notes.push([Date.now(), `wait ${e.delayMs} (${e.reason})`]));
         client.on('error', (e) => r.notes.push([Date.now(), `${e.transport ?? e.type}: ${e.error.message}`]));
         client.on('message', (m) => {
-          r.seqs.push(Number(m.data.slice(1)));
+          r.seqs.push(Number(String(m.data).slice(1)));
           r.times.push(Date.now());
         });
         client.on('missed', () => r.missedAt.push(r.seqs.length));

@@ -43,7 +43,7 @@ function start(options: Partial<ClientOptions> = {}): HeraldClient {
 }
 
 const probes = (): number => server.requests.filter((r) => r.path === '/readyz').length;
-const data = (): string[] => log.message.map((m) => m.data);
+const data = (): string[] => log.message.map((m) => String(m.data));
 
 test('a reload forgets the seen ids: messages handed out again under old ids after a rollback are delivered', async () => {
   const c = start();

@@ -40,7 +40,7 @@ for (const transport of ['websocket', 'sse', 'poll'] as const satisfies readonly
       const reasons: string[] = [];
       let stopped = false;
       client.on('message', (m) => {
-        got.push(m.data);
+        got.push(String(m.data));
         gotAt.push(Date.now());
       });
       client.on('connecting', (e) => delays.push(e.delayMs));

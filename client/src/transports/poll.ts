@@ -7,7 +7,7 @@
  * fails well within that, while a parked poll would otherwise leave the client "connecting" for a quiet channel's
  * whole poll timeout.
  */
-import { credentialParams, cursorLabels, cursorOf, dispatchFrame, frameOf, query } from '../wire.js';
+import { credentialParams, cursorLabels, cursorOf, dispatchFrame, frameOf, JSON_DATA_PARAM, query } from '../wire.js';
 import { guardHandlers, type Transport } from './transport.js';
 
 interface PollAnswer {
@@ -50,7 +50,7 @@ export const pollTransport: Transport = {
     const guard = guardHandlers(outer);
     const h = guard.handlers;
     const base = `${req.baseUrl}/poll`;
-    const creds = credentialParams(req);
+    const creds = [...credentialParams(req), JSON_DATA_PARAM];
     let cursor = cursorOf(cursorLabels(req), req.since);
     let controller = platform.AbortController ? new platform.AbortController() : undefined;
     let opened = false;

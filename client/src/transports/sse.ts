@@ -8,7 +8,7 @@
  * positions, which also carries positions that moved without a message (EventSource hides id-only events, but the
  * next event's id includes them).
  */
-import { credentialParams, cursorLabels, cursorOf, dispatchFrame, parseFrame, positionsOf, query } from '../wire.js';
+import { credentialParams, cursorLabels, cursorOf, dispatchFrame, JSON_DATA_PARAM, parseFrame, positionsOf, query } from '../wire.js';
 import type { Transport } from './transport.js';
 import { guardHandlers } from './transport.js';
 
@@ -21,7 +21,7 @@ export const sseTransport: Transport = {
     const guard = guardHandlers(outer);
     const h = guard.handlers;
     const labels = cursorLabels(req);
-    const url = `${req.baseUrl}/sse${query([...credentialParams(req), ['lastEventId', cursorOf(labels, req.since)]])}`;
+    const url = `${req.baseUrl}/sse${query([...credentialParams(req), JSON_DATA_PARAM, ['lastEventId', cursorOf(labels, req.since)]])}`;
     const es = new Ctor(url, { withCredentials: req.withCredentials });
     let opened = false;
     const end = (err: Error | undefined): void => {

@@ -35,7 +35,7 @@ export interface ServerDisconnect {
 export interface TransportHandlers {
   /** The subscriptions are live. */
   open(): void;
-  message(channel: string, data: string, id: string | undefined): void;
+  message(channel: string, data: unknown, id: string | undefined): void;
   /**
    * The server said messages were missed (history no longer covers the gap); `id`, when given, is the channel's
    * position from now on. `channels` empty: every channel.

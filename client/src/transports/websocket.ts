@@ -153,7 +153,7 @@ export const websocketTransport: Transport = {
       } catch {
         return;
       }
-      if (f.type === 'message' && typeof f.channel === 'string' && typeof f.data === 'string') {
+      if (f.type === 'message' && typeof f.channel === 'string' && f.data !== undefined) {
         h.message(f.channel, f.data, typeof f.id === 'string' ? f.id : undefined);
       } else if (f.type === 'reload' && typeof f.channel === 'string') {
         const id = typeof f.id === 'string' && f.id !== '' ? f.id : undefined;
