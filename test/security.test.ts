@@ -417,6 +417,8 @@ export const ROWS: Record<number, string> = {
   39: 'test/http-differential.test.ts and test/wire-raw.test.ts', 40: 'test/http-differential.test.ts',
   41: 'test/wire-raw.test.ts', 42: 'test/wire-raw.test.ts', 43: 'test/wire-raw.test.ts',
   44: 'test/http-differential.test.ts',
+  // 46-49: the workers of one machine (docs/architecture.md "Workers").
+  46: 'test/broker-workers.test.ts ("row 46")',
 };
 
 test('every SECURITY-TESTS.md row names test files that exist', () => {
