@@ -30,6 +30,9 @@ export function formatReport(r: BenchResult): string {
       lines.push(`  node ${k + 1} (${n.url}, pid ${n.pid}): ${mb(n.rssBeforeBytes)} MB before, ${mb(n.rssHeldBytes)} MB held` +
         (n.rssHeldAfterGcBytes !== undefined ? `, ${mb(n.rssHeldAfterGcBytes)} MB after GC` : ''));
     }
+    if (s.rssTotalPerConnectionBytes !== undefined) {
+      lines.push(`server RSS held / connections held (start-up footprints included): ${(s.rssTotalPerConnectionBytes / KB).toFixed(2)} KB per connection`);
+    }
     // A --workers server: the primary's and each worker's share (the sums above include them all).
     const held = s.processes?.rssHeldBytes;
     if (held && held.length > 1) {

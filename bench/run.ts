@@ -45,6 +45,8 @@ export interface BenchResult {
   server: { pid?: number; command?: string; rssBeforeBytes?: number; rssHeldBytes?: number; rssPerConnectionBytes?: number;
     /** With --spawn: after a full GC in the server (before and after connecting), so uncollected garbage is not counted. */
     rssHeldAfterGcBytes?: number; rssPerConnectionAfterGcBytes?: number; cpuProfDir?: string;
+    /** All of the server's RSS held (every process's start-up footprint included) divided by the connections held. */
+    rssTotalPerConnectionBytes?: number;
     /**
      * With --nodes K above 1: each spawned node. The RSS fields above are then the sums over the nodes (what the
      * cluster costs per connection), `pid` and `command` those of the first node.
@@ -163,6 +165,8 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
       if (rss !== undefined && result.server.rssBeforeBytes !== undefined && held > 0) {
         result.server.rssPerConnectionBytes = (rss - result.server.rssBeforeBytes) / held;
       }
+      // The issue's figure (RSS summed over every process, primary included, per connection): the baselines count.
+      if (rss !== undefined && held > 0) result.server.rssTotalPerConnectionBytes = rss / held;
       if (servers.length > 0 && rss !== undefined && result.server.rssBeforeBytes !== undefined && held > 0) {
         await gcAll();
         const gcRss = sumRss(pids, result.server.nodes, 'rssHeldAfterGcBytes', processes);

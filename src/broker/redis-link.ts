@@ -10,18 +10,25 @@
  * own destroy() misses a socket whose TCP handshake is in flight; such sockets piled up, one per failed attempt, and
  * kept a stopping process alive).
  */
-import {
-  AbortError,
-  ClientClosedError,
-  ClientOfflineError,
-  createClient,
-  ErrorReply,
-  SocketTimeoutDuringMaintenanceError,
-  TimeoutError,
-} from '@redis/client';
 import { slotOf } from './redis-slot.js';
 
-type Client = ReturnType<typeof createClient>;
+type RedisLib = typeof import('@redis/client');
+type Client = ReturnType<RedisLib['createClient']>;
+
+/**
+ * node-redis is loaded by the first Redis broker that starts, not at import: it is ~20 MB of a process's RSS, and a
+ * node on the embedded broker (every worker of `herald serve --workers N` without Redis) never uses it.
+ */
+let redisLib: RedisLib | undefined;
+
+export async function loadRedisClient(): Promise<void> {
+  redisLib ??= await import('@redis/client');
+}
+
+function redis(): RedisLib {
+  if (!redisLib) throw new Error('node-redis is not loaded: RedisBroker.start() loads it (loadRedisClient)');
+  return redisLib;
+}
 
 export interface LinkOptions {
   /** `redis://[user:pass@]HOST:PORT[/db]` or `rediss://...`: one server. */
@@ -60,12 +67,15 @@ export interface RedisLink {
  * closed, the client was destroyed, no answer in time) may have reached Redis: its outcome is unknown.
  */
 export function certainlyNotApplied(err: unknown): boolean {
+  // No node-redis loaded: no node-redis error, and nothing was handed to Redis.
+  const lib = redisLib;
+  if (!lib) return err instanceof Error && err.message === 'The queue is full';
   return (
-    err instanceof ClientClosedError ||
-    err instanceof ClientOfflineError ||
-    err instanceof AbortError ||
-    (err instanceof TimeoutError && !(err instanceof SocketTimeoutDuringMaintenanceError)) ||
-    err instanceof ErrorReply ||
+    err instanceof lib.ClientClosedError ||
+    err instanceof lib.ClientOfflineError ||
+    err instanceof lib.AbortError ||
+    (err instanceof lib.TimeoutError && !(err instanceof lib.SocketTimeoutDuringMaintenanceError)) ||
+    err instanceof lib.ErrorReply ||
     (err instanceof Error && err.message === 'The queue is full')
   );
 }
@@ -113,7 +123,7 @@ class ServerLink implements RedisLink {
 
   constructor(private readonly options: LinkOptions) {
     this.publishCommand = options.sharded ? 'SPUBLISH' : 'PUBLISH';
-    this.cmd = createClient({
+    this.cmd = redis().createClient({
       url: options.url,
       name: options.clientName,
       // Commands fail at once while the connection is down, instead of queueing: a publish answers 503 at once.
@@ -230,7 +240,8 @@ export async function clusterSlotsFrom(url: string, timeoutMs: number, signal: A
   const abort = new AbortController();
   const onAbort = (): void => abort.abort();
   signal.addEventListener('abort', onAbort);
-  const client = createClient({
+  await loadRedisClient();
+  const client = redis().createClient({
     url,
     disableOfflineQueue: true,
     socket: { connectTimeout: timeoutMs, reconnectStrategy: false, signal: abort.signal },

@@ -38,7 +38,7 @@ import type {
 } from './broker.js';
 import { NODE_CONTROL_CHANNEL } from './broker.js';
 import { historyKeys, plainPayload, RedisHistory, toPublication } from './redis-history.js';
-import { certainlyNotApplied, clusterSlotsFrom, nodeUrl, parseClusterUrl, type RedisLink } from './redis-link.js';
+import { certainlyNotApplied, clusterSlotsFrom, loadRedisClient, nodeUrl, parseClusterUrl, type RedisLink } from './redis-link.js';
 import { Shard, type ShardOwner } from './redis-shard.js';
 import { parseClusterSlots, slotOf, tagForSlot } from './redis-slot.js';
 import { reconnectDelayMs } from '../util/backoff.js';
@@ -129,6 +129,7 @@ export class RedisBroker implements HistoryBroker {
   /** Connects once; if Redis is unreachable the node still starts (not ready) and keeps trying in the background. */
   async start(handler: BrokerHandler): Promise<void> {
     this.handler = handler;
+    await loadRedisClient();
     // Wait for the first attempt only (connect, resubscribe, probe: each bounded by timeoutMs): a Redis that is down
     // must not keep the node from starting; it starts not ready and keeps trying.
     if (this.sharded) await this.discover();
