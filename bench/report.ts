@@ -37,7 +37,10 @@ export function formatReport(r: BenchResult): string {
     const held = s.processes?.rssHeldBytes;
     if (held && held.length > 1) {
       lines.push(`  ${held.length} server processes held: ` +
-        held.map((p, k) => `pid ${p.pid}${k === 0 ? ' (primary)' : ''} ${(p.rssBytes / MB).toFixed(1)} MB`).join(', '));
+        held.map((p, k) => {
+          const before = s.processes?.rssBeforeBytes?.find((b) => b.pid === p.pid);
+          return `pid ${p.pid}${k === 0 ? ' (primary)' : ''} ${before ? `${(before.rssBytes / MB).toFixed(1)} → ` : ''}${(p.rssBytes / MB).toFixed(1)} MB`;
+        }).join(', '));
     }
   } else if (s.pid === undefined) {
     lines.push('server RSS: not measured (give --server-pid or --spawn)');
