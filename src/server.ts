@@ -55,6 +55,7 @@ import { PusherTransport } from './pusher/transport.js';
 const MAX_PARSED_BEHIND_STREAM = 8;
 import { ServerApiCalls } from './api/calls.js';
 import { serverApiRoutes } from './api/routes.js';
+import { presenceRoute } from './presence/http.js';
 
 export interface HeraldServerOptions {
   /** Use this broker instead of the one `config.broker` names (tests, embedding). */
@@ -236,6 +237,8 @@ export class HeraldServer {
       maxJsonDepth: config.maxJsonDepth,
     });
     for (const route of apiRoutes) router.add(route.path, route.handler, route.allow);
+    // A subscriber's own presence question without a WebSocket (the SDK over SSE and polls).
+    router.add('/presence', withCors(presenceRoute(this.presence, auth.authorizer, config, clientAddress), corsOrigins(config)));
     const metricsAllowed = metricsGate(config);
     for (const route of [ROUTES.sub, ROUTES.sse]) {
       const transport = streamTransports.get(route.path);

@@ -412,7 +412,7 @@ export const ROWS: Record<number, string> = {
   // 70-77: the auth hook and webhooks (docs/auth-hook.md, docs/webhooks.md).
   70: 'test/auth-hook.test.ts', 71: 'test/auth-hook.test.ts', 72: 'test/auth-hook.test.ts', 73: 'test/auth-hook.test.ts',
   74: 'test/webhooks.test.ts', 75: 'test/auth-hook.test.ts ("at most authHookMaxConcurrent")',
-  63: 'test/server-api.test.ts', 64: 'test/server-api.test.ts',
+  63: 'test/server-api.test.ts', 64: 'test/server-api.test.ts', 65: 'test/client/presence.test.ts',
   // 39-45: the HTTP parsers (docs/architecture.md "The HTTP seam").
   39: 'test/http-differential.test.ts and test/wire-raw.test.ts', 40: 'test/http-differential.test.ts',
   41: 'test/wire-raw.test.ts', 42: 'test/wire-raw.test.ts', 43: 'test/wire-raw.test.ts',

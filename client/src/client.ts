@@ -17,7 +17,7 @@ import { sseTransport } from './transports/sse.js';
 import type { ConnectRequest, ServerDisconnect, Transport, TransportConnection } from './transports/transport.js';
 import { websocketTransport } from './transports/websocket.js';
 import type { ClientEvents, ClientOptions, ClientState, PresenceMember, PresenceResult, PresenceStats, TransportName } from './types.js';
-import { memberOf } from './wire.js';
+import { memberOf, query } from './wire.js';
 
 const TRANSPORTS: Record<TransportName, Transport> = {
   websocket: websocketTransport,
@@ -167,10 +167,22 @@ export class HeraldClient extends Emitter<ClientEvents> {
     return { channel, clients: Number(r['clients']) || 0, users: Number(r['users']) || 0 };
   }
 
-  private ask(op: string, channel: string): Promise<Record<string, unknown>> {
+  /** Over the live WebSocket; else `GET /presence` with the client's credentials (SSE, polls, or not connected). */
+  private async ask(op: string, channel: string): Promise<Record<string, unknown>> {
     const request = this.currentState === 'connected' ? this.connection?.request : undefined;
-    if (!request) return Promise.reject(new Error(`${op} needs a live WebSocket connection`));
-    return request(op, { channel });
+    if (request) return request(op, { channel });
+    const fetch = this.platform.fetch;
+    if (!fetch) throw new Error(`${op} needs a WebSocket connection or fetch`);
+    const isKey = this.options.keys.includes(channel);
+    const params: [string, string | undefined][] = [[isKey ? 'key' : 'channel', channel], ['token', this.token], ['stats', op === 'presence_stats' ? '1' : undefined]];
+    const res = await fetch(`${this.baseUrl}/presence${query(params)}`, { credentials: this.options.withCredentials ? 'include' : 'same-origin' });
+    const body: unknown = JSON.parse(await res.text());
+    const answer = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
+    if (res.status !== 200) {
+      const e = (answer['error'] ?? {}) as { code?: unknown; message?: unknown };
+      throw new Error(`${typeof e.code === 'string' ? e.code : res.status}: ${typeof e.message === 'string' ? e.message : 'refused'}`);
+    }
+    return answer;
   }
 
   /** Close the connection (not the client) and open a new one at once: SSE and polls carry their channels in the URL. */

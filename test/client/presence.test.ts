@@ -130,3 +130,22 @@ test('the server API\'s disconnect: an operator code without reconnect stops the
     assert.deepEqual(c.disconnects.at(-1), { reason: 'disconnected', code: 4322, reconnect: false });
   }
 });
+
+test('sse and poll: presence() and presenceStats() ask GET /presence with the client\'s own credentials', async () => {
+  const n = await startServer({ dev: false, namespaces: { room: { presence: true } } });
+  cleanup.push(() => n.close());
+  const token = await signToken({ secret: TEST_SECRET, channels: ['room:1'], subject: 'sue' });
+  for (const transport of ['sse', 'poll'] as const) {
+    const c = sdk(n.url, { channels: ['room:1'], token, transports: [transport] });
+    await eventually(() => c.client.state === 'connected', 5000, 'connected');
+    if (transport === 'sse') await eventually(() => n.server.presence.local.memberCount() === 1, 5000, 'a member');
+    const listed = await c.client.presence('room:1');
+    assert.deepEqual(listed.members.map((m) => m.user), transport === 'sse' ? ['sue'] : [], 'poll clients are not members');
+    assert.deepEqual(await c.client.presenceStats('room:1'), { channel: 'room:1', clients: transport === 'sse' ? 1 : 0, users: transport === 'sse' ? 1 : 0 });
+    c.client.disconnect();
+  }
+  // Without credentials for the channel, or naming two: refused as a subscribe would be.
+  assert.equal((await fetch(`${n.url}/presence?channel=room:1`)).status, 401);
+  assert.equal((await fetch(`${n.url}/presence?channel=room:1&channel=room:2&token=${token}`)).status, 400);
+  assert.equal((await fetch(`${n.url}/presence?channel=other&token=${token}`)).status, 403);
+});
