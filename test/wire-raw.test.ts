@@ -110,3 +110,10 @@ test('a request pipelined behind a stream on node:http\'s path is never answered
   // Both nodes are still up.
   await same('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n', '200 application/json');
 });
+
+test('a publish with two Authorization fields and a foreign Host: the --dev Host check answers first, on both readers', async () => {
+  const body = '{"channel":"a","data":"x"}';
+  const twice = `Authorization: Bearer ${TEST_API_KEY}\r\nAuthorization: Bearer other\r\n`;
+  await same(`POST /api/publish HTTP/1.1\r\nHost: evil.example\r\n${twice}Content-Length: ${body.length}\r\n\r\n${body}`, '403:host_not_allowed');
+  await same(`POST /api/publish HTTP/1.1\r\nHost: localhost\r\n${twice}Content-Length: ${body.length}\r\n\r\n${body}`, '400:bad_request');
+});

@@ -188,11 +188,11 @@ class PublishConnection implements SocketOwner {
         if (verdict.kind === 'defer') return this.handOff();
         const head = verdict.head;
         if (!this.publisher.takes(head.method, head.target, head.version)) return this.handOff();
-        // Two credentials: which one counts is ambiguous (proxies and servers disagree), so neither does (as on node:http's path).
-        if (head.repeated.has('authorization')) return this.refuse(new HeraldError('bad_request', 'more than one Authorization header'));
         if (this.publisher.isDraining) return this.refuseDraining();
         const header = (name: string): string | undefined => head.headers.get(name);
-        const admitted = o.authenticate({ authorization: header('authorization'), remoteAddress: this.socket.remoteAddress, header });
+        // Two Authorization fields are refused there, after the --dev Host check, as on node:http's path.
+        const authorizationFields = head.repeated.has('authorization') ? 2 : head.headers.has('authorization') ? 1 : 0;
+        const admitted = o.authenticate({ authorization: header('authorization'), authorizationFields, remoteAddress: this.socket.remoteAddress, header });
         // Refused before its body is read: answer and close, so the body can never be taken for a next request.
         if ('refused' in admitted) return this.refuseWith(admitted.refused);
         if (head.contentLength > o.maxBodyBytes) {

@@ -41,6 +41,8 @@ export interface PublishRequest {
 /** What the publish API reads off a request head, whichever reader parsed it. */
 export interface PublishHead {
   readonly authorization: string | undefined;
+  /** How many `Authorization` fields the head has (more than one is refused, after the --dev Host check). */
+  readonly authorizationFields?: number;
   readonly remoteAddress: string | undefined;
   /** A request header by lower-case name. */
   header(name: string): string | undefined;
@@ -164,6 +166,8 @@ export class PublishApi {
    */
   authenticate(head: PublishHead): ApiKeyScope {
     checkDevHost(this.config, head.header('host'));
+    // node:http keeps the first of two Authorization headers; which one counts is ambiguous, so neither does.
+    if ((head.authorizationFields ?? 0) > 1) throw new HeraldError('bad_request', 'more than one Authorization header');
     const presented = bearerOf(head.authorization);
     const scope = presented !== undefined ? this.keys.match(presented) : undefined;
     if (scope) return scope;
@@ -209,10 +213,13 @@ export class PublishApi {
   /** The node:http route: the same two steps as the fast path. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== 'POST') throw new HeraldError('method_not_allowed', 'use POST');
-    // node:http keeps the first of two Authorization headers; which one counts is ambiguous, so neither does.
-    if ((req.headersDistinct['authorization']?.length ?? 0) > 1) throw new HeraldError('bad_request', 'more than one Authorization header');
     const header = headerOf(req);
-    const scope = this.authenticate({ authorization: req.headers.authorization, remoteAddress: req.socket.remoteAddress, header });
+    const scope = this.authenticate({
+      authorization: req.headers.authorization,
+      authorizationFields: req.headersDistinct['authorization']?.length ?? 0,
+      remoteAddress: req.socket.remoteAddress,
+      header,
+    });
     const bytes = await readBody(req, this.config.maxBodyBytes);
     const url = req.url ?? '';
     const q = url.indexOf('?');

@@ -78,7 +78,8 @@ async function pipelineAgrees(pair: OraclePair, whole: Buffer, first: Buffer, re
 function closesConnection(request: Buffer): boolean {
   const head = request.toString('latin1', 0, Math.max(0, request.indexOf('\r\n\r\n')));
   const connection = /\r\nconnection:([^\r\n]*)/i.exec(head)?.[1]?.toLowerCase() ?? '';
-  return /^[^\r\n]* HTTP\/1\.0\r\n/.test(head + '\r\n') ? !connection.includes('keep-alive') : connection.includes('close');
+  // llhttp keeps a connection alive by default only from HTTP/1.1 (a minor version above 0: HTTP/2.0 closes too).
+  return /^[^\r\n]* HTTP\/\d\.0\r\n/.test(head + '\r\n') ? !connection.includes('keep-alive') : connection.includes('close');
 }
 
 /** The generated cases for `seed`, and every two-segment split of the base requests. */
