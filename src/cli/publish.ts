@@ -15,7 +15,6 @@ import { createNodeMetrics, MetricsRegistry } from '../core/metrics.js';
 import { HeraldNode } from '../core/node.js';
 import { HeraldError } from '../errors.js';
 import { idempotencyKey } from '../protocol/idempotency.js';
-import { createBroker } from '../server.js';
 import { createLogger } from '../util/log.js';
 import { brokerAddress } from '../util/redact.js';
 import { parseCommand, type CommandSpec } from './command.js';
@@ -130,6 +129,8 @@ async function publishToBroker(
     const fields = JSON.parse(line) as { cause?: unknown };
     if (typeof fields.cause === 'string') cause ??= fields.cause;
   });
+  // Loaded on use: `herald serve --workers`'s primary loads this module (the CLI's table) and must stay small.
+  const { createBroker } = await import('../server.js');
   const broker = createBroker(config, log);
   // A node of its own, subscribed to no client channel: its publish is the one every publisher goes through.
   const node = new HeraldNode(broker, config, log, createNodeMetrics(new MetricsRegistry()));

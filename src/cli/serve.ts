@@ -3,7 +3,7 @@ import cluster from 'node:cluster';
 import { joinMachine, type MachineSeat } from '../cluster/worker.js';
 import { runPrimary } from '../cluster/primary.js';
 import { resolveConfig, type HeraldConfig } from '../config.js';
-import { createHeraldServer, type HeraldServer } from '../server.js';
+import type { HeraldServer } from '../server.js';
 import { createLogger } from '../util/log.js';
 import { brokerAddress } from '../util/redact.js';
 import { CommandFailure, commandWarnings, configSources, parseCommand, type CommandSpec } from './command.js';
@@ -37,6 +37,9 @@ export async function serve(argv: string[], env: Record<string, string | undefin
     config = resolveConfig({ ...sources, overrides: { ...sources.overrides, maxConnections: share } });
     seat = await joinMachine(config);
   }
+  // Loaded here, not at the top: the primary of --workers never serves a client, and the server's modules (the Redis
+  // client, ws, jose) cost ~35 MB of RSS in every process that loads them (docs/benchmarks.md "Workers").
+  const { createHeraldServer } = await import('../server.js');
   const server = createHeraldServer(config, seat?.serverOptions);
   // Anything that escapes every connection boundary is logged and counted, and the node keeps serving.
   installProcessGuard(server.log);
