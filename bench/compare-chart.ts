@@ -6,7 +6,7 @@
 import type { CompareCase } from './compare.js';
 import { bestStep } from './compare.js';
 
-const COLORS: Record<string, string> = { herald: '#2b6cb0', nchan: '#c05621', socketio: '#2f855a' };
+const COLORS: Record<string, string> = { herald: '#63b3ed', 'herald-workers': '#2b6cb0', nchan: '#c05621', socketio: '#2f855a' };
 const BAR = 16;
 const GAP = 10;
 const LABEL_W = 230;
@@ -55,7 +55,7 @@ export function compareChart(cases: CompareCase[], title: string): string {
   const width = LABEL_W + PLOT_W + 200;
   const legend = Object.entries(COLORS)
     .filter(([s]) => cases.some((c) => c.server === s))
-    .map(([s, color], i) => `<rect x="${8 + i * 110}" y="26" width="12" height="12" fill="${color}"/><text x="${24 + i * 110}" y="37" font-size="12">${s}</text>`)
+    .map(([s, color], i) => `<rect x="${8 + i * 130}" y="26" width="12" height="12" fill="${color}"/><text x="${24 + i * 130}" y="37" font-size="12">${s}</text>`)
     .join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 10}" font-family="sans-serif">` +
     `<rect width="100%" height="100%" fill="white"/><text x="8" y="18" font-size="14" font-weight="bold">${escape(title)}</text>${legend}` +

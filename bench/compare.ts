@@ -15,9 +15,13 @@ import { compareChart } from './compare-chart.js';
 
 export type CompareScenario = 'idle' | 'fanout' | 'channels';
 
+/** Herald as one process, Herald on workers (`--workers N`, both cores), and Nchan. */
+export type ServerName = 'herald' | 'herald-workers' | 'nchan';
+const SERVER_NAMES: ServerName[] = ['herald', 'herald-workers', 'nchan'];
+
 /** One cell of the comparison: a server, a scenario and a transport. */
 export interface CompareCase {
-  server: Target;
+  server: ServerName;
   scenario: CompareScenario;
   transport: Transport;
   connections: number;
@@ -39,10 +43,11 @@ const SCALES = {
   },
 } as const;
 
-export const COMPARE_USAGE = `usage: herald bench --compare [--servers herald,nchan] [--scenarios idle,fanout,channels]
+export const COMPARE_USAGE = `usage: herald bench --compare [--servers herald,herald-workers,nchan] [--scenarios idle,fanout,channels]
                      [--transports sub,sse,ws] [--scale small|full] [--workers-herald N] [--out PREFIX]
 
-Runs each scenario against each server, starting and stopping the servers itself. --scale full is issue 8's
+Runs each scenario against each server, starting and stopping the servers itself: herald is one process,
+herald-workers is herald serve --workers N (--workers-herald, default 2), nchan is bench/nchan.conf (two workers). --scale full is issue 8's
 (idle 15k/50k/100k, 10,000 subscribers of one channel and 10,000 channels x 1, rates stepped up until not held);
 small (the default) only checks the harness end to end. --out writes PREFIX.md, PREFIX.svg and PREFIX.json.
 `;
@@ -66,12 +71,13 @@ export async function compareCommand(argv: string[]): Promise<number> {
     process.stdout.write(COMPARE_USAGE);
     return 0;
   }
-  const servers = list(v.servers ?? 'herald,nchan', ['herald', 'nchan']) as Target[];
+  const servers = list(v.servers ?? SERVER_NAMES.join(','), SERVER_NAMES) as ServerName[];
   const scenarios = list(v.scenarios ?? 'idle,fanout,channels', ['idle', 'fanout', 'channels']) as CompareScenario[];
   const transports = list(v.transports ?? 'sub,sse,ws', ['sub', 'sse', 'ws']) as Transport[];
   const scale = v.scale ?? 'small';
   if (scale !== 'small' && scale !== 'full') throw new BenchUsageError(`--scale: "${scale}" is not small or full`);
-  const heraldWorkers = v['workers-herald'];
+  const heraldWorkers = v['workers-herald'] ?? '2';
+  if (!/^[1-9]\d*$/.test(heraldWorkers)) throw new BenchUsageError(`--workers-herald: "${heraldWorkers}" is not a count`);
   if (servers.includes('nchan') && !nchanInstalled()) {
     process.stderr.write('herald bench --compare: Nchan is not installed (apt-get install nginx-light libnginx-mod-nchan)\n');
     return 2;
@@ -94,7 +100,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
       progress(`${c.server} ${c.scenario} /${c.transport} (${c.connections} connections)`);
       let server: RunningServer | undefined;
       try {
-        server = c.server === 'nchan' ? await startNchan() : await startHerald(heraldWorkers);
+        server = c.server === 'nchan' ? await startNchan() : await startHerald(c.server === 'herald' ? '1' : heraldWorkers);
         running.add(server);
         const o = optionsFor(c, scale, server);
         c.result = await runBench(o, (line) => progress(`  ${line}`), controller.signal);
@@ -130,7 +136,7 @@ function list(raw: string, allowed: string[]): string[] {
   return items;
 }
 
-export function planCases(servers: Target[], scenarios: CompareScenario[], transports: Transport[], scale: 'small' | 'full'): CompareCase[] {
+export function planCases(servers: ServerName[], scenarios: CompareScenario[], transports: Transport[], scale: 'small' | 'full'): CompareCase[] {
   const s = SCALES[scale];
   const out: CompareCase[] = [];
   for (const scenario of scenarios) {
@@ -149,15 +155,20 @@ function optionsFor(c: CompareCase, scale: 'small' | 'full', server: RunningServ
     ...(c.scenario === 'channels' ? ['--channels', String(c.connections)] : []),
     ...(c.scenario === 'idle' ? ['--channels', String(c.connections), '--settle', scale === 'small' ? '1' : '5'] : []),
     ...extra, '--quiet']);
-  o.target = c.server;
+  o.target = targetOf(c.server);
   // Read at each measurement: nginx's workers (and Herald's, with --workers) are the server's CPU and memory too.
   o.serverPids = server.pids();
   return o;
 }
 
-/** Herald as `herald serve --dev` (with --workers N when asked and supported), every process of it measured. */
-async function startHerald(workers: string | undefined): Promise<RunningServer> {
-  const s = await spawnServer(workers !== undefined ? ['--workers', workers] : [], []);
+/** Whose wire formats a server speaks. */
+export function targetOf(server: ServerName): Target {
+  return server === 'nchan' ? 'nchan' : 'herald';
+}
+
+/** Herald as `herald serve --dev --workers N`, every process of it (primary and workers) measured. */
+async function startHerald(workers: string): Promise<RunningServer> {
+  const s = await spawnServer(['--workers', workers], []);
   return {
     name: 'herald',
     url: s.url,
@@ -173,10 +184,10 @@ const KB = 1024;
 /** The comparison as Markdown: one row per scenario and transport, one column per server. */
 export function compareTable(cases: CompareCase[], meta: { startedAt: string; scale: string; argv: string[] }): string {
   const servers = [...new Set(cases.map((c) => c.server))];
-  const rows = new Map<string, Map<Target, CompareCase>>();
+  const rows = new Map<string, Map<ServerName, CompareCase>>();
   for (const c of cases) {
     const key = `${c.scenario} /${c.transport} ${c.connections.toLocaleString('en-US')}`;
-    const row = rows.get(key) ?? new Map<Target, CompareCase>();
+    const row = rows.get(key) ?? new Map<ServerName, CompareCase>();
     row.set(c.server, c);
     rows.set(key, row);
   }
