@@ -38,7 +38,7 @@ function report(m: Extract<ToFleet, { type: 'report' }>): FleetReport {
   for (const c of clients) {
     const t = c.trace;
     const k = (kinds[t.kind] ??= {
-      clients: 0, delivered: 0, lost: 0, behind: 0, behindClients: 0, covered: 0, duplicates: 0, outOfOrder: 0, reloads: 0, gaveUp: 0, fatal: 0,
+      clients: 0, delivered: 0, lost: 0, behind: 0, behindClients: 0, covered: 0, duplicates: 0, outOfOrder: 0, unackedLate: 0, reloads: 0, gaveUp: 0, fatal: 0,
       lostClients: 0, resumeMs: [], catchUpMs: [], latencyUs: undefined, signals: {},
     });
     // Acknowledged messages after the last one the client delivered are not lost in a gap: it is behind (still
@@ -56,6 +56,7 @@ function report(m: Extract<ToFleet, { type: 'report' }>): FleetReport {
     k.covered += a.covered;
     k.duplicates += a.duplicates;
     k.outOfOrder += a.outOfOrder;
+    k.unackedLate += a.unackedLate;
     k.reloads += t.missedAt.length;
     if (t.gaveUp) k.gaveUp++;
     k.fatal += t.fatal;

@@ -128,7 +128,7 @@ function mergeReports(reports: readonly FleetReport[]): Record<string, MergedKin
   for (const r of reports) {
     for (const [kind, k] of Object.entries(r.kinds)) {
       const m = (out[kind] ??= {
-        clients: 0, delivered: 0, lost: 0, lostClients: 0, behind: 0, behindClients: 0, covered: 0, duplicates: 0, outOfOrder: 0, reloads: 0,
+        clients: 0, delivered: 0, lost: 0, lostClients: 0, behind: 0, behindClients: 0, covered: 0, duplicates: 0, outOfOrder: 0, unackedLate: 0, reloads: 0,
         gaveUp: 0, fatal: 0, resumeMs: [], catchUpMs: [], latency: new Histogram(), signals: {},
       });
       m.clients += k.clients;
@@ -140,6 +140,7 @@ function mergeReports(reports: readonly FleetReport[]): Record<string, MergedKin
       m.covered += k.covered;
       m.duplicates += k.duplicates;
       m.outOfOrder += k.outOfOrder;
+      m.unackedLate += k.unackedLate;
       m.reloads += k.reloads;
       m.gaveUp += k.gaveUp;
       m.fatal += k.fatal;

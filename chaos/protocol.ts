@@ -47,7 +47,10 @@ export interface KindReport {
   behindClients: number;
   covered: number;
   duplicates: number;
+  /** Acknowledged messages delivered after a later acknowledged one. */
   outOfOrder: number;
+  /** Unacknowledged publishes (failed at the publisher) delivered after a later message: no order is owed them. */
+  unackedLate: number;
   reloads: number;
   gaveUp: number;
   fatal: number;

@@ -51,13 +51,15 @@ export class Publisher {
     this.pad = o.padding ? ' ' + 'x'.repeat(o.padding) : '';
     // Sequential per channel; 16 loops keep 200/s even when each publish takes 50 ms on a busy machine.
     const loops = Math.min(16, o.channels.length);
-    for (let l = 0; l < loops; l++) this.loops.push(this.loop(o.channels.filter((_, i) => i % loops === l), o.rate / loops));
+    // Loop l starts at node l: with two nodes, half the publishes go through the node a scenario kills, so its
+    // in-flight publishes (unacknowledged, maybe published) are part of every node-kill run, not only of busy ones.
+    for (let l = 0; l < loops; l++) this.loops.push(this.loop(o.channels.filter((_, i) => i % loops === l), o.rate / loops, l));
   }
 
-  private async loop(channels: readonly string[], rate: number): Promise<void> {
+  private async loop(channels: readonly string[], rate: number, firstNode: number): Promise<void> {
     const interval = 1000 / rate;
     const start = Date.now();
-    let node = 0;
+    let node = firstNode;
     for (let i = 0; this.running; i++) {
       const channel = channels[i % channels.length] as string;
       const seq = this.seq++;

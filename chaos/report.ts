@@ -42,14 +42,14 @@ export function summaryJson(r: RunResult): unknown {
 export function table(r: RunResult): string {
   const out: string[] = [];
   out.push(`chaos ${r.scenario}: ${r.options.subscribers} subscribers in ${r.fleetProcesses} processes, ${r.options.rate} publishes/s`);
-  const head = ['transport', 'clients', 'delivered', 'lost', 'behind', 'dup', 'order', 'covered', 'reloads', 'gave up', 'resume p50/p99/max ms', 'back after fault p50/p99/max ms', 'latency p99 ms'];
+  const head = ['transport', 'clients', 'delivered', 'lost', 'behind', 'dup', 'order', 'late unacked', 'covered', 'reloads', 'gave up', 'resume p50/p99/max ms', 'back after fault p50/p99/max ms', 'latency p99 ms'];
   const rows = Object.entries(r.kinds).map(([k, v]) => [
-    k, v.clients, v.delivered, v.lost, v.behind, v.duplicates, v.outOfOrder, v.covered, v.reloads, v.gaveUp,
+    k, v.clients, v.delivered, v.lost, v.behind, v.duplicates, v.outOfOrder, v.unackedLate, v.covered, v.reloads, v.gaveUp,
     `${spread(v.resumeMs)} (${v.resumeMs.length})`, spread(v.catchUpMs), (v.latency.quantile(0.99) / 1000).toFixed(0),
   ].map(String));
   const all = Object.values(r.kinds);
   rows.push([
-    'all', ...['clients', 'delivered', 'lost', 'behind', 'duplicates', 'outOfOrder', 'covered', 'reloads', 'gaveUp'].map((f) =>
+    'all', ...['clients', 'delivered', 'lost', 'behind', 'duplicates', 'outOfOrder', 'unackedLate', 'covered', 'reloads', 'gaveUp'].map((f) =>
       String(all.reduce((n, v) => n + (v[f as keyof typeof v] as number), 0))),
     `${spread(all.flatMap((v) => v.resumeMs))} (${all.reduce((n, v) => n + v.resumeMs.length, 0)})`, spread(all.flatMap((v) => v.catchUpMs)), '',
   ]);
