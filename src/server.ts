@@ -219,6 +219,7 @@ export class HeraldServer {
             node: this.node,
             stats: this.stats,
             secret: config.adminSecret === '' ? undefined : config.adminSecret,
+            ...(options.cluster ? { machineKey: options.cluster.machineKey } : {}),
             publish: (channel, data) => this.node.publish(channel, data, { source: 'admin' }),
             addressOf: (req) => clientAddress.of(req.socket.remoteAddress, headerOf(req)),
             log: this.log,

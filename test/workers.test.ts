@@ -141,6 +141,47 @@ describe('herald serve --workers 3 (embedded broker)', () => {
     await until('closed streams leave the sum', async () => (await sessions()) === 0);
   });
 
+  test('the --dev admin dashboard works on every worker and lists every worker as a node', async () => {
+    const page = await new Promise<string>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/admin', agent: false }, (res) => {
+        res.resume();
+        resolve(String(res.headers['set-cookie']?.[0] ?? '').split(';')[0] ?? '');
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.match(page, /=/, 'a cookie');
+    // The feed on fresh connections (other workers): the cookie one worker set is good on all, and the first
+    // stats event names every worker's node.
+    const feed = (): Promise<{ status: number; nodes: number }> =>
+      new Promise((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/admin/events', agent: false, headers: { cookie: page } }, (res) => {
+          if (res.statusCode !== 200) {
+            res.resume();
+            return resolve({ status: res.statusCode ?? 0, nodes: 0 });
+          }
+          let text = '';
+          res.setEncoding('utf8').on('data', (d: string) => {
+            text += d;
+            const data = /event: stats\ndata: (.*)\n/.exec(text)?.[1];
+            if (!data) return;
+            req.destroy();
+            resolve({ status: 200, nodes: (JSON.parse(data) as { nodes: unknown[] }).nodes.length });
+          });
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    let most = 0;
+    for (let i = 0; i < 6; i++) {
+      const r = await feed();
+      assert.equal(r.status, 200, 'the cookie is good on every worker');
+      most = Math.max(most, r.nodes);
+    }
+    await until('the dashboard lists 3 nodes', async () => (await feed()).nodes === 3);
+    assert.ok(most <= 3);
+  });
+
   test('a SIGKILLed worker: its clients resume elsewhere with nothing lost under a publisher; it is restarted', async () => {
     const subs = await spread(port, 'crash', 6, 3);
     const victim = subs[0]?.workerPid ?? 0;

@@ -72,6 +72,8 @@ export async function serve(argv: string[], env: Record<string, string | undefin
 /** The primary of `--workers N`: forks the workers, hosts the embedded broker, and drains them all on SIGTERM. */
 async function servePrimary(config: HeraldConfig, warnings: readonly string[]): Promise<number> {
   const log = createLogger(config.logLevel, undefined, config.logFormat);
+  // The primary holds every worker's link: a bug that escapes here is logged and counted, and the machine keeps serving.
+  installProcessGuard(log);
   for (const warning of warnings) log.warn(warning);
   return runPrimary({
     config,

@@ -5,6 +5,7 @@
  * (with backoff), and on SIGTERM/SIGINT drains every worker and exits 0.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +37,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   const { config, workers, log } = options;
   const dir = mkdtempSync(join(tmpdir(), 'herald-'));
   const socketPath = join(dir, 'workers.sock');
+  const machineKey = randomBytes(32).toString('hex');
   let restarts = 0;
   let draining = false;
   const registry = new MetricsRegistry();
@@ -60,7 +62,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     born.set(worker, Date.now());
     // The worker asks where the primary's socket is (asked, not pushed: a message sent before it listens is lost).
     worker.on('message', (m: unknown) => {
-      if (isAsk(m)) worker.send({ heraldSocket: socketPath });
+      if (isAsk(m)) worker.send({ heraldSocket: socketPath, machineKey });
     });
   };
   cluster.on('exit', (worker, code, signal) => {
@@ -112,15 +114,15 @@ function isAsk(m: unknown): boolean {
 }
 
 /** In a worker: ask the primary over node:cluster's IPC channel where its BrokerHost listens. */
-export function askPrimarySocket(): Promise<string> {
+export function askPrimarySocket(): Promise<{ socketPath: string; machineKey: Buffer }> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the primary did not say where its socket is')), 10_000);
     const onMessage = (m: unknown): void => {
-      const path = typeof m === 'object' && m !== null ? (m as { heraldSocket?: unknown }).heraldSocket : undefined;
-      if (typeof path !== 'string') return;
+      const answer = typeof m === 'object' && m !== null ? (m as { heraldSocket?: unknown; machineKey?: unknown }) : {};
+      if (typeof answer.heraldSocket !== 'string' || typeof answer.machineKey !== 'string') return;
       clearTimeout(timer);
       process.off('message', onMessage);
-      resolve(path);
+      resolve({ socketPath: answer.heraldSocket, machineKey: Buffer.from(answer.machineKey, 'hex') });
     };
     process.on('message', onMessage);
     process.send?.({ herald: 'socket?' });

@@ -30,6 +30,8 @@ export function clusterReady(status: ClusterStatus): boolean {
 export interface ClusterView {
   /** This worker's id. */
   readonly workerId: number;
+  /** A random key of this machine's run, the same in every worker (the --dev admin cookie's key). */
+  readonly machineKey: Buffer;
   status(): ClusterStatus;
   /** Every Herald process's metrics (the primary's included), summed; `local` is this worker's own text. */
   metrics(local: string): Promise<string>;

@@ -25,7 +25,8 @@ export interface MachineSeat {
 
 export async function joinMachine(config: HeraldConfig): Promise<MachineSeat> {
   const workerId = cluster.worker?.id ?? 0;
-  const link = new PrimaryLink(await askPrimarySocket(), workerId);
+  const { socketPath, machineKey } = await askPrimarySocket();
+  const link = new PrimaryLink(socketPath, workerId);
   await link.connect();
   let server: HeraldServer | undefined;
   let listening = false;
@@ -49,6 +50,7 @@ export async function joinMachine(config: HeraldConfig): Promise<MachineSeat> {
   const single = (): ClusterStatus => ({ expected: config.workers, restarts: 0, draining, workers: [] });
   const view: ClusterView = {
     workerId,
+    machineKey,
     status: () => link.status() ?? single(),
     metrics: async (local) => {
       try {

@@ -40,10 +40,14 @@ export class AdminAuth {
   private readonly failures = new Map<string, { count: number; since: number }>();
   private total = { count: 0, since: 0 };
 
-  /** `secret` undefined: no login (--dev without an admin secret): every visitor of GET /admin is given a cookie. */
-  constructor(secret: string | undefined) {
+  /**
+   * `secret` undefined: no login (--dev without an admin secret): every visitor of GET /admin is given a cookie,
+   * signed with `machineKey` (the workers of one `herald serve --workers N` share it, so a cookie one worker set is
+   * good on the others) or a random key of this process.
+   */
+  constructor(secret: string | undefined, machineKey?: Buffer) {
     this.secretDigest = secret === undefined ? undefined : sha256(secret);
-    this.key = secret === undefined ? randomBytes(32) : createHmac('sha256', secret).update('herald admin cookie v1').digest();
+    this.key = secret === undefined ? (machineKey ?? randomBytes(32)) : createHmac('sha256', secret).update('herald admin cookie v1').digest();
   }
 
   get needsLogin(): boolean {

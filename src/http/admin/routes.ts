@@ -58,6 +58,8 @@ export interface AdminOptions {
   readonly stats: ClusterStats;
   /** The admin secret; undefined in --dev without one (no login). */
   readonly secret: string | undefined;
+  /** The cookie key the workers of one machine share when there is no secret (src/cluster/). */
+  readonly machineKey?: Buffer;
   /** Publish a test message the way the publish API does (history policy, metrics). */
   readonly publish: (channel: string, data: string) => Promise<{ id?: string }>;
   /** The client's address (trusted proxies applied), for the login limit. */
@@ -73,7 +75,7 @@ export class AdminDashboard {
   private readonly inspector: ChannelInspector;
 
   constructor(private readonly options: AdminOptions) {
-    this.auth = new AdminAuth(options.secret);
+    this.auth = new AdminAuth(options.secret, options.machineKey);
     this.events = new AdminEvents(options.stats, options.node.nodeId, ADMIN_HEADERS);
     this.inspector = new ChannelInspector(options.node, options.stats, options.presence);
     // A disconnect sent by another node's dashboard for a client this node holds.
