@@ -402,7 +402,7 @@ export const ROWS: Record<number, string> = {
   38: 'test/history-bounds.test.ts',
   78: 'test/admin-http.test.ts', 79: 'test/admin-http.test.ts', 80: 'test/admin-http.test.ts', 81: 'test/admin-http.test.ts',
   82: 'test/internal-port.test.ts', 83: 'test/publish-raw.test.ts', 84: 'test/logs.test.ts',
-  85: 'test/browser/dev-cors.test.ts', 86: 'test/broker-outage.test.ts',
+  85: 'test/browser/dev-cors.test.ts', 86: 'test/broker-outage.test.ts', 87: 'test/json-data.test.ts',
   60: 'test/presence.test.ts', 61: 'test/presence-redis.test.ts', 62: 'test/presence.test.ts',
   // 100-119: the Pusher protocol (docs/pusher.md).
   100: 'test/pusher.test.ts ("hostile input")', 101: 'test/pusher.test.ts ("hostile input")',
