@@ -77,6 +77,11 @@ describe('herald serve --workers 3 (embedded broker)', () => {
     port = portOf(herald);
     await ready(port, 3);
   });
+  // SIGTERM, not the SIGKILL of killAll: the primary removes its socket's directory on the way out.
+  after(async () => {
+    herald?.proc.kill('SIGTERM');
+    await herald?.exited;
+  });
 
   test('a publication accepted by any worker reaches subscribers on every worker once, in order', async () => {
     const subs = await spread(port, 'fan', 6, 2);
@@ -270,5 +275,6 @@ describe('herald serve --workers 2 on Redis: each worker is a node', () => {
     for (const sub of subs) sub.close();
     herald.proc.kill('SIGTERM');
     assert.equal((await herald.exited).code, 0);
+    assert.equal(redis.cli('CLIENT', 'LIST').split('\n').filter((l) => l.includes('name=herald')).length, 0, 'every worker closed its Redis connections');
   });
 });
