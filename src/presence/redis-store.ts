@@ -43,13 +43,15 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`;
 
-// KEYS: members, users. ARGV: (client, user) pairs.
+// KEYS: members, users, index. ARGV: node, then (client, user) pairs. When this node's last member of the channel
+// leaves, its hashes are gone (Redis drops empty hashes) and it leaves the index too: a vacated channel keeps no key.
 const REMOVE = `
-for i = 1, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
   if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 and ARGV[i + 1] ~= '' then
     if redis.call('HINCRBY', KEYS[2], ARGV[i + 1], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[i + 1]) end
   end
 end
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('ZREM', KEYS[3], ARGV[1]) end
 return 1`;
 
 // KEYS: index, members, users. ARGV: node, deadline, ttl, now. Answers 0 when this node's hash is gone (rewrite it).
@@ -148,8 +150,8 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   private remove(channel: string, members: readonly PresenceMember[]): Promise<unknown> {
-    const keys = [this.membersKey(channel), this.usersKey(channel)];
-    const args = ['EVAL', REMOVE, '2', ...keys];
+    const keys = [this.membersKey(channel), this.usersKey(channel), this.indexKey(channel)];
+    const args = ['EVAL', REMOVE, '3', ...keys, this.ctx.nodeId];
     for (const m of members) args.push(m.client, m.user);
     return this.run(keys[0], args, true);
   }
