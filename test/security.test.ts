@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -431,4 +431,8 @@ test('every SECURITY-TESTS.md row names test files that exist', () => {
       assert.ok(existsSync(compiled), `row ${row}: ${file} (${compiled})`);
     }
   }
+  // The repository's copy of the table (docs/security-tests.md) and ROWS list the same rows.
+  const doc = readFileSync(join(here, '..', '..', 'docs', 'security-tests.md'), 'utf8');
+  const documented = [...doc.matchAll(/^\| (\d+) \|/gm)].map((m) => Number(m[1]));
+  assert.deepEqual(documented, Object.keys(ROWS).map(Number).sort((a, b) => a - b), 'docs/security-tests.md rows = ROWS');
 });
