@@ -188,7 +188,9 @@ test('publishes to 300,000 distinct channels stay within historyMaxBytes; evicti
   assert.ok(evictions > 0 && channels + evictions >= total, `${evictions} evictions counted, ${channels} kept`);
   assert.ok(channels < total);
   assert.ok(evictions2 >= evictions + total, 'every channel of the second round evicted one');
-  assert.ok(afterSecond - afterFirst < 48 * MiB, `RSS grew ${((afterSecond - afterFirst) / MiB).toFixed(1)} MiB over ${total} more channels`);
+  // The history bytes above are exact; RSS also carries V8's uncollected garbage of 3,000 requests (37-53 MiB seen).
+  // An unbounded history would add the second round's 300,000 channels on top: over 100 MiB.
+  assert.ok(afterSecond - afterFirst < 72 * MiB, `RSS grew ${((afterSecond - afterFirst) / MiB).toFixed(1)} MiB over ${total} more channels`);
 
   // The first channel was evicted long ago: resuming it is an explicit reload. The last one resumes without one.
   const oldest = ids.get('pub.a.0')!;
