@@ -150,7 +150,10 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
       },
       o.workers,
     );
-    const t = await workers.waitSettled(Math.max(60_000, o.connectTimeoutMs * 2), (p) =>
+    // The connect window grows with the connection count (3 ms each: 300 s for 100,000 on 2 cores, where the load
+    // generator itself connects at 300-2,000 per second); --max-time still bounds the whole run.
+    const connectWindowMs = Math.max(60_000, o.connectTimeoutMs * 2, o.connections * 3);
+    const t = await workers.waitSettled(connectWindowMs, (p) =>
       progress(`  ${p.held} held, ${p.failed} failed of ${p.total}${errorText(p.errors)}`), signal);
     Object.assign(result.connections, { held: t.held, failed: t.failed, dropped: t.dropped, errors: t.errors });
     result.connections.connectSeconds = (Date.now() - started) / 1000;
