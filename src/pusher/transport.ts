@@ -21,7 +21,7 @@ import { checkDevHost } from '../http/dev-guard.js';
 import { queryParams, streamRequestFromNode } from '../http/request.js';
 import { parseClientJson } from '../protocol/json-bounds.js';
 import type { Publication } from '../protocol/publication.js';
-import { refuseUpgrade } from '../transport/upgrade.js';
+import { completeUpgrade, ignoreError, refuseUpgrade } from '../transport/upgrade.js';
 import { reportFault } from '../util/faults.js';
 import type { PusherApp, PusherApps } from './apps.js';
 import {
@@ -78,7 +78,6 @@ function excludeSender(publication: Publication, session: Session): boolean {
   return e?.excludeSeq === session.seq && e.excludeSession === session.id;
 }
 
-function noop(): void {}
 
 export class PusherTransport {
   private readonly wss: WebSocketServer;
@@ -99,7 +98,7 @@ export class PusherTransport {
   }
 
   readonly handleUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
-    socket.on('error', noop);
+    socket.on('error', ignoreError);
     this.upgrade(req, socket, head).catch((err: unknown) => {
       try {
         const e = refuseUpgrade(socket, err);
@@ -127,8 +126,8 @@ export class PusherTransport {
     const refuse = (code: number, message: string): void => {
       this.ctx.onRefused(REFUSAL_CODES[code] ?? 'bad_request');
       this.wss.handleUpgrade(req, socket, head, (ws) => {
-        socket.off('error', noop);
-        ws.on('error', noop);
+        socket.off('error', ignoreError);
+        ws.on('error', ignoreError);
         ws.send(errorJson(code, message), { binary: false });
         ws.close(code, message.slice(0, 100));
       });
@@ -161,15 +160,7 @@ export class PusherTransport {
       if (e.code === 'unavailable' || e.code === 'too_many_requests') return refuse(PUSHER_CODES.over_capacity, 'Over capacity');
       throw err;
     }
-    if (socket.destroyed || !socket.writable) {
-      session.clientGone();
-      return;
-    }
-    const early = (): void => session.clientGone();
-    socket.once('close', early);
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      socket.off('close', early);
-      socket.off('error', noop);
+    completeUpgrade(this.wss, req, socket, head, session, (ws) => {
       new PusherConnection(this.ctx, app, ws, socket, session);
     });
   }

@@ -10,7 +10,7 @@
 import type { HeraldConfig } from '../config.js';
 import type { HeraldNode } from '../core/node.js';
 import type { Logger } from '../util/log.js';
-import { WebhookDispatcher } from '../webhooks/dispatcher.js';
+import { dispatcherLimits, WebhookDispatcher } from '../webhooks/dispatcher.js';
 import type { WebhookMetrics } from '../webhooks/metrics.js';
 import type { PusherApp, PusherApps } from './apps.js';
 import { hmacHex } from './protocol.js';
@@ -46,11 +46,7 @@ export class PusherWebhooks {
           url: h.url,
           name: 'pusher',
           sign: (body) => ({ 'X-Pusher-Key': app.key, 'X-Pusher-Signature': hmacHex(app.secret, body) }),
-          batchSize: config.webhookBatchSize,
-          batchMs: config.webhookBatchMs,
-          queueSize: config.webhookQueueSize,
-          timeoutMs: config.webhookTimeoutMs,
-          maxAttempts: config.webhookMaxAttempts,
+          ...dispatcherLimits(config),
           metrics,
           log,
         }),

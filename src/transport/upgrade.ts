@@ -5,6 +5,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { WebSocket, WebSocketServer } from 'ws';
+import type { Session } from '../core/session.js';
 import { HeraldError, toHeraldError } from '../errors.js';
 import type { ClientAddress } from '../http/client-address.js';
 import { queryParams, streamRequestFromNode, type StreamRequest } from '../http/request.js';
@@ -34,4 +36,32 @@ export function refuseUpgrade(socket: Socket, err: unknown): HeraldError {
   if (socket.writable) socket.end(formatResponse(errorResponse(e, true, e.code === 'method_not_allowed' ? { Allow: 'GET' } : {})));
   socket.destroySoon();
   return e;
+}
+
+/** The socket's error listener while an upgrade is pending (a reset socket must not throw); taken off once ws owns it. */
+export function ignoreError(): void {}
+
+/**
+ * Finish an upgrade whose session is open: hand the socket to `ws`, and end the session if the client went away
+ * meanwhile. ws refuses a bad handshake by destroying the socket without calling back, so 'close' stands for it.
+ */
+export function completeUpgrade(
+  wss: WebSocketServer,
+  req: IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+  session: Session,
+  opened: (ws: WebSocket) => void,
+): void {
+  if (socket.destroyed || !socket.writable) {
+    session.clientGone();
+    return;
+  }
+  const early = (): void => session.clientGone();
+  socket.once('close', early);
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    socket.off('close', early);
+    socket.off('error', ignoreError);
+    opened(ws);
+  });
 }

@@ -42,7 +42,7 @@ import {
 import { reportFault } from '../util/faults.js';
 import { credentialDigest } from '../util/lru.js';
 import { originAllowed } from '../auth/origin.js';
-import { refuseUpgrade, upgradeRequest } from './upgrade.js';
+import { completeUpgrade, ignoreError, refuseUpgrade, upgradeRequest } from './upgrade.js';
 import { wantsJoinLeave } from './stream.js';
 import { BatchedWriter } from './write-batch.js';
 import type { Presence } from '../presence/presence.js';
@@ -85,7 +85,7 @@ export class WebSocketTransport {
 
   /** The HTTP server's 'upgrade' listener. */
   readonly handleUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
-    socket.on('error', noop);
+    socket.on('error', ignoreError);
     this.upgrade(req, socket, head).catch((err: unknown) => {
       try {
         const e = refuseUpgrade(socket, err);
@@ -134,23 +134,14 @@ export class WebSocketTransport {
       // A refused handshake reads as a network error (1006) to a browser's WebSocket: open, then close with a code
       // of the reconnect range, which says why and that trying again helps.
       this.wss.handleUpgrade(req, socket, head, (ws) => {
-        socket.off('error', noop);
-        ws.on('error', noop);
+        socket.off('error', ignoreError);
+        ws.on('error', ignoreError);
         const c = closeFor('broker_unavailable');
         ws.close(c.code, c.reason);
       });
       return;
     }
-    if (socket.destroyed || !socket.writable) {
-      session.clientGone();
-      return;
-    }
-    // ws refuses a bad handshake by destroying the socket without calling back.
-    const early = (): void => session.clientGone();
-    socket.once('close', early);
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      socket.off('close', early);
-      socket.off('error', noop);
+    completeUpgrade(this.wss, req, socket, head, session, (ws) => {
       new WsConnection(this.ctx, ws, socket, session, opened);
     });
   }
@@ -214,7 +205,6 @@ function mergeHookGrants(before: HookGrant | undefined, added: HookGrant): HookG
   return { ...before, channels, ...(subject !== undefined ? { subject } : {}), ...(expiresAt !== undefined ? { expiresAt } : {}) };
 }
 
-function noop(): void {}
 
 /** Pre-framed frames batched per turn; nothing may follow the close frame, which `ws` writes itself. */
 class WsWrites extends BatchedWriter {

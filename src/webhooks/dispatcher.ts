@@ -60,6 +60,23 @@ function retryable(status: number): boolean {
   return status >= 500 || status === 408 || status === 429;
 }
 
+/** The batching, queue and retry settings every dispatcher takes from the configuration's webhook* settings. */
+export function dispatcherLimits(config: {
+  readonly webhookBatchSize: number;
+  readonly webhookBatchMs: number;
+  readonly webhookQueueSize: number;
+  readonly webhookTimeoutMs: number;
+  readonly webhookMaxAttempts: number;
+}): Pick<WebhookDispatcherOptions<WebhookEvent>, 'batchSize' | 'batchMs' | 'queueSize' | 'timeoutMs' | 'maxAttempts'> {
+  return {
+    batchSize: config.webhookBatchSize,
+    batchMs: config.webhookBatchMs,
+    queueSize: config.webhookQueueSize,
+    timeoutMs: config.webhookTimeoutMs,
+    maxAttempts: config.webhookMaxAttempts,
+  };
+}
+
 export function defaultEncode(events: readonly WebhookEvent[], timeMs: number): string {
   return JSON.stringify({ time_ms: timeMs, events });
 }

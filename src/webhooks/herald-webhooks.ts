@@ -10,7 +10,7 @@ import type { HeraldConfig } from '../config.js';
 import type { HeraldNode } from '../core/node.js';
 import type { Session } from '../core/session.js';
 import type { Logger } from '../util/log.js';
-import { WebhookDispatcher } from './dispatcher.js';
+import { dispatcherLimits, WebhookDispatcher } from './dispatcher.js';
 import type { WebhookMetrics } from './metrics.js';
 import { SIGNATURE_HEADER, webhookSignature } from './signature.js';
 
@@ -45,11 +45,7 @@ export function startHeraldWebhooks(
     url: config.webhook,
     name: 'herald',
     sign: (body, timeMs) => ({ [SIGNATURE_HEADER]: webhookSignature(secret, body, timeMs) }),
-    batchSize: config.webhookBatchSize,
-    batchMs: config.webhookBatchMs,
-    queueSize: config.webhookQueueSize,
-    timeoutMs: config.webhookTimeoutMs,
-    maxAttempts: config.webhookMaxAttempts,
+    ...dispatcherLimits(config),
     metrics,
     log,
   });
