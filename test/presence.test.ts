@@ -4,17 +4,14 @@
  * vanishes (its socket destroyed) leaves; counts and lists answer over /ws; seed streams stay exact.
  */
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { EventSource } from 'eventsource';
 import { signToken } from '../src/auth/jwt.js';
-import { eventually, openStream, publish, startServer, TEST_SECRET, type TestServer } from './helpers/server.js';
+import { eventually, openStream, publish, startServer, TEST_SECRET, type TestServer, fileCleanups } from './helpers/server.js';
 import { openWs, type Frame } from './helpers/ws.js';
 import { startTcpProxy } from './helpers/tcp-proxy.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+const cleanups = fileCleanups();
 
 async function node(overrides: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
   const n = await startServer(overrides);

@@ -3,16 +3,13 @@
  * naming the entry and field for a bad one (at the CLI: exit 2), and the activity timeout with the node's ticker.
  */
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { checkConfig, resolveConfig, ConfigError } from '../src/config.js';
 import { cleanEnv, runHerald } from './helpers/cli.js';
-import { startServer, type TestServer } from './helpers/server.js';
+import { startServer, type TestServer, fileCleanups } from './helpers/server.js';
 import { openWs } from './helpers/ws.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+const cleanups = fileCleanups();
 
 const SECRET = 'a-secret-of-more-than-thirty-two-characters-xyz';
 

@@ -4,16 +4,13 @@
  * that fails is retried; a flood past the queue bound is counted in /metrics.
  */
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import type { PusherAppConfig } from '../src/config.js';
 import { answerJson, startHookServer, type HookServer } from './helpers/hook-server.js';
-import { eventually, startServer, type TestServer } from './helpers/server.js';
+import { eventually, startServer, type TestServer, fileCleanups } from './helpers/server.js';
 import { pusherClient, serverLib, type TestPusherClient } from './helpers/pusher.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+const cleanups = fileCleanups();
 
 const APP = { appId: 'hooked', key: 'hooked-key', secret: 'hooked-secret-0123456789' };
 

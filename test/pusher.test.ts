@@ -6,16 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { EventSource } from 'eventsource';
-import { eventually, openStream, publish, startServer, type TestServer } from './helpers/server.js';
+import { eventually, openStream, publish, startServer, type TestServer, fileCleanups } from './helpers/server.js';
 import { openWs } from './helpers/ws.js';
 import { DEV_APP, pusherClient, serverLib, type TestPusherClient } from './helpers/pusher.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+const cleanups = fileCleanups();
 
 async function node(overrides: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
   const n = await startServer(overrides);

@@ -6,20 +6,17 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { EventSource } from 'eventsource';
 import { signToken } from '../src/auth/jwt.js';
-import { eventually, openStream, publish, startServer, TEST_API_KEY, TEST_SECRET, type TestServer } from './helpers/server.js';
+import { eventually, openStream, publish, startServer, TEST_API_KEY, TEST_SECRET, type TestServer, fileCleanups } from './helpers/server.js';
 import { openWs } from './helpers/ws.js';
 
 const run = promisify(execFile);
 const PUBLISH_ONLY = 'publish-only-key-0123456789';
 const CHAT_ONLY = 'chat-presence-key-0123456789';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+const cleanups = fileCleanups();
 
 async function node(overrides: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
   const n = await startServer({

@@ -1,5 +1,6 @@
 /** Test helpers: a Herald server on a free port, and real HTTP clients that read streams line by line. */
 import http from 'node:http';
+import { after } from 'node:test';
 import { resolveConfig, type HeraldConfig } from '../../src/config.js';
 import { createHeraldServer, type HeraldServer, type HeraldServerOptions } from '../../src/server.js';
 
@@ -147,4 +148,16 @@ export async function eventually(check: () => boolean, timeoutMs = 5000, what = 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * Cleanups run once the test file is done, newest first (servers, Redis, clients a file's tests started and share).
+ * Push to the array returned.
+ */
+export function fileCleanups(): (() => Promise<void> | void)[] {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  after(async () => {
+    for (const c of cleanups.reverse()) await c();
+  });
+  return cleanups;
 }
