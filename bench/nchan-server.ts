@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sleep } from './clock.js';
-import { freePort } from './server-process.js';
+import { freePort, healthy } from './server-process.js';
 
 const CONF = fileURLToPath(new URL('../../bench/nchan.conf', import.meta.url));
 export const NGINX = '/usr/sbin/nginx';
@@ -116,12 +116,3 @@ function killQuietly(pid: number): void {
   }
 }
 
-async function healthy(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
-    await res.arrayBuffer();
-    return res.ok;
-  } catch {
-    return false;
-  }
-}

@@ -162,7 +162,8 @@ async function spawnOnce(extraArgs: string[], nodeArgs: string[], readyTimeoutMs
   }
 }
 
-async function healthy(url: string): Promise<boolean> {
+/** Whether `url`'s /healthz answers 2xx within a second (Herald and the harness's Nchan config both serve it). */
+export async function healthy(url: string): Promise<boolean> {
   try {
     const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
     await res.arrayBuffer();
