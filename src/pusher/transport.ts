@@ -19,6 +19,7 @@ import { HeraldError, toHeraldError, type DisconnectReason, type ErrorCode } fro
 import type { ClientAddress } from '../http/client-address.js';
 import { checkDevHost } from '../http/dev-guard.js';
 import { queryParams, streamRequestFromNode } from '../http/request.js';
+import { headerBytesOf, headLimitError } from '../http/wire.js';
 import { parseClientJson } from '../protocol/json-bounds.js';
 import type { Publication } from '../protocol/publication.js';
 import { completeUpgrade, ignoreError, refuseUpgrade } from '../transport/upgrade.js';
@@ -113,7 +114,9 @@ export class PusherTransport {
   private async upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const { node, config } = this.ctx;
     const raw = req.url ?? '/';
-    if (raw.length > config.maxUrlBytes) throw new HeraldError('uri_too_long', `URL over ${config.maxUrlBytes} bytes`);
+    // The router's bounds, checked the one way every reader checks them (an upgrade never reaches the router).
+    const over = headLimitError(raw.length, headerBytesOf(req.rawHeaders), config);
+    if (over) throw over;
     if (req.method !== 'GET') throw new HeraldError('method_not_allowed', 'use GET');
     if ((req.headers['upgrade'] ?? '').toLowerCase() !== 'websocket') throw new HeraldError('bad_request', 'not a WebSocket upgrade');
     const q = raw.indexOf('?');
