@@ -249,7 +249,7 @@ export interface PusherAppConfig {
 
 export interface PusherWebhookConfig {
   readonly url: string;
-  /** Events sent to this URL. @default every one: channel_occupied, channel_vacated, member_added, member_removed, client_event */
+  /** Events sent to this URL. @default every one: channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss */
   readonly events: readonly string[];
 }
 
@@ -975,7 +975,7 @@ export const DEV_PUSHER_APP: PusherAppConfig = Object.freeze({
   maxPresenceMembers: 100,
 });
 
-export const PUSHER_WEBHOOK_EVENTS = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event'];
+export const PUSHER_WEBHOOK_EVENTS = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event', 'cache_miss'];
 const PUSHER_APP_FIELDS = [
   'id', 'key', 'secret', 'allowedOrigins', 'clientEvents', 'channelPrefix', 'webhooks', 'maxConnections', 'maxEventBytes',
   'maxClientEventsPerSecond', 'maxPresenceMembers',

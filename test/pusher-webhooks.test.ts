@@ -17,7 +17,7 @@ const APP = { appId: 'hooked', key: 'hooked-key', secret: 'hooked-secret-0123456
 function appWith(url: string, extra: Partial<PusherAppConfig> = {}): PusherAppConfig {
   return {
     id: APP.appId, key: APP.key, secret: APP.secret, allowedOrigins: [], clientEvents: true, channelPrefix: '',
-    webhooks: [{ url, events: ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event'] }],
+    webhooks: [{ url, events: ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event', 'cache_miss'] }],
     maxConnections: 0, maxEventBytes: 10_240, maxClientEventsPerSecond: 10, maxPresenceMembers: 100, ...extra,
   };
 }
@@ -96,4 +96,21 @@ test('webhooks: a failing receiver is retried; a flood past webhookQueueSize is 
   const text = await metrics();
   const dropped = /herald_webhook_dropped_total\{hook="pusher",reason="overflow"\} (\d+)/.exec(text);
   assert.ok(dropped && Number(dropped[1]) >= 20, `overflow counted: ${dropped?.[0]}`);
+});
+
+test('webhooks: cache_miss when a cache channel subscriber finds nothing cached; none once something is', async () => {
+  const { n, hook } = await setup({ historySize: 100 });
+  const lib = serverLib(n.url, APP);
+  const a = await client(n.url);
+  await a.subscribe('cache-score');
+  await eventually(() => received(hook).some((e) => e.name === 'cache_miss'), 5000, 'cache_miss');
+  assert.deepEqual(received(hook).filter((e) => e.name === 'cache_miss').map((e) => e.channel), ['cache-score']);
+  assert.equal((await lib.trigger('cache-score', 'goal', { home: 1 })).status, 200);
+  const b = await client(n.url);
+  await b.subscribe('cache-score');
+  await b.waitEvent((e) => e.event === 'goal', 'the cached event');
+  const c = await client(n.url);
+  await c.subscribe('private-cache-score');
+  await eventually(() => received(hook).filter((e) => e.name === 'cache_miss').length === 2, 5000, 'the second cache_miss');
+  assert.deepEqual(received(hook).filter((e) => e.name === 'cache_miss').map((e) => e.channel), ['cache-score', 'private-cache-score']);
 });

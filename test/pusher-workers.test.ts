@@ -2,7 +2,8 @@
  * The Pusher protocol on `herald serve --workers 3` with the embedded broker (issue 11): real pusher-js clients
  * spread over the workers (a socket id names its worker's node), the official `pusher` server library calling the
  * HTTP API on fresh connections (so the calls land on different workers). A trigger reaches pusher-js, /sub and /sse
- * on every worker; a Herald publish reaches pusher-js on every worker; client events cross workers and are never
+ * on every worker; a Herald publish (text or JSON) reaches pusher-js on every worker; a cache channel's last event
+ * reaches a new subscriber on any worker; client events cross workers and are never
  * echoed; socket_id exclusion holds across workers; terminate_connections closes a user's connection on another
  * worker; channels and channels/{name} answer for the whole machine whichever worker is asked.
  */
@@ -31,7 +32,7 @@ function get(port: number, path: string): Promise<{ status: number; text: string
 }
 
 /** A Herald publish on a fresh connection (round-robin hands it to some worker). */
-function heraldPublish(port: number, channel: string, data: string): Promise<number> {
+function heraldPublish(port: number, channel: string, data: unknown): Promise<number> {
   return new Promise((resolve, reject) => {
     const body = JSON.stringify({ channel, data });
     const req = request(
@@ -137,6 +138,27 @@ describe(`Pusher on herald serve --workers ${WORKERS} (embedded broker)`, () => 
     for (const c of clients) {
       await eventually(() => c.events.filter((e) => e.event === 'message').length === WORKERS, 5000, `Herald publishes at worker ${workerOf(c)}`);
       assert.deepEqual(c.events.filter((e) => e.event === 'message').map((e) => e.data), ['h0', 'h1', 'h2']);
+    }
+    // JSON data: the bind callback gets the value published, on every worker.
+    assert.equal(await heraldPublish(port, 'w-news', { total: 3, lines: ['x'] }), 200);
+    for (const c of clients) await c.waitEvent((e) => e.event === 'message' && typeof e.data === 'object', `the JSON publish at worker ${workerOf(c)}`);
+    for (const c of clients) assert.deepEqual(c.events.filter((e) => e.event === 'message').at(-1)!.data, { total: 3, lines: ['x'] });
+  });
+
+  test('a cache channel gives its last event to a new subscriber on any worker (the machine\'s one history)', async () => {
+    const first = await client();
+    await first.subscribe('cache-w-score');
+    await first.waitEvent((e) => e.event === 'pusher:cache_miss', 'cache_miss on the empty channel');
+    for (let i = 1; i <= WORKERS; i++) assert.equal((await lib.trigger('cache-w-score', 'goal', { home: i })).status, 200);
+    await first.waitEvent((e) => e.event === 'goal' && (e.data as { home: number }).home === WORKERS, 'the live goals');
+    const late = await spread(WORKERS, WORKERS);
+    for (const c of late) {
+      await c.subscribe('cache-w-score');
+      await c.waitEvent((e) => e.event === 'goal', `the cached event on worker ${workerOf(c)}`);
+    }
+    await sleep(100);
+    for (const c of late) {
+      assert.deepEqual(c.events.filter((e) => e.event !== 'pusher:subscription_succeeded').map((e) => e.data), [{ home: WORKERS }], 'the last event only, no cache_miss');
     }
   });
 

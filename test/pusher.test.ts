@@ -370,3 +370,116 @@ test('outside --dev a public Pusher channel must be one Herald lets anyone subsc
   await serverLib(n.url, closed).trigger('private-user.42.inbox', 'mail', 'x');
   await b.waitEvent((e) => e.event === 'mail', 'a signed private channel works outside --dev');
 });
+
+test('the /app/{key} upgrade is held to the request head bounds every reader applies: a long URL is 414, a big header block 431', async () => {
+  const n = await node({ maxUrlBytes: 1024, maxHeaderBytes: 2048 });
+  const control = await client(n.url);
+  await control.subscribe('control');
+  const { request } = await import('node:http');
+  const status = (path: string, headers: Record<string, string> = {}): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = request(`${n.url}${path}`, {
+        agent: false,
+        headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': randomBytes(16).toString('base64'), ...headers },
+      });
+      req.on('upgrade', (_res, socket) => {
+        socket.destroy();
+        resolve(101);
+      });
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  assert.equal(await status('/app/app-key?protocol=7'), 101);
+  assert.equal(await status(`/app/app-key?protocol=7&pad=${'x'.repeat(1100)}`), 414);
+  assert.equal(await status('/app/app-key?protocol=7', { 'X-Pad': 'y'.repeat(3000) }), 431);
+  await serverLib(n.url).trigger('control', 'still', 'fine');
+  await control.waitEvent((e) => e.event === 'still', 'the control subscriber still served');
+});
+
+test('JSON data: a Herald JSON publish reaches a pusher-js bind callback as the value; the frame carries it as a JSON string, as Pusher sends it', async () => {
+  const n = await node();
+  const c = await client(n.url);
+  const ch = await c.subscribe('json-news');
+  const bound: unknown[] = [];
+  ch.bind('message', (data) => bound.push(data));
+  ch.bind('Shipped', (data) => bound.push(data));
+  const raw = await openWs(`${n.url}/app/app-key?protocol=7`);
+  cleanups.push(() => raw.close());
+  raw.ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'json-news' } }));
+  const kind = (f: unknown): string => (f as { event: string }).event;
+  await raw.waitFrames((f) => f.some((x) => kind(x) === 'pusher_internal:subscription_succeeded'), 5000, 'raw subscribed');
+  const value = { order: 7, items: ['a', 'b'], paid: true };
+  assert.equal((await publish(n.url, { channel: 'json-news', data: value })).status, 200);
+  assert.equal((await publish(n.url, { channel: 'json-news', data: 'plain words' })).status, 200);
+  // An envelope published as JSON (not as text) with object data: sent as Pusher sends a trigger's data.
+  assert.equal((await publish(n.url, { channel: 'json-news', data: { event: 'Shipped', data: { id: 9 } } })).status, 200);
+  await eventually(() => bound.length === 3, 5000, 'three events at the bind callbacks');
+  assert.deepEqual(bound, [value, 'plain words', { id: 9 }], 'the bind callback gets the object published');
+  await raw.waitFrames((f) => f.filter((x) => kind(x) === 'message' || kind(x) === 'Shipped').length === 3, 5000, 'three frames');
+  const frames = raw.frames.filter((x) => kind(x) === 'message' || kind(x) === 'Shipped') as unknown as { data: unknown }[];
+  for (const f of frames) assert.equal(typeof f.data, 'string', 'data is a JSON-encoded string in the frame');
+  assert.deepEqual(JSON.parse(frames[0]!.data as string), value);
+  assert.deepEqual(JSON.parse(frames[2]!.data as string), { id: 9 });
+});
+
+test('cache channels: a subscriber gets the last event first, or pusher:cache_miss; private and presence cache channels too', async () => {
+  // The cache is the channel's history (the tests' nodes keep none unless asked).
+  const n = await node({ historySize: 100 });
+  const lib = serverLib(n.url);
+  const first = await client(n.url);
+  const missed: unknown[] = [];
+  await first.subscribe('cache-price');
+  await first.waitEvent((e) => e.event === 'pusher:cache_miss', 'pusher:cache_miss on an empty cache channel');
+  assert.equal(first.events.filter((e) => e.event === 'pusher:cache_miss').length, 1);
+  await lib.trigger('cache-price', 'price', { eur: 1 });
+  await lib.trigger('cache-price', 'price', { eur: 2 });
+  await first.waitEvent((e) => e.event === 'price' && (e.data as { eur: number }).eur === 2, 'live events');
+  // A new subscriber: the last event only, once, and no cache_miss; then the live ones.
+  const late = await client(n.url);
+  const ch = await late.subscribe('cache-price');
+  ch.bind('pusher:cache_miss', (d) => missed.push(d));
+  await late.waitEvent((e) => e.event === 'price', 'the cached event');
+  await lib.trigger('cache-price', 'price', { eur: 3 });
+  await late.waitEvent((e) => e.event === 'price' && (e.data as { eur: number }).eur === 3, 'the next live event');
+  await sleep(100);
+  assert.deepEqual(late.events.filter((e) => e.event !== 'pusher:subscription_succeeded').map((e) => [e.event, e.data]), [
+    ['price', { eur: 2 }],
+    ['price', { eur: 3 }],
+  ]);
+  assert.deepEqual(missed, []);
+  // A Herald publish is the last event as well.
+  await publish(n.url, { channel: 'cache-price', data: { eur: 4 } });
+  const third = await client(n.url);
+  await third.subscribe('cache-price');
+  await third.waitEvent((e) => e.event === 'message', 'a Herald publish cached');
+  assert.deepEqual(third.events.find((e) => e.event === 'message')!.data, { eur: 4 });
+  // Private and presence cache channels: authorized as usual, the same cache.
+  await lib.trigger('private-cache-stock', 'level', { n: 5 });
+  const priv = await client(n.url);
+  await priv.subscribe('private-cache-stock');
+  await priv.waitEvent((e) => e.event === 'level', 'the cached event on a private cache channel');
+  const pres = await client(n.url, { user: { user_id: 'ann' } });
+  const room = await pres.subscribe('presence-cache-room');
+  await pres.waitEvent((e) => e.event === 'pusher:cache_miss', 'cache_miss on a presence cache channel');
+  assert.equal(room.members!.count, 1);
+  // Not a cache channel: neither.
+  await lib.trigger('plain-price', 'price', { eur: 1 });
+  const plain = await client(n.url);
+  await plain.subscribe('plain-price');
+  await sleep(200);
+  assert.deepEqual(plain.events.filter((e) => e.event !== 'pusher:subscription_succeeded'), []);
+});
+
+test('cache channels keep nothing where the channel keeps no history: every subscriber is told pusher:cache_miss', async () => {
+  const n = await node({ historySize: 0 });
+  const lib = serverLib(n.url);
+  await lib.trigger('cache-nohist', 'price', { eur: 1 });
+  const c = await client(n.url);
+  await c.subscribe('cache-nohist');
+  await c.waitEvent((e) => e.event === 'pusher:cache_miss', 'cache_miss without history');
+  assert.ok(!c.events.some((e) => e.event === 'price'));
+});

@@ -409,6 +409,7 @@ export const ROWS: Record<number, string> = {
   102: 'test/pusher.test.ts ("private channels")', 103: 'test/pusher.test.ts ("HTTP API")',
   104: 'test/pusher.test.ts ("wrong app key")', 105: 'test/pusher.test.ts ("client events")',
   106: 'test/pusher-redis.test.ts ("forged Pusher control messages")', 107: 'test/pusher.test.ts ("outside --dev")',
+  108: 'test/pusher.test.ts ("request head bounds")',
   // 70-77: the auth hook and webhooks (docs/auth-hook.md, docs/webhooks.md).
   70: 'test/auth-hook.test.ts', 71: 'test/auth-hook.test.ts', 72: 'test/auth-hook.test.ts', 73: 'test/auth-hook.test.ts',
   74: 'test/webhooks.test.ts', 75: 'test/auth-hook.test.ts ("at most authHookMaxConcurrent")',

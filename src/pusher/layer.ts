@@ -66,6 +66,7 @@ export class PusherLayer {
             socket_id: socketId,
             ...(userId !== undefined ? { user_id: userId } : {}),
           }),
+        cacheMiss: (app, channel) => webhooks.send(app, { name: 'cache_miss', channel }),
       },
       connections: this.connections,
       onRefused: options.onRefused,

@@ -6,7 +6,8 @@
  * channel. Its data is the envelope `{"event":"<name>","data":<data>}` (plus `"socket_id"` when the sender is
  * excluded, `"user_id"` for a client event on a presence channel). Pusher clients get the envelope unpacked into a
  * Pusher frame; `/sub`, `/sse` and `/ws` subscribers get the envelope as the message's data. A Herald publish whose
- * data is not an envelope reaches Pusher clients as the event `message` with the data verbatim.
+ * data is not an envelope reaches Pusher clients as the event `message`, its data text in a JSON string as Pusher
+ * sends a trigger's data: pusher-js parses it, so a JSON publish reaches a bind callback as the value published.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { StreamCodec } from '../protocol/frames.js';
@@ -235,7 +236,7 @@ function decodeEnvelope(p: Publication): Envelope | null {
         const excluded = socketId === undefined ? undefined : sessionIdOfSocket(socketId);
         e = {
           event,
-          dataJson: JSON.stringify(data),
+          dataJson: serverEventData(event, data),
           ...(socketId !== undefined ? { socketId } : {}),
           ...(excluded !== undefined ? { excludeSession: excluded, excludeSeq: Number(socketId!.split('.')[1]) } : {}),
           ...(typeof userId === 'string' ? { userId } : {}),
@@ -247,6 +248,17 @@ function decodeEnvelope(p: Publication): Envelope | null {
   }
   decoded.set(p, e);
   return e;
+}
+
+/**
+ * An event's data as its frame carries it. Pusher sends a server event's data as a JSON string (the trigger's text;
+ * pusher-js parses it, so a bind callback gets the object, and the mobile libraries read a string), so an envelope
+ * published through Herald with JSON data that is not a string is sent as that JSON's text, as Pusher would.
+ * A client event's data is relayed as the client sent it.
+ */
+function serverEventData(event: string, data: unknown): string {
+  if (typeof data === 'string' || event.startsWith('client-')) return JSON.stringify(data);
+  return JSON.stringify(JSON.stringify(data));
 }
 
 /**

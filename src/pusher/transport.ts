@@ -25,6 +25,7 @@ import type { Publication } from '../protocol/publication.js';
 import { completeUpgrade, ignoreError, refuseUpgrade } from '../transport/upgrade.js';
 import { reportFault } from '../util/faults.js';
 import type { PusherApp, PusherApps } from './apps.js';
+import { cachedFrom, cacheMissFrame, isCacheChannel } from './cache.js';
 import {
   channelAuthValid,
   channelKind,
@@ -53,6 +54,8 @@ import type { PusherPresence } from './presence.js';
 /** What the transport reports to the rest of the Pusher layer (webhooks). */
 export interface PusherEvents {
   clientEvent(app: PusherApp, channel: string, event: string, dataJson: string, socketId: string, userId: string | undefined): void;
+  /** A subscriber of a cache channel found nothing cached (the `cache_miss` webhook). */
+  cacheMiss(app: PusherApp, channel: string): void;
 }
 
 export interface PusherContext {
@@ -364,27 +367,36 @@ export class PusherConnection implements SessionSink {
         return fail(403, `Presence channel holds its limit of ${this.app.config.maxPresenceMembers} members`);
       }
     }
+    let cacheMiss = false;
     try {
-      await this.ctx.node.subscribe(this.session, [target]);
+      // A cache channel is joined with resume from just before its last message: the node delivers that one first.
+      const from = isCacheChannel(name) ? await cachedFrom(this.ctx.node, target.channel) : undefined;
+      cacheMiss = isCacheChannel(name) && !from;
+      await this.ctx.node.subscribe(this.session, [target], from ? { since: [from] } : undefined);
     } catch (err) {
       const e = toHeraldError(err);
       return fail(e.status, e.message);
     }
     if (this.session.isEnded || !this.session.targets.some((t) => t.label === name)) return;
     this.channels.set(name, { kind, target });
-    if (!member) {
-      this.session.write(subscriptionSucceeded(name));
-      return;
-    }
+    if (!member) return this.succeeded(name, {}, cacheMiss);
     const presence = this.ctx.presence;
     presence.join(this.session, target.channel, member.userId, member.infoJson);
     try {
-      this.session.write(subscriptionSucceeded(name, { presence: await presence.snapshot(target.channel) }));
+      this.succeeded(name, { presence: await presence.snapshot(target.channel) }, cacheMiss);
     } catch (err) {
       // The other nodes' members cannot be read (the broker is down): not subscribed, and the client may retry.
       this.unsubscribe(name);
       fail(503, `Presence cannot be read now: ${toHeraldError(err).message}`);
     }
+  }
+
+  /** The subscription holds: pusher-js is told, and on a cache channel with nothing cached, so is the app. */
+  private succeeded(name: string, data: unknown, cacheMiss: boolean): void {
+    this.session.write(subscriptionSucceeded(name, data));
+    if (!cacheMiss) return;
+    this.session.write(cacheMissFrame(name));
+    this.ctx.events.cacheMiss(this.app, name);
   }
 
   private unsubscribe(name: unknown): void {
