@@ -329,7 +329,7 @@ export class HeraldNode implements SessionOwner {
     }
     outcomes.forEach((o, i) => {
       const { target, since } = recover[i]!;
-      if (o) session.endRecovery(target.label, fitReplay(session, target.label, o), since === undefined);
+      if (o) session.endRecovery(target.label, o, since === undefined);
     });
   }
 
@@ -491,7 +491,7 @@ export class HeraldNode implements SessionOwner {
       reads.set(key, read);
     }
     read.then(
-      (outcome) => session.endRecovery(target.label, fitReplay(session, target.label, outcome), false),
+      (outcome) => session.endRecovery(target.label, outcome, false),
       (err: unknown) => {
         this.log.warn('history read failed: telling the client to reload', { conn: session.id, channel: target.channel, err: String(err) });
         session.endRecovery(target.label, { publications: [], reload: 'broker_lost' }, false);
@@ -588,29 +588,6 @@ function isBrokerOutage(err: unknown): boolean {
 function outageError(err: unknown, what = 'broker unreachable'): unknown {
   if (!isBrokerOutage(err)) return err;
   return new HeraldError('broker_unavailable', `${what} (${(err as HeraldError).message}): retry shortly`, { cause: err });
-}
-
-/**
- * A replay must fit the client's queue (`maxQueueBytes`) beside what it holds already. On `/poll` one that does not
- * is cut after the messages that fit: the answer's cursor stands at the last of them, and the next poll reads on
- * from there. On a stream it is replaced by a `reload` `oversized` from the position the history read reached: the
- * client reloads that channel's state and continues live, as Centrifugo answers a position it cannot recover.
- * Sending a stream's replay in pieces as its socket drains was the other choice; it would hold the channel's live
- * messages, and the queue memory, for as long as the slowest client takes, which is what the bound prevents.
- * A poll that cannot take even the first message (and holds nothing else) gets the reload too, so it never polls in
- * place.
- */
-function fitReplay(session: Session, label: string, outcome: RecoveryOutcome): RecoveryOutcome {
-  if (outcome.reload || outcome.publications.length === 0) return outcome;
-  const n = session.replayFitting(label, outcome.publications);
-  if (n === outcome.publications.length) return outcome;
-  // A poll whose answer holds something already (another channel's replay) leaves this channel where it was.
-  if (session.options.replayInPieces && (n > 0 || session.hasUnsent())) {
-    const publications = outcome.publications.slice(0, n);
-    return { publications, position: publications[n - 1]?.position };
-  }
-  const last = outcome.publications[outcome.publications.length - 1]?.position;
-  return { publications: [], position: outcome.position ?? last, reload: 'oversized' };
 }
 
 function newNodeId(): string {

@@ -13,19 +13,21 @@
  * closed `closeGraceMs` after its last words (`closeIfOverdue`). A session ended before its sink was attached (while
  * opening) says its last words on attach, so a client never gets a silent 200 or 101.
  *
- * Resume without gaps or duplicates (docs/protocol.md "Message ids and resume"): per channel the session remembers
- * the position of the last message it delivered. To recover a channel it first holds that channel's live messages
- * (`beginRecovery`, while already joined to the hub), then the node reads history, and `endRecovery` writes the
- * history, then releases the held live messages whose offsets lie beyond what was delivered. A live message whose
- * offset skips ahead reveals a loss (a broker reconnect) and starts the same recovery; a channel whose epoch changed
- * gets a reload notice and then the new epoch's messages from its start (read from history where the live message
- * is not its first). Held messages count against `maxQueueBytes` like everything else.
+ * Resume without gaps or duplicates (docs/protocol.md "Message ids and resume") is decided by the session's
+ * ChannelCursors (core/channel-cursors.ts, a pure state machine with its own unit tests): the session is its output,
+ * encoding and writing what it decides. To recover a channel the session first holds that channel's live messages
+ * (`beginRecovery`, while already joined to the hub), then the node reads history, and `endRecovery` fits the replay
+ * to the queue and hands it to the cursors. Held messages count against `maxQueueBytes` like everything else.
  */
 import type { Publication } from '../protocol/publication.js';
 import type { DisconnectReason } from '../errors.js';
 import type { CustomDisconnect, ReloadReason, StreamCodec } from '../protocol/frames.js';
-import { formatMessageId, isReadStamp, type StreamPosition } from '../protocol/message-id.js';
+import { formatMessageId, type StreamPosition } from '../protocol/message-id.js';
+import { ChannelCursors, type CursorOutput, type RecoveryOutcome } from './channel-cursors.js';
 import type { HubMember } from './hub.js';
+import { fitReplay } from './recovery.js';
+
+export type { RecoveryOutcome } from './channel-cursors.js';
 
 /** Where a session's bytes go: the transport's adapter over a socket. */
 export interface SessionSink {
@@ -99,35 +101,11 @@ export interface SessionOwner {
   reloadSent?(reason: ReloadReason): void;
 }
 
-/** What reading a channel's history gave, as `endRecovery` applies it. */
-export interface RecoveryOutcome {
-  /** Messages to deliver first (after the reload notice, if any), oldest first: the ones the client missed. */
-  readonly publications: readonly Publication[];
-  /** The channel's position after them; undefined when unknown. */
-  readonly position?: StreamPosition;
-  /** Set when the missed messages cannot be replayed: the client is told to reload the channel. */
-  readonly reload?: ReloadReason;
-  /** Where the reload puts the client (the notice's id): just before `publications`; `position` when absent. */
-  readonly reloadAt?: StreamPosition;
-}
-
-interface Held {
-  readonly frame: Buffer;
-  readonly publication: Publication;
-}
-
-/** Per channel label: where the client stands, and live messages held while history is read. */
-interface ChannelCursor {
-  readonly label: string;
-  position: StreamPosition | undefined;
-  pending: Held[] | undefined;
-}
-
 let nextSeq = 1;
 /** Sessions store their opening time in seconds from here: a small integer, which V8 keeps unboxed. */
 const EPOCH_MS = Date.now();
 
-export class Session implements HubMember {
+export class Session implements HubMember, CursorOutput {
   /** Unique within the process; the number behind `id`. */
   readonly seq = nextSeq++;
   private readonly openedSecond = Math.floor((Date.now() - EPOCH_MS) / 1000);
@@ -147,8 +125,8 @@ export class Session implements HubMember {
   private closed = false;
   /** The cursor when the stream ended (its channels are gone by then): a poll answer still carries it. */
   private finalCursor: string | undefined;
-  /** An array, not a Map: most sessions hold one channel, and an empty Map costs more than the cursor itself. */
-  private cursors: ChannelCursor[] = [];
+  /** Where the client stands on each channel, and live messages held while a channel recovers. */
+  private readonly cursors = new ChannelCursors();
   /** Resume mode (SSE, or a client that sent a cursor): position changes without a message are announced. */
   announcePositions = false;
   /** Join and leave events of presence channels go to this client (asked for; a `/ws` subscribe can ask later). */
@@ -206,40 +184,26 @@ export class Session implements HubMember {
 
   /** Hub member: one frame for one of this session's channels. */
   send(frame: Buffer, publication: Publication, label: string): void {
-    const cursor = this.cursorOf(label);
-    if (!cursor) {
+    const taken = this.cursors.receive(label, frame, publication, this);
+    if (taken === 'untracked') {
       if (!this.options.exclude?.(publication, this)) this.write(frame);
-      return;
+    } else if (taken === 'held' && this.heldBytes + this.cursors.heldBytes > this.options.maxQueueBytes) {
+      this.disconnect('slow');
     }
-    if (cursor.pending) {
-      cursor.pending.push({ frame, publication });
-      this.heldBytes += frame.length;
-      if (this.heldBytes > this.options.maxQueueBytes) this.disconnect('slow');
-      return;
-    }
-    this.deliverLive(label, cursor, frame, publication);
-  }
-
-  private cursorOf(label: string): ChannelCursor | undefined {
-    for (const c of this.cursors) if (c.label === label) return c;
-    return undefined;
   }
 
   /** Start tracking a channel label's position (called when the session joins it). */
   track(label: string, position?: StreamPosition): void {
-    if (!this.cursorOf(label)) this.cursors = this.cursors.concat([{ label, position, pending: undefined }]);
+    this.cursors.track(label, position);
   }
 
   untrack(label: string): void {
-    const cursor = this.cursorOf(label);
-    if (!cursor) return;
-    if (cursor.pending) for (const h of cursor.pending) this.heldBytes -= h.frame.length;
-    this.cursors.splice(this.cursors.indexOf(cursor), 1);
+    this.cursors.untrack(label);
   }
 
   /** The last position delivered on a label, if known. */
   positionOf(label: string): StreamPosition | undefined {
-    return this.cursorOf(label)?.position;
+    return this.cursors.positionOf(label);
   }
 
   /** The connection's cursor: every channel's position in target order (docs/protocol.md). */
@@ -248,7 +212,7 @@ export class Session implements HubMember {
     let out = '';
     for (let i = 0; i < this.targets.length; i++) {
       if (i > 0) out += ',';
-      const p = this.cursorOf(this.targets[i]!.label)?.position;
+      const p = this.cursors.positionOf(this.targets[i]!.label);
       if (p) out += formatMessageId(p);
     }
     return out;
@@ -256,114 +220,48 @@ export class Session implements HubMember {
 
   /** Hold `label`'s live messages from now until `endRecovery`. Returns false when it is already held. */
   beginRecovery(label: string): boolean {
-    let cursor = this.cursorOf(label);
-    if (!cursor) this.cursors = this.cursors.concat([(cursor = { label, position: undefined, pending: undefined })]);
-    if (cursor.pending) return false;
-    cursor.pending = [];
-    return true;
+    return this.cursors.hold(label);
   }
 
   /**
-   * Apply a history read: tell the client to reload where it must, deliver what was missed (after the reload: the
-   * new epoch's messages), then the live messages held meanwhile, skipping those already delivered. `fresh`: the
-   * client had no position (it gets none replayed, and keeps every live message held since it joined).
+   * Apply a history read to a held label: the replay is first fitted to this client's queue (core/recovery.ts
+   * `fitReplay`), then the cursors decide what the client is told (ChannelCursors.release). `fresh`: the client had
+   * no position (it gets none replayed, and keeps every live message held since it joined).
    */
   endRecovery(label: string, outcome: RecoveryOutcome, fresh: boolean): void {
-    const cursor = this.cursorOf(label);
-    if (!cursor?.pending || this.ended) return;
-    const pending = cursor.pending;
-    cursor.pending = undefined;
-    for (const h of pending) this.heldBytes -= h.frame.length;
-    const before = cursor.position;
-    let told = false;
-    const reloadAt = outcome.reloadAt;
-    // Two recoveries overlapped and this read is the older one: the client already stands in the new epoch.
-    const toldBefore = reloadAt && before && before.epoch === reloadAt.epoch && before.offset >= reloadAt.offset;
-    if (outcome.reload && !toldBefore) {
-      cursor.position = reloadAt ?? outcome.position;
-      this.owner.reloadSent?.(outcome.reload);
-      this.write(this.codec.encodeReload(label, outcome.reload, idOf(cursor.position), this.cursor()));
-      told = true;
-    }
-    for (const p of outcome.publications) {
-      const at = cursor.position;
-      // Skip what was delivered already (a second recovery of the same channel read overlapping history).
-      if (p.position && at && at.epoch === p.position.epoch && p.position.offset <= at.offset) continue;
-      if (p.position) cursor.position = p.position;
-      if (this.options.exclude?.(p, this)) continue;
-      this.emitMessage(this.codec.encode(p, label));
-      told = true;
-    }
-    let position = outcome.position;
-    const first = pending[0]?.publication.position;
-    // A fresh client keeps every live message held since it joined, even those the read also saw.
-    if (fresh && position && first && first.epoch === position.epoch && first.offset <= position.offset) {
-      position = { offset: first.offset - 1, epoch: first.epoch };
-    }
-    if (position && (!cursor.position || cursor.position.epoch !== position.epoch || cursor.position.offset < position.offset)) {
-      cursor.position = position;
-    }
-    if (!told && this.announcePositions && cursor.position && (!before || formatMessageId(before) !== formatMessageId(cursor.position))) {
-      this.write(this.codec.encodePosition(label, formatMessageId(cursor.position), this.cursor()));
-    }
-    for (let i = 0; i < pending.length; i++) {
-      if (cursor.pending) {
-        // A held message revealed another gap: the rest waits for that recovery.
-        for (let j = i; j < pending.length; j++) {
-          cursor.pending.push(pending[j]!);
-          this.heldBytes += pending[j]!.frame.length;
-        }
-        break;
-      }
-      const h = pending[i]!;
-      this.deliverLive(label, cursor, h.frame, h.publication);
-    }
+    if (this.ended || !this.cursors.isHolding(label)) return;
+    const fitted = fitReplay(outcome, {
+      fitting: (publications) => this.replayFitting(label, publications),
+      inPieces: this.options.replayInPieces === true,
+      hasUnsent: () => this.hasUnsent(),
+    });
+    this.cursors.release(label, fitted, fresh, this);
   }
 
-  private deliverLive(label: string, cursor: ChannelCursor, frame: Buffer, publication: Publication): void {
-    const p = publication.position;
-    if (p) {
-      const last = cursor.position;
-      if (last && last.epoch === p.epoch) {
-        if (p.offset <= last.offset) return; // already delivered (from history, or twice by the broker)
-        if (p.offset > last.offset + 1 && this.owner.recoverGap) {
-          // Messages between were lost on the way: hold this one and read them from history.
-          cursor.pending = [{ frame, publication }];
-          this.heldBytes += frame.length;
-          this.owner.recoverGap(this, label, 'gap');
-          return;
-        }
-      } else if (last) {
-        // A new history generation.
-        if (p.offset === 1 && isReadStamp(last.epoch)) {
-          // The client stood at a read stamp (the channel had no history) and this is the new epoch's first message:
-          // nothing came between (the node holds every channel while its broker link is down, so a stamp here was
-          // read on the link this message came by). No reload.
-        } else if (p.offset > 1 && this.owner.recoverGap) {
-          // The new epoch began before this message: hold it and read the epoch from its start (the client is told
-          // to reload first, unless its read stamp vouches that it missed nothing).
-          cursor.pending = [{ frame, publication }];
-          this.heldBytes += frame.length;
-          this.owner.recoverGap(this, label, 'epoch');
-          return;
-        } else {
-          // Whatever followed `last` in the old generation cannot be replayed.
-          const before: StreamPosition = { offset: p.offset - 1, epoch: p.epoch };
-          cursor.position = before;
-          this.owner.reloadSent?.('epoch');
-          this.write(this.codec.encodeReload(label, 'epoch', idOf(before), this.cursor()));
-        }
-      }
-      cursor.position = p;
-    }
-    // A message this client must not get (its own, by socket_id) still moves its position: it is no gap.
-    if (this.options.exclude?.(publication, this)) return;
-    this.emitMessage(frame);
-  }
-
-  private emitMessage(frame: Buffer): void {
+  /** CursorOutput: a live frame (encoded once for every subscriber) or a message read from history. */
+  message(label: string, publication: Publication, frame: Buffer | undefined): boolean {
+    if (this.options.exclude?.(publication, this)) return false;
+    const bytes = frame ?? this.codec.encode(publication, label);
     const wrap = this.codec.withCursor;
-    this.write(wrap ? wrap(frame, this.cursor()) : frame);
+    this.write(wrap ? wrap(bytes, this.cursor()) : bytes);
+    return true;
+  }
+
+  /** CursorOutput: the client must reload `label`. */
+  reload(label: string, reason: ReloadReason, at: StreamPosition | undefined): void {
+    this.owner.reloadSent?.(reason);
+    this.write(this.codec.encodeReload(label, reason, idOf(at), this.cursor()));
+  }
+
+  /** CursorOutput: a recovery moved `label`'s position without a message; announced in resume mode. */
+  position(label: string, at: StreamPosition): void {
+    if (this.announcePositions) this.write(this.codec.encodePosition(label, formatMessageId(at), this.cursor()));
+  }
+
+  /** CursorOutput: a live message revealed a loss on `label` (held now): the node reads its history. */
+  get lost(): ((label: string, cause: 'gap' | 'epoch') => void) | undefined {
+    const owner = this.owner;
+    return owner.recoverGap ? (label, cause) => owner.recoverGap!(this, label, cause) : undefined;
   }
 
   /** Start writing to the socket: flush what was held since the subscription went live. */
@@ -393,7 +291,7 @@ export class Session implements HubMember {
 
   /** Bytes waiting for this client: held (before attach, or while a channel recovers) and in the socket's queue. */
   queuedBytes(): number {
-    return this.heldBytes + (this.sink?.bufferedBytes() ?? 0);
+    return this.heldBytes + this.cursors.heldBytes + (this.sink?.bufferedBytes() ?? 0);
   }
 
   /** True when frames were written for this client and not sent yet (not counting messages held for recovery). */
@@ -422,13 +320,13 @@ export class Session implements HubMember {
     if (this.ended) return;
     if (this.sink) {
       this.sink.write(frame);
-      if (this.sink.bufferedBytes() + this.heldBytes > this.options.maxQueueBytes) this.disconnect('slow');
+      if (this.sink.bufferedBytes() + this.heldBytes + this.cursors.heldBytes > this.options.maxQueueBytes) this.disconnect('slow');
       return;
     }
     if (!this.held) return;
     this.held.push(frame);
     this.heldBytes += frame.length;
-    if (this.heldBytes > this.options.maxQueueBytes) this.disconnect('slow');
+    if (this.heldBytes + this.cursors.heldBytes > this.options.maxQueueBytes) this.disconnect('slow');
   }
 
   /**
