@@ -11,13 +11,17 @@ import type { Transport } from './protocol.js';
 import { runBench, type BenchResult } from './run.js';
 import { nchanInstalled, descendants, startNchan, type RunningServer } from './nchan-server.js';
 import { spawnServer } from './server-process.js';
+import { startSocketIo } from './socketio-process.js';
 import { compareChart } from './compare-chart.js';
 
 export type CompareScenario = 'idle' | 'fanout' | 'channels';
 
-/** Herald as one process, Herald on workers (`--workers N`, both cores), and Nchan. */
-export type ServerName = 'herald' | 'herald-workers' | 'nchan';
-const SERVER_NAMES: ServerName[] = ['herald', 'herald-workers', 'nchan'];
+/**
+ * Herald as one process, Herald on workers (`--workers N`, both cores), Nchan, and Socket.IO 4 on two cluster
+ * workers (bench/socketio-server.ts; its clients speak WebSocket, so it runs in the /ws rows only).
+ */
+export type ServerName = 'herald' | 'herald-workers' | 'nchan' | 'socketio';
+const SERVER_NAMES: ServerName[] = ['herald', 'herald-workers', 'nchan', 'socketio'];
 
 /** One cell of the comparison: a server, a scenario and a transport. */
 export interface CompareCase {
@@ -43,11 +47,12 @@ const SCALES = {
   },
 } as const;
 
-export const COMPARE_USAGE = `usage: herald bench --compare [--servers herald,herald-workers,nchan] [--scenarios idle,fanout,channels]
+export const COMPARE_USAGE = `usage: herald bench --compare [--servers herald,herald-workers,nchan,socketio] [--scenarios idle,fanout,channels]
                      [--transports sub,sse,ws] [--scale small|full] [--workers-herald N] [--out PREFIX]
 
 Runs each scenario against each server, starting and stopping the servers itself: herald is one process,
-herald-workers is herald serve --workers N (--workers-herald, default 2), nchan is bench/nchan.conf (two workers). --scale full is issue 8's
+herald-workers is herald serve --workers N (--workers-herald, default 2), nchan is bench/nchan.conf (two workers),
+socketio is Socket.IO 4 on two cluster workers with socket.io-client subscribers (the /ws rows only). --scale full is issue 8's
 (idle 15k/50k/100k, 10,000 subscribers of one channel and 10,000 channels x 1, rates stepped up until not held);
 small (the default) only checks the harness end to end. --out writes PREFIX.md, PREFIX.svg and PREFIX.json.
 `;
@@ -100,7 +105,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
       progress(`${c.server} ${c.scenario} /${c.transport} (${c.connections} connections)`);
       let server: RunningServer | undefined;
       try {
-        server = c.server === 'nchan' ? await startNchan() : await startHerald(c.server === 'herald' ? '1' : heraldWorkers);
+        server = await startServer(c.server, heraldWorkers);
         running.add(server);
         const o = optionsFor(c, scale, server);
         c.result = await runBench(o, (line) => progress(`  ${line}`), controller.signal);
@@ -142,7 +147,9 @@ export function planCases(servers: ServerName[], scenarios: CompareScenario[], t
   for (const scenario of scenarios) {
     for (const transport of transports) {
       const sizes: readonly number[] = scenario === 'idle' ? s.idle : [s[scenario].n];
-      for (const connections of sizes) for (const server of servers) out.push({ server, scenario, transport, connections });
+      for (const connections of sizes) {
+        for (const server of servers) if (server !== 'socketio' || transport === 'ws') out.push({ server, scenario, transport, connections });
+      }
     }
   }
   return out;
@@ -163,7 +170,20 @@ function optionsFor(c: CompareCase, scale: 'small' | 'full', server: RunningServ
 
 /** Whose wire formats a server speaks. */
 export function targetOf(server: ServerName): Target {
-  return server === 'nchan' ? 'nchan' : 'herald';
+  return server === 'nchan' ? 'nchan' : server === 'socketio' ? 'socketio' : 'herald';
+}
+
+function startServer(server: ServerName, heraldWorkers: string): Promise<RunningServer> {
+  switch (server) {
+    case 'nchan':
+      return startNchan();
+    case 'socketio':
+      return startSocketIo(2);
+    case 'herald':
+      return startHerald('1');
+    case 'herald-workers':
+      return startHerald(heraldWorkers);
+  }
 }
 
 /** Herald as `herald serve --dev --workers N`, every process of it (primary and workers) measured. */

@@ -5,8 +5,11 @@ import type { Transport } from './protocol.js';
 export const SCENARIOS = ['idle', 'hold', 'fanout', 'channels', 'custom'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
-/** The server under test speaks Herald's wire formats, or Nchan's (raw data lines, POST /pub): bench/compare.ts. */
-export type Target = 'herald' | 'nchan';
+/**
+ * The server under test speaks Herald's wire formats, Nchan's (raw data lines, POST /pub), or is Socket.IO
+ * (socket.io-client subscribers, Herald's POST /api/publish from bench/socketio-server.ts): bench/compare.ts.
+ */
+export type Target = 'herald' | 'nchan' | 'socketio';
 
 export interface BenchOptions {
   scenario: Scenario;

@@ -19,6 +19,8 @@ export interface PoolSpec {
   transport: Transport;
   /** Nchan: messages arrive as their bare data (a line, an SSE data field, a text frame). */
   nchan?: boolean;
+  /** Socket.IO (bench/socketio-server.ts): socket.io-client connections, whatever `transport` says. */
+  socketio?: boolean;
   firstIndex: number;
   count: number;
   channels: number;

@@ -144,7 +144,7 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
     progress(`connecting ${o.connections} ${o.transport} streams over ${o.workers} worker(s) and ${o.sourceAddresses} source address(es)`);
     workers = new WorkerSet(
       {
-        host, port, ports, transport: o.transport, nchan: o.target === 'nchan', firstIndex: 0, count: o.connections, channels: o.channels,
+        host, port, ports, transport: o.transport, nchan: o.target === 'nchan', socketio: o.target === 'socketio', firstIndex: 0, count: o.connections, channels: o.channels,
         channelPrefix, localAddresses: sourceAddresses(host, o.sourceAddresses),
         concurrency: o.connectConcurrency, connectTimeoutMs: o.connectTimeoutMs,
       },

@@ -3,9 +3,10 @@
  * requests over IPC. It exits when the parent goes away, so a crashed bench leaves no worker behind.
  */
 import type { FromWorker, ToWorker } from './protocol.js';
+import { SocketIoPool } from './socketio-subscriber.js';
 import { SubscriberPool } from './subscriber.js';
 
-let pool: SubscriberPool | undefined;
+let pool: SubscriberPool | SocketIoPool | undefined;
 const send = (m: FromWorker): void => {
   if (process.connected) process.send?.(m);
 };
@@ -14,7 +15,7 @@ process.on('message', (m: ToWorker) => {
   try {
     switch (m.type) {
       case 'connect':
-        pool = new SubscriberPool(m.spec);
+        pool = m.spec.socketio ? new SocketIoPool(m.spec) : new SubscriberPool(m.spec);
         pool.start();
         break;
       case 'step':
