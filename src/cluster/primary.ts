@@ -16,6 +16,7 @@ import { registerProcessMetrics } from '../core/process-metrics.js';
 import type { Logger } from '../util/log.js';
 import { VERSION } from '../version.js';
 import { BrokerHost } from './broker-host.js';
+import { guardHandoffs } from './handoff-guard.js';
 
 /** Restart backoff: 100 ms doubling to 5 s; a worker that lived 10 s resets it. */
 const RESTART_BASE_MS = 100;
@@ -59,6 +60,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   let failures = 0;
   const fork = (): void => {
     const worker = cluster.fork();
+    // A connection handed to it as it dies is closed rather than left open unanswered (handoff-guard.ts).
+    guardHandoffs(worker);
     born.set(worker, Date.now());
     // The worker asks where the primary's socket is (asked, not pushed: a message sent before it listens is lost).
     worker.on('message', (m: unknown) => {
