@@ -68,6 +68,8 @@ export interface HeraldServerOptions {
   nodeHttpOnly?: boolean;
   /** This process is a worker of `herald serve --workers N` (src/cluster/): its health routes answer for the machine. */
   cluster?: ClusterView;
+  /** Where this node's presence members are shared (a worker on the embedded broker passes the primary's). */
+  presenceStore?: (ctx: StoreContext) => PresenceStore;
 }
 
 export class HeraldServer {
@@ -126,7 +128,7 @@ export class HeraldServer {
     this.policy = new ChannelPolicy(config);
     this.node = new HeraldNode(broker, config, this.log, metrics, this.policy);
 
-    this.presence = createPresence(config, this.node, this.policy, broker, this.log);
+    this.presence = createPresence(config, this.node, this.policy, broker, this.log, options.presenceStore);
     this.webhookMetrics = new WebhookMetrics(metrics.registry);
     this.webhooks = startHeraldWebhooks(config, this.node, this.webhookMetrics, this.log);
 
@@ -485,11 +487,20 @@ export function createHeraldServer(config: HeraldConfig, options?: HeraldServerO
   return new HeraldServer(config, options);
 }
 
-/** Presence with the store the broker allows: per-node entries on Redis, or this node alone on the embedded broker. */
-function createPresence(config: HeraldConfig, node: HeraldNode, policy: ChannelPolicy, broker: Broker, log: Logger): Presence {
+/**
+ * Presence with the store the broker allows: per-node entries on Redis, the primary's index for a worker on the
+ * embedded broker (`given`), or this node alone on the embedded broker.
+ */
+function createPresence(
+  config: HeraldConfig,
+  node: HeraldNode,
+  policy: ChannelPolicy,
+  broker: Broker,
+  log: Logger,
+  given: ((ctx: StoreContext) => PresenceStore) | undefined,
+): Presence {
   const maxInfoBytes = config.presenceMaxInfoBytes;
   const storeFor = (local: LocalPresence): PresenceStore => {
-    if (!(broker instanceof RedisBroker)) return new LocalOnlyStore();
     const ctx: StoreContext = {
       nodeId: node.nodeId,
       local,
@@ -497,6 +508,8 @@ function createPresence(config: HeraldConfig, node: HeraldNode, policy: ChannelP
       ttlMs: config.presenceTtlSeconds * 1000,
       maxInfoBytes,
     };
+    if (given) return given(ctx);
+    if (!(broker instanceof RedisBroker)) return new LocalOnlyStore();
     return new RedisPresenceStore(broker, ctx, log);
   };
   return new Presence(node, policy, storeFor, { maxInfoBytes, log });

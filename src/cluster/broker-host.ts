@@ -7,17 +7,24 @@
  * machine-wide questions: every process's metrics summed, and every worker's status.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { DEFAULTS } from '../config.js';
 import type { BrokerHandler, HistoryBroker, HistoryPolicy, HistoryQuery, Idempotency, Publication } from '../broker/broker.js';
 import { HeraldError } from '../errors.js';
+import { checkMember, memberObject, validChannel } from '../presence/member.js';
 import type { Logger } from '../util/log.js';
 import { encodeFrame, FrameQueue, FrameReader, Op, type Frame } from './frames.js';
 import { sumMetrics } from './metrics-sum.js';
+import { MachinePresence } from './machine-presence.js';
 import type { ClusterStatus, WorkerStatus } from './status.js';
 
 /** Unsent bytes a worker may fall behind by before it is cut off (it restarts; its clients resume elsewhere). */
 const MAX_LINK_BYTES = 256 * 1024 * 1024;
 /** How long a metrics scrape waits for each worker's text. */
 const METRICS_WAIT_MS = 2000;
+/** Members per PRESENCE_GONE frame (a dead worker's members are told to the others in chunks). */
+const GONE_CHUNK = 1000;
+/** Members a PRESENCE_READ lists at most (Presence asks for at most its own limit, 10,000 by default). */
+const MAX_READ_MEMBERS = 100_000;
 
 interface Link {
   workerId: number;
@@ -32,6 +39,8 @@ export interface BrokerHostOptions {
   /** The machine's broker (the embedded one); absent with Redis, where each worker is a node of its own. */
   readonly broker?: HistoryBroker;
   readonly log: Logger;
+  /** Largest member info accepted from a worker (config.presenceMaxInfoBytes; its default when absent). */
+  readonly presenceMaxInfoBytes?: number;
   /** The primary's own metrics text (its RSS counts too). */
   readonly ownMetrics: () => string;
   /** What the primary knows beside the workers' reports. */
@@ -45,6 +54,8 @@ export class BrokerHost implements BrokerHandler {
   private readonly subscribers = new Map<string, Set<Link>>();
   private readonly metricsWaits = new Map<number, { link: Link; done: (text: string | undefined) => void }>();
   private nextRid = 1;
+  /** Every worker's presence members (the embedded broker's machine-wide presence). */
+  private readonly presence = new MachinePresence<Link>();
 
   constructor(private readonly options: BrokerHostOptions) {
     this.server = createServer((socket) => this.accept(socket));
@@ -117,7 +128,32 @@ export class BrokerHost implements BrokerHandler {
     const gone: string[] = [];
     for (const channel of link.channels) if (this.leave(link, channel)) gone.push(channel);
     if (gone.length > 0) void this.options.broker?.unsubscribe(gone);
+    this.presenceGone(link);
     this.broadcastStatus();
+  }
+
+  /** A worker is gone (killed, crashed, cut off): its members leave at once, and the other workers send the leaves. */
+  private presenceGone(link: Link): void {
+    const dropped = this.presence.drop(link);
+    for (let i = 0; i < dropped.length; i += GONE_CHUNK) {
+      const events = dropped.slice(i, i + GONE_CHUNK).map((d) => [d.channel, memberObject(d.member), d.userEdge]);
+      const frame = encodeFrame([Op.PRESENCE_GONE, events]);
+      for (const other of this.links) other.queue.send(frame);
+    }
+  }
+
+  /** A worker's presence write (a push, no answer): checked like any frame from outside. */
+  private presenceWrite(link: Link, frame: Frame): void {
+    const [op, channel, value] = frame;
+    if (!validChannel(channel)) throw new Error('presence write without a valid channel');
+    if (op === Op.PRESENCE_REMOVE) {
+      if (typeof value !== 'string') throw new Error('presence remove without a client');
+      this.presence.remove(link, channel, value);
+      return;
+    }
+    const member = checkMember(value, this.options.presenceMaxInfoBytes ?? DEFAULTS.presenceMaxInfoBytes);
+    if (!member) throw new Error('presence add without a valid member');
+    this.presence.add(link, channel, member);
   }
 
   /** True when the channel has no subscribed worker left. */
@@ -143,6 +179,10 @@ export class BrokerHost implements BrokerHandler {
       this.broadcastStatus();
       return;
     }
+    if (op === Op.PRESENCE_ADD || op === Op.PRESENCE_REMOVE) {
+      this.presenceWrite(link, frame);
+      return;
+    }
     if (typeof rid !== 'number') throw new Error('request without an id');
     if (op === Op.OK && this.metricsWaits.has(rid)) {
       this.metricsWaits.get(rid)?.done(typeof frame[2] === 'string' ? frame[2] : undefined);
@@ -165,6 +205,13 @@ export class BrokerHost implements BrokerHandler {
   /** Async so that a bad field rejects (answered ERR); the broker calls still happen synchronously, in frame order. */
   private async handle(link: Link, op: unknown, frame: Frame): Promise<unknown> {
     if (op === Op.CLUSTER_METRICS) return this.clusterMetrics();
+    if (op === Op.PRESENCE_READ) {
+      const [, , channel, withMembers, limit] = frame;
+      if (!validChannel(channel)) throw new HeraldError('bad_request', 'expected a channel');
+      const max = typeof limit === 'number' && limit >= 0 ? Math.min(limit, MAX_READ_MEMBERS) : 0;
+      const answer = this.presence.read(link, channel, withMembers === true, max);
+      return { members: answer.members.map(memberObject), clients: answer.clients, total: answer.total };
+    }
     const broker = this.options.broker;
     if (!broker) throw new HeraldError('unavailable', 'no embedded broker: each worker is a node on Redis');
     switch (op) {

@@ -38,6 +38,14 @@ export const Op = {
   STATUS: 11,
   /** primary → worker: [CLUSTER, workers]: what every worker last reported (see WorkerStatus) */
   CLUSTER: 12,
+  /** worker → primary: [PRESENCE_ADD, channel, member]: a member of this worker joined (src/cluster/worker-presence.ts) */
+  PRESENCE_ADD: 13,
+  /** worker → primary: [PRESENCE_REMOVE, channel, client]: a member of this worker left */
+  PRESENCE_REMOVE: 14,
+  /** worker → primary: [PRESENCE_READ, rid, channel, withMembers, limit]: the other workers' members, the machine's counts */
+  PRESENCE_READ: 15,
+  /** primary → worker: [PRESENCE_GONE, [[channel, member, userEdge], ...]]: a dead worker's members, for leave events */
+  PRESENCE_GONE: 16,
 } as const;
 
 export type Frame = readonly unknown[];

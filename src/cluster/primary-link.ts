@@ -28,6 +28,8 @@ export class PrimaryLink {
   private socket: Socket | undefined;
   private queue: FrameQueue | undefined;
   events: LinkEvents | undefined;
+  /** The primary tells of a dead worker's presence members (src/cluster/worker-presence.ts listens). */
+  onPresenceGone: ((events: unknown) => void) | undefined;
 
   constructor(
     private readonly socketPath: string,
@@ -101,6 +103,10 @@ export class PrimaryLink {
       const [, channel, data, id, ts] = frame;
       if (typeof channel !== 'string' || typeof data !== 'string') return;
       this.events?.onPublication(channel, data, typeof id === 'string' ? id : undefined, typeof ts === 'number' ? ts : Date.now());
+      return;
+    }
+    if (op === Op.PRESENCE_GONE) {
+      this.onPresenceGone?.(frame[1]);
       return;
     }
     if (op === Op.CLUSTER) {

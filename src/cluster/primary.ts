@@ -49,6 +49,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     socketPath,
     log,
     ...(config.broker === 'memory' ? { broker: new MemoryBroker({ maxHistoryBytes: config.historyMaxBytes }) } : {}),
+    presenceMaxInfoBytes: config.presenceMaxInfoBytes,
     ownMetrics: () => registry.render(),
     machine: () => ({ expected: workers, restarts, draining }),
   });

@@ -11,6 +11,7 @@ import { askPrimarySocket } from './primary.js';
 import { PrimaryLink } from './primary-link.js';
 import type { ClusterStatus, ClusterView } from './status.js';
 import { WorkerBroker } from './worker-broker.js';
+import { WorkerPresenceStore } from './worker-presence.js';
 
 const STATUS_MS = 1000;
 
@@ -62,7 +63,7 @@ export async function joinMachine(config: HeraldConfig): Promise<MachineSeat> {
   };
   const serverOptions: HeraldServerOptions = {
     cluster: view,
-    ...(config.broker === 'memory' ? { broker: new WorkerBroker(link) } : {}),
+    ...(config.broker === 'memory' ? { broker: new WorkerBroker(link), presenceStore: (ctx) => new WorkerPresenceStore(link, ctx) } : {}),
   };
   return {
     workerId,

@@ -71,6 +71,9 @@ export class Presence {
   ) {
     this.store = storeFor(this.local);
     const store = this.store;
+    store.onRemoteLeave?.((from, channel, member, userEdge) => {
+      if (this.policy.presence(channel)) this.deliver({ kind: 'leave', channel, member, node: from, userEdge });
+    });
     node.observe({
       subscribed: (session, target) => this.sessionJoined(session, target),
       unsubscribed: (session, target) => this.sessionLeft(session, target),
@@ -124,6 +127,7 @@ export class Presence {
   async stats(channel: string): Promise<PresenceStats> {
     const own = this.local.stats(channel);
     const remote = await this.store.remote(channel, false, 0);
+    if (remote.total) return remote.total;
     if (remote.clients === 0) return own;
     const users = new Set(remote.users);
     for (const u of this.local.users(channel)) users.add(u);

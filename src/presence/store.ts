@@ -4,13 +4,13 @@
  *
  * - LocalOnlyStore: one node (the embedded broker): nothing to mirror, nothing to read.
  * - RedisPresenceStore (./redis-store.ts): per-node entries on Redis with a heartbeat and a TTL.
- * - A workers layer (src/cluster/) can plug in its own: each worker is then a node, and its store shares the
- *   workers' entries (over IPC, or through Redis as above).
+ * - WorkerPresenceStore (src/cluster/worker-presence.ts): `--workers N` on the embedded broker; each worker is a
+ *   node and mirrors its members to the primary over the worker link (with Redis, each worker uses the Redis store).
  *
  * Writes are fire and forget: a write that fails marks the channel for a full rewrite at the next heartbeat, from
  * the node's own members (the truth). Reads reject with a HeraldError (503) when the store cannot be read.
  */
-import type { PresenceMember } from './member.js';
+import type { PresenceMember, PresenceStats } from './member.js';
 import type { LocalPresence } from './local-presence.js';
 
 /** Other nodes' part of a channel's presence. */
@@ -20,7 +20,15 @@ export interface RemotePresence {
   /** Named users on other nodes (for the union with this node's); anonymous members counted apart. */
   readonly users: ReadonlySet<string>;
   readonly anonymous: number;
+  /**
+   * The whole cluster's counts, this node's members included, when the store keeps them itself (the primary's
+   * index on `--workers`): then `users` and `anonymous` are left empty and counts cost O(1).
+   */
+  readonly total?: PresenceStats;
 }
+
+/** Members of another node that left without telling (its process died), reported by the store. */
+export type RemoteLeave = (node: string, channel: string, member: PresenceMember, userEdge: boolean) => void;
 
 export interface PresenceStore {
   /** This node's member joined (`local` already holds it). */
@@ -32,6 +40,11 @@ export interface PresenceStore {
    * O(nodes) where the store allows it).
    */
   remote(channel: string, withMembers: boolean, limit: number): Promise<RemotePresence>;
+  /**
+   * Stores that learn of a dead node's members at once (the worker link) report them, so that subscribers are told
+   * of their leaves. A store that only lets them expire (Redis) has no such events.
+   */
+  onRemoteLeave?(listener: RemoteLeave): void;
   /** Called once a second by the node's ticker (heartbeats, rewrites). */
   tick(now: number): void;
   close(): Promise<void>;

@@ -19,6 +19,8 @@ export interface Received {
 
 export class WorkerSub {
   readonly messages: Received[] = [];
+  /** Every frame of the stream (messages, joins, leaves, disconnects), in order. */
+  readonly frames: unknown[][] = [];
   worker = 0;
   workerPid = 0;
   workers: WorkerStatusLite[] = [];
@@ -31,6 +33,8 @@ export class WorkerSub {
   constructor(
     private readonly port: number,
     private readonly channel: string,
+    /** More of the /sub query, e.g. `joinLeave=1`. */
+    private readonly extraQuery = '',
   ) {}
 
   /** Connect (resuming after `since` when given; '' asks for ids from now) and wait until the stream's head came. */
@@ -64,7 +68,7 @@ export class WorkerSub {
           this.workerPid = this.workers.find((w) => w.id === body.worker)?.pid ?? 0;
           this.text = this.text.slice(end + 4 + Number(length));
           phase = 'stream';
-          const q = `channel=${encodeURIComponent(this.channel)}&since=${encodeURIComponent(since)}`;
+          const q = `channel=${encodeURIComponent(this.channel)}&since=${encodeURIComponent(since)}${this.extraQuery ? '&' + this.extraQuery : ''}`;
           socket.write(`GET /sub?${q} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
           return;
         }
@@ -80,6 +84,7 @@ export class WorkerSub {
       const line = (lines[i] ?? '').trim();
       if (!line.startsWith('[')) continue;
       const frame = JSON.parse(line) as unknown[];
+      this.frames.push(frame);
       if (frame[0] === 'message') this.messages.push({ data: String(frame[2]), id: String(frame[3]) });
       if (frame[0] === 'disconnect') this.disconnects.push(String(frame[1]));
     }
