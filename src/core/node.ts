@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { hasHistory, NODE_CONTROL_CHANNEL, type Broker, type PublishOptions, type PublishResult } from '../broker/broker.js';
 import type { HeraldConfig } from '../config.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
-import type { StreamCodec } from '../protocol/frames.js';
+import type { FrameEncoder } from '../protocol/frames.js';
 import type { StreamPosition } from '../protocol/message-id.js';
 import type { Logger } from '../util/log.js';
 import { ControlPath } from './control-path.js';
@@ -246,7 +246,7 @@ export class HeraldNode implements SessionOwner {
    * Open a session on its channels. Resolves once every subscription is live; on failure nothing is left subscribed.
    */
   async openSession(
-    codec: StreamCodec,
+    codec: FrameEncoder,
     targets: readonly SessionTarget[],
     options: SessionOptions,
     resume?: ResumeRequest,

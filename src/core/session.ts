@@ -21,7 +21,7 @@
  */
 import type { Publication } from '../protocol/publication.js';
 import type { DisconnectReason } from '../errors.js';
-import type { CustomDisconnect, ReloadReason, StreamCodec } from '../protocol/frames.js';
+import type { CustomDisconnect, FrameEncoder, ReloadReason } from '../protocol/frames.js';
 import { formatMessageId, type StreamPosition } from '../protocol/message-id.js';
 import { ChannelCursors, type CursorOutput, type RecoveryOutcome } from './channel-cursors.js';
 import type { HubMember } from './hub.js';
@@ -29,27 +29,26 @@ import { fitReplay } from './recovery.js';
 
 export type { RecoveryOutcome } from './channel-cursors.js';
 
-/** Where a session's bytes go: the transport's adapter over a socket. */
+/**
+ * Where a session's bytes go: the transport's adapter over a socket. Liveness and last words are the transport's
+ * (an HTTP stream's heartbeat line and disconnect frame, a WebSocket ping and close code, a poll's answer): the
+ * session only says when.
+ */
 export interface SessionSink {
   write(bytes: Buffer): void;
   /** Bytes written but not yet handed to the kernel. */
   bufferedBytes(): number;
-  /** Write the last bytes (may be empty) and close gracefully. */
-  end(last: Buffer | undefined): void;
   /** Close at once, sending nothing more. */
   destroy(): void;
-  /** Called by the node's ticker once per heartbeat interval; the default writes the codec's heartbeat frame. */
-  heartbeat?(): void;
+  /** Called by the node's ticker once per heartbeat interval (the session has checked the peer still drains). */
+  heartbeat(): void;
   /**
    * Bytes the socket has handed to the kernel so far. With it, the heartbeat also finds a peer that stopped draining
    * (gone without FIN while data was in flight, or no longer reading): see `Session.heartbeat`.
    */
   sentBytes?(): number;
-  /**
-   * End with a reason, for transports whose last word is not a frame of the codec (a WebSocket close code, a poll
-   * answer). When absent, `end(codec.encodeDisconnect(reason))` is used.
-   */
-  close?(reason: DisconnectReason, custom?: CustomDisconnect): void;
+  /** Say why the stream ends, after what is queued, and close gracefully. */
+  close(reason: DisconnectReason, custom?: CustomDisconnect): void;
 }
 
 /** One channel a session listens to, and the name the client knows it by (a sealed key, or the channel itself). */
@@ -134,7 +133,7 @@ export class Session implements HubMember, CursorOutput {
 
   constructor(
     private readonly owner: SessionOwner,
-    readonly codec: StreamCodec,
+    readonly codec: FrameEncoder,
     private opts: SessionOptions,
   ) {
     this.expiresAt = opts.expiresAt;
@@ -345,8 +344,7 @@ export class Session implements HubMember, CursorOutput {
         return;
       }
     }
-    if (this.sink.heartbeat) this.sink.heartbeat();
-    else this.write(this.codec.heartbeat);
+    this.sink.heartbeat();
   }
 
   /**
@@ -371,8 +369,7 @@ export class Session implements HubMember, CursorOutput {
       return;
     }
     this.closingSince = Date.now();
-    if (sink.close) sink.close(reason, custom);
-    else sink.end(this.codec.encodeDisconnect(reason, custom));
+    sink.close(reason, custom);
   }
 
   /** From the node's ticker: a socket still open `graceMs` after its last words is destroyed. */

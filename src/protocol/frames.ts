@@ -1,26 +1,24 @@
 /**
  * Wire formats of the streaming transports. Pure functions: a publication in, bytes out. The Hub calls an encoder
  * once per message and per (format, channel label), and writes the same Buffer to every subscriber of that group.
+ *
+ * Two layers: a `FrameEncoder` says what a Session tells its client (messages, reloads, positions), and is all the
+ * core sees of a wire format; a `StreamCodec` adds what only the HTTP streams (`/sub`, `/sse`) need around it (the
+ * content type, the preamble, the heartbeat and the last frame), used by their sink (transport/stream.ts). `/ws`,
+ * `/poll` and Pusher are encoders only: their liveness and last words are WebSocket pings and close frames, or the
+ * poll's answer, said by their sinks.
  */
 import { DISCONNECT_TABLE, type DisconnectReason } from '../errors.js';
 import type { Publication } from './publication.js';
 
-/** Turns a publication into the bytes of one frame of a wire format. */
+/** What a session tells its client, as the bytes of one wire format: messages, reloads and positions. */
 export interface FrameEncoder {
   /** Unique per wire format and framing, used to group subscribers that receive identical bytes. */
   readonly name: string;
+  /** One message frame: the Hub encodes it once per (format, label) and writes it to every member. */
   encode(publication: Publication, label: string): Buffer;
-}
-
-/** A streaming wire format: message frames, a heartbeat, and the last frame that says why a stream ended. */
-export interface StreamCodec extends FrameEncoder {
-  readonly contentType: string;
-  readonly heartbeat: Buffer;
-  encodeDisconnect(reason: DisconnectReason, custom?: CustomDisconnect): Buffer;
   /** The server took `label` off this stream (docs/api.md `unsubscribe`). Absent where a transport has no such frame. */
   readonly encodeUnsubscribed?: (label: string) => Buffer;
-  /** Extra frames sent right after the headers (SSE's `retry:`). */
-  readonly preamble: Buffer;
   /**
    * The client must reload `label`'s state: messages were missed and cannot be replayed. `id` is the channel's
    * position from now on (empty when unknown); `cursor` is the connection's whole cursor (SSE puts it in `id:`).
@@ -38,6 +36,19 @@ export interface StreamCodec extends FrameEncoder {
    * transport has no such frame.
    */
   readonly encodePresence?: (kind: 'join' | 'leave', label: string, member: string) => Buffer;
+}
+
+/** An HTTP stream's wire format (`/sub`, `/sse`): the encoder, and what its sink writes around the frames. */
+export interface StreamCodec extends FrameEncoder {
+  readonly contentType: string;
+  /** Chunked transfer framing (HTTP/1.1) is in every frame. */
+  readonly chunked: boolean;
+  /** Extra frames sent right after the headers (SSE's `retry:`). */
+  readonly preamble: Buffer;
+  /** Written once per heartbeat interval: keeps proxies from closing an idle stream. */
+  readonly heartbeat: Buffer;
+  /** The last frame: why the stream ended. */
+  encodeDisconnect(reason: DisconnectReason, custom?: CustomDisconnect): Buffer;
 }
 
 /** `["join","<label>",{member}]` / `["leave",...]`: the /sub line, the SSE event's data, the poll element. */
@@ -132,6 +143,7 @@ function makeCodec(
   return {
     name: `${base}${chunked ? '+chunked' : ''}`,
     contentType,
+    chunked,
     heartbeat: frame(parts.heartbeat),
     preamble: parts.preamble ? frame(parts.preamble) : Buffer.alloc(0),
     encode: (p, label) => frame(parts.message(p, label)),

@@ -9,7 +9,7 @@
  */
 import type { Publication } from './publication.js';
 import { DISCONNECT_TABLE, type DisconnectReason, type ErrorCode } from '../errors.js';
-import type { CustomDisconnect, StreamCodec } from './frames.js';
+import type { CustomDisconnect, FrameEncoder } from './frames.js';
 import { dataText, DEFAULT_MAX_JSON_DEPTH, JsonRefused, parseClientJson } from './json-bounds.js';
 import { isJsonValue } from './json-data.js';
 
@@ -195,17 +195,13 @@ export function messageJson(p: Publication, label: string): string {
 }
 
 /**
- * The WebSocket "codec" as the Hub and Session see it. Heartbeats and the last frame are the sink's business
- * (WebSocket ping and close frames), so those parts are empty here.
+ * The WebSocket encoder as the Hub and Session see it. Heartbeats and the last frame are the sink's (WebSocket ping
+ * and close frames: transport/websocket.ts).
  */
-function makeWsCodec(name: string, f: Framing): StreamCodec {
+function makeWsCodec(name: string, f: Framing): FrameEncoder {
   return {
     name,
-    contentType: 'application/json',
-    heartbeat: Buffer.alloc(0),
-    preamble: Buffer.alloc(0),
     encode: (p, label) => f(messageJson(p, label)),
-    encodeDisconnect: () => Buffer.alloc(0),
     encodeReload: (label, reason, id) => reloadFrame(label, reason, id, f),
     encodePosition: (label, id) => positionFrame(label, id, f),
     encodeUnsubscribed: (label) => unsubscribedFrame(label, 'forbidden', f),

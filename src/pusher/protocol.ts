@@ -10,7 +10,7 @@
  * sends a trigger's data: pusher-js parses it, so a JSON publish reaches a bind callback as the value published.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import type { StreamCodec } from '../protocol/frames.js';
+import type { FrameEncoder } from '../protocol/frames.js';
 import type { Publication } from '../protocol/publication.js';
 import { wsFrame, OPCODE_TEXT } from '../protocol/ws-frames.js';
 
@@ -265,17 +265,13 @@ function serverEventData(event: string, data: unknown): string {
  * The Pusher "codec" as the Hub and Session see it: one pre-framed WebSocket frame per publication and channel
  * label. Heartbeats and the last words are the sink's (pusher:ping, a close code).
  */
-export const pusherCodec: StreamCodec = {
+export const pusherCodec: FrameEncoder = {
   name: 'pusher',
-  contentType: 'application/json',
-  heartbeat: Buffer.alloc(0),
-  preamble: Buffer.alloc(0),
   encode: (p, label) => {
     const e = envelopeOf(p);
     if (!e) return pusherFrame(HERALD_EVENT, label, JSON.stringify(p.data));
     return pusherFrame(e.event, label, e.dataJson, e.userId !== undefined ? `,"user_id":${JSON.stringify(e.userId)}` : '');
   },
-  encodeDisconnect: () => Buffer.alloc(0),
   // Pusher has no resume: nothing is told about positions or reloads.
   encodeReload: () => Buffer.alloc(0),
   encodePosition: () => Buffer.alloc(0),

@@ -224,10 +224,6 @@ export class PusherConnection implements SessionSink {
     return this.socket.bytesWritten - this.socket.writableLength;
   }
 
-  end(): void {
-    this.ws.close(1000);
-  }
-
   close(reason: DisconnectReason): void {
     const code = CLOSE_CODES[reason] ?? PUSHER_CODES.generic_reconnect;
     this.ws.close(code, reason);

@@ -12,7 +12,7 @@ import type { HeraldNode } from '../core/node.js';
 import type { ClientAddress } from '../http/client-address.js';
 import type { Session, SessionSink } from '../core/session.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
-import { disconnectLine, messageLine, presenceLine, reloadLine, unsubscribedLine, type CustomDisconnect, type StreamCodec } from '../protocol/frames.js';
+import { disconnectLine, messageLine, presenceLine, reloadLine, unsubscribedLine, type CustomDisconnect, type FrameEncoder } from '../protocol/frames.js';
 import { parseCursor } from '../protocol/message-id.js';
 import { corsHeaders, corsOrigins } from '../auth/origin.js';
 import { streamRequestFromNode } from '../http/request.js';
@@ -28,16 +28,14 @@ export interface PollContext {
 
 const EMPTY = Buffer.alloc(0);
 
-/** A batch element is exactly a /sub line without its newline; the batch joins them into a JSON array. */
-function makePollCodec(jsonData: boolean): StreamCodec {
+/**
+ * A batch element is exactly a /sub line without its newline; the batch joins them into a JSON array. The poll's
+ * last words are its answer (PollSink.close), and the answer at the poll timeout is its heartbeat.
+ */
+function makePollCodec(jsonData: boolean): FrameEncoder {
   return {
     name: jsonData ? 'poll+json' : 'poll',
-    contentType: 'application/json; charset=utf-8',
-    // The answer at the poll timeout is the heartbeat.
-    heartbeat: EMPTY,
-    preamble: EMPTY,
     encode: (p, label) => Buffer.from(messageLine(label, p.data, p.id, jsonData && p.json === true), 'utf8'),
-    encodeDisconnect: (reason, custom) => Buffer.from(disconnectLine(reason, custom), 'utf8'),
     encodeUnsubscribed: (label) => Buffer.from(unsubscribedLine(label), 'utf8'),
     encodeReload: (label, reason, id) => Buffer.from(reloadLine(label, reason, id), 'utf8'),
     // The answer's cursor carries every position; a position element alone must not end the wait.
@@ -149,11 +147,6 @@ class PollSink implements SessionSink {
     return this.bytes;
   }
 
-  end(last: Buffer | undefined): void {
-    if (last && last.length > 0) this.frames.push(last);
-    this.answer(undefined);
-  }
-
   close(reason: DisconnectReason, custom?: CustomDisconnect): void {
     this.answer(reason, custom);
   }
@@ -174,7 +167,7 @@ class PollSink implements SessionSink {
     if (reason !== undefined) body += (this.frames.length > 0 ? ',' : '') + disconnectLine(reason, custom);
     body += '],"cursor":' + JSON.stringify(this.session.cursor()) + '}';
     this.res.writeHead(200, {
-      'Content-Type': pollCodec.contentType,
+      'Content-Type': 'application/json; charset=utf-8',
       'Content-Length': Buffer.byteLength(body),
       'Cache-Control': 'no-cache, no-store',
       ...this.headers,

@@ -13,8 +13,8 @@ import type { HeraldNode, ResumeRequest } from '../core/node.js';
 import type { ClientAddress } from '../http/client-address.js';
 import { checkDevHost } from '../http/dev-guard.js';
 import type { Session, SessionSink } from '../core/session.js';
-import { HeraldError } from '../errors.js';
-import { chunk, LAST_CHUNK, type StreamCodec } from '../protocol/frames.js';
+import { HeraldError, type DisconnectReason } from '../errors.js';
+import { chunk, LAST_CHUNK, type CustomDisconnect, type StreamCodec } from '../protocol/frames.js';
 import { parseCursor } from '../protocol/message-id.js';
 import { isOwned, setOwner, type SocketOwner } from '../http/socket-owner.js';
 import { httpDate } from '../http/wire.js';
@@ -127,7 +127,7 @@ export async function serveStream(
     session.clientGone();
     throw err;
   }
-  const sink = new SocketSink(socket, session, chunked);
+  const sink = new SocketSink(socket, session, codec);
   socket.write(responseHead(codec, chunked, corsHeaders(req.header('origin'), corsOrigins(ctx.config))));
   if (codec.preamble.length > 0) socket.write(codec.preamble);
   session.attach(sink);
@@ -193,7 +193,7 @@ function responseHead(codec: StreamCodec, chunked: boolean, extra: Record<string
 class SocketSink extends BatchedWriter implements SessionSink, SocketOwner {
   private inbound = 0;
 
-  constructor(socket: Socket, private readonly session: Session, private readonly chunked: boolean) {
+  constructor(socket: Socket, private readonly session: Session, private readonly codec: StreamCodec) {
     super(socket);
     if (!isOwned(socket)) {
       // Taken over from node:http (a stream on a kept-alive connection): its reader and timers come off.
@@ -238,14 +238,19 @@ class SocketSink extends BatchedWriter implements SessionSink, SocketOwner {
     return this.socket.bytesWritten - this.socket.writableLength;
   }
 
+  /** The codec's heartbeat line, through the session so it counts against the queue bound like any frame. */
+  heartbeat(): void {
+    this.session.write(this.codec.heartbeat);
+  }
+
   /**
    * The last words go after everything queued, even past `maxQueueBytes` (a slow client gets whole messages, then
    * its reason). A client that never reads them is cut by the node's ticker (`closeGraceMs`), not a timer here.
    */
-  end(last: Buffer | undefined): void {
+  close(reason: DisconnectReason, custom?: CustomDisconnect): void {
     this.flushBatch();
-    if (last && last.length > 0) this.socket.write(last);
-    if (this.chunked) this.socket.write(LAST_CHUNK);
+    this.socket.write(this.codec.encodeDisconnect(reason, custom));
+    if (this.codec.chunked) this.socket.write(LAST_CHUNK);
     this.socket.end();
   }
 

@@ -284,11 +284,6 @@ class WsConnection implements SessionSink {
     return this.socket.bytesWritten - this.socket.writableLength;
   }
 
-  end(): void {
-    this.writes.flushBatch();
-    this.ws.close(1000);
-  }
-
   close(reason: DisconnectReason, custom?: CustomDisconnect): void {
     this.writes.flushBatch();
     const c = closeFor(reason, custom);
