@@ -4,7 +4,7 @@
  * process and all its descendants, read from /proc (Linux).
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { readCpuSeconds, readRss } from './server-process.js';
+import { readCpuSeconds, readRss, readRssParts } from './server-process.js';
 
 /** The parent pid of `pid`, or undefined when it cannot be read (gone, not Linux). */
 function parentOf(pid: number): number | undefined {
@@ -51,6 +51,9 @@ export function processTree(pid: number): number[] {
 export interface ProcessRss {
   readonly pid: number;
   readonly rssBytes: number;
+  /** The RSS split (Linux 4.5+): the process's own pages, and file pages shared through the page cache. */
+  readonly anonBytes?: number;
+  readonly fileBytes?: number;
 }
 
 /**
@@ -60,12 +63,29 @@ export interface ProcessRss {
 export function treeRss(pid: number): ProcessRss[] | undefined {
   const root = readRss(pid);
   if (root === undefined) return undefined;
-  const out: ProcessRss[] = [{ pid, rssBytes: root }];
+  const out: ProcessRss[] = [{ pid, rssBytes: root, ...readRssParts(pid) }];
   for (const p of processTree(pid).slice(1)) {
     const rss = readRss(p);
-    if (rss !== undefined) out.push({ pid: p, rssBytes: rss });
+    if (rss !== undefined) out.push({ pid: p, rssBytes: rss, ...readRssParts(p) });
   }
   return out;
+}
+
+/**
+ * The memory a server tree takes from the machine: each process's own (anonymous) pages summed, and the file pages
+ * counted once (the largest process's), since every process maps the same node binary from the page cache. Summing
+ * RSS counts those ~35-43 MB once per process. A lower bound of the union of file pages, close to it because the
+ * processes run the same code. Undefined when a process's split cannot be read.
+ */
+export function machineMemory(processes: readonly ProcessRss[]): number | undefined {
+  let anon = 0;
+  let file = 0;
+  for (const p of processes) {
+    if (p.anonBytes === undefined || p.fileBytes === undefined) return undefined;
+    anon += p.anonBytes;
+    file = Math.max(file, p.fileBytes);
+  }
+  return processes.length === 0 ? undefined : anon + file;
 }
 
 /** CPU seconds of `pid` and its descendants now alive; undefined when `pid` itself cannot be read. */

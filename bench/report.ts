@@ -33,13 +33,19 @@ export function formatReport(r: BenchResult): string {
     if (s.rssTotalPerConnectionBytes !== undefined) {
       lines.push(`server RSS held / connections held (start-up footprints included): ${(s.rssTotalPerConnectionBytes / KB).toFixed(2)} KB per connection`);
     }
+    if (s.machineHeldBytes !== undefined && s.machinePerConnectionBytes !== undefined) {
+      lines.push(`server memory held, the node binary's shared file pages counted once (own pages of every process + ` +
+        `file pages of the largest): ${(s.machineHeldBytes / MB).toFixed(1)} MB → ${(s.machinePerConnectionBytes / KB).toFixed(2)} KB per connection`);
+    }
     // A --workers server: the primary's and each worker's share (the sums above include them all).
     const held = s.processes?.rssHeldBytes;
     if (held && held.length > 1) {
       lines.push(`  ${held.length} server processes held: ` +
         held.map((p, k) => {
           const before = s.processes?.rssBeforeBytes?.find((b) => b.pid === p.pid);
-          return `pid ${p.pid}${k === 0 ? ' (primary)' : ''} ${before ? `${(before.rssBytes / MB).toFixed(1)} → ` : ''}${(p.rssBytes / MB).toFixed(1)} MB`;
+          const split = p.anonBytes !== undefined && p.fileBytes !== undefined
+            ? ` (own ${(p.anonBytes / MB).toFixed(1)} + file ${(p.fileBytes / MB).toFixed(1)})` : '';
+          return `pid ${p.pid}${k === 0 ? ' (primary)' : ''} ${before ? `${(before.rssBytes / MB).toFixed(1)} → ` : ''}${(p.rssBytes / MB).toFixed(1)} MB${split}`;
         }).join(', '));
     }
   } else if (s.pid === undefined) {

@@ -8,7 +8,7 @@ import { sleep } from './clock.js';
 import type { BenchOptions } from './options.js';
 import { Publisher, type PublishResult } from './publisher.js';
 import { RedisPublisher } from './redis-publisher.js';
-import { processTree, treeCpuSeconds, treeRss, type ProcessRss } from './process-tree.js';
+import { machineMemory, processTree, treeCpuSeconds, treeRss, type ProcessRss } from './process-tree.js';
 import { readCpuSeconds, spawnServer, type SpawnedServer } from './server-process.js';
 import { WorkerSet, type MergedStats } from './workers.js';
 
@@ -47,6 +47,12 @@ export interface BenchResult {
     rssHeldAfterGcBytes?: number; rssPerConnectionAfterGcBytes?: number; cpuProfDir?: string;
     /** All of the server's RSS held (every process's start-up footprint included) divided by the connections held. */
     rssTotalPerConnectionBytes?: number;
+    /**
+     * The memory the server takes from the machine with the connections held (after a full GC when spawned):
+     * every process's own pages summed, the shared file pages (the node binary) counted once (machineMemory), and
+     * that per connection held, start-up footprints included.
+     */
+    machineHeldBytes?: number; machinePerConnectionBytes?: number;
     /**
      * With --nodes K above 1: each spawned node. The RSS fields above are then the sums over the nodes (what the
      * cluster costs per connection), `pid` and `command` those of the first node.
@@ -175,6 +181,12 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
         const gcRss = sumRss(pids, result.server.nodes, 'rssHeldAfterGcBytes', processes);
         result.server.rssHeldAfterGcBytes = gcRss;
         if (gcRss !== undefined) result.server.rssPerConnectionAfterGcBytes = (gcRss - result.server.rssBeforeBytes) / held;
+      }
+      const last = processes.rssHeldAfterGcBytes ?? processes.rssHeldBytes;
+      const machine = last ? machineMemory(last) : undefined;
+      if (machine !== undefined && held > 0) {
+        result.server.machineHeldBytes = machine;
+        result.server.machinePerConnectionBytes = machine / held;
       }
     }
     if (o.rates.length === 0 || signal.aborted) {

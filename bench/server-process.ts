@@ -22,6 +22,23 @@ export function readRss(pid: number): number | undefined {
 }
 
 /**
+ * What a process's resident set is made of, in bytes: its own pages (anonymous: heap, stacks, buffers; and shared
+ * memory) and file pages (mostly the node binary's code and data, mapped from the page cache and shared by every node
+ * process on the machine). Undefined when unreadable.
+ */
+export function readRssParts(pid: number): { anonBytes: number; fileBytes: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+    const anonBytes = kb('RssAnon') + kb('RssShmem');
+    const fileBytes = kb('RssFile');
+    return Number.isFinite(anonBytes) && Number.isFinite(fileBytes) ? { anonBytes, fileBytes } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * CPU time (user + system) a process has used, in seconds, from /proc/PID/stat; undefined when unreadable.
  * Clock ticks are 100 per second on Linux (USER_HZ).
  */

@@ -6,7 +6,8 @@
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import type { JSONWebKeySet, JWTVerifyGetKey } from 'jose';
+import { lazyKeySet } from './jose-lazy.js';
 import { ConfigError, type HeraldConfig } from '../config.js';
 
 export interface KeySet {
@@ -62,11 +63,11 @@ function keySet(entry: string, cacheSeconds: number): KeySet {
     } catch {
       throw new ConfigError('jwks', `"${source}" is not a URL`);
     }
-    const getKey = createRemoteJWKSet(url, {
+    const getKey = lazyKeySet((jose) => jose.createRemoteJWKSet(url, {
       cacheMaxAge: cacheSeconds * 1000,
       cooldownDuration: 30_000,
       timeoutDuration: 5000,
-    });
+    }));
     return { issuer, getKey, remote: true };
   }
   let set: JSONWebKeySet;
@@ -77,7 +78,7 @@ function keySet(entry: string, cacheSeconds: number): KeySet {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError('jwks', `${source} is not a JWKS ({"keys":[...]})`);
   }
-  return { issuer, getKey: createLocalJWKSet(set), remote: false };
+  return { issuer, getKey: lazyKeySet((jose) => jose.createLocalJWKSet(set)), remote: false };
 }
 
 function readText(setting: string, file: string): string {

@@ -14,7 +14,8 @@
  *   60 KB tokens stalled the event loop for seconds).
  */
 import type { KeyObject } from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { JWTPayload, JWTVerifyGetKey } from 'jose';
+import { loadedJose, loadJose } from './jose-lazy.js';
 import { HeraldError } from '../errors.js';
 import { channelProblem, MAX_CHANNEL_BYTES } from '../protocol/channel.js';
 import { credentialDigest, ExpiringLru } from '../util/lru.js';
@@ -97,6 +98,7 @@ export class TokenVerifier {
   };
 
   private async verifyUncached(token: string): Promise<Grant> {
+    const { decodeProtectedHeader, jwtVerify } = await loadJose();
     let alg: string | undefined;
     try {
       alg = decodeProtectedHeader(token).alg;
@@ -144,7 +146,7 @@ export class TokenVerifier {
     if (pk.sets.length === 0) return;
     let iss: string | undefined;
     try {
-      iss = decodeJwt(token).iss;
+      iss = loadedJose().decodeJwt(token).iss;
     } catch {
       return;
     }
@@ -174,6 +176,7 @@ function fits(key: KeyObject, alg: string): boolean {
 }
 
 function isWrongKey(err: unknown): boolean {
+  const { errors } = loadedJose();
   return (
     err instanceof errors.JWSSignatureVerificationFailed ||
     err instanceof errors.JWKSNoMatchingKey ||
@@ -188,6 +191,7 @@ function invalid(message: string): HeraldError {
 /** jose's errors → the documented answers; jose's own messages stay in the server. */
 function toAuthError(err: unknown): HeraldError {
   if (err instanceof HeraldError) return err;
+  const { errors } = loadedJose();
   if (err instanceof errors.JWTExpired) return new HeraldError('token_expired', 'token expired');
   if (err instanceof errors.JWTClaimValidationFailed) {
     if (err.claim === 'nbf' || err.claim === 'iat') {
@@ -279,6 +283,7 @@ export async function signToken(options: SignTokenOptions): Promise<string> {
     claims['publish'] = options.publish === true ? true : [...options.publish];
   }
   const alg = options.algorithm ?? 'HS256';
+  const { SignJWT } = await loadJose();
   let jwt = new SignJWT(claims).setProtectedHeader({ alg, typ: 'JWT' }).setIssuedAt().setExpirationTime(`${Math.round(ttl)}s`);
   if (options.subject !== undefined) jwt = jwt.setSubject(options.subject);
   if (options.audience !== undefined) jwt = jwt.setAudience(options.audience);

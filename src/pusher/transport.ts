@@ -10,7 +10,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import { originAllowed } from '../auth/origin.js';
 import type { HeraldConfig } from '../config.js';
 import type { HeraldNode } from '../core/node.js';
@@ -23,6 +23,7 @@ import { headerBytesOf, headLimitError } from '../http/wire.js';
 import { parseClientJson } from '../protocol/json-bounds.js';
 import type { Publication } from '../protocol/publication.js';
 import { completeUpgrade, ignoreError, refuseUpgrade } from '../transport/upgrade.js';
+import { LazyWebSocketServer } from '../transport/ws-server.js';
 import { reportFault } from '../util/faults.js';
 import type { PusherApp, PusherApps } from './apps.js';
 import { cachedFrom, cacheMissFrame, isCacheChannel } from './cache.js';
@@ -84,10 +85,10 @@ function excludeSender(publication: Publication, session: Session): boolean {
 
 
 export class PusherTransport {
-  private readonly wss: WebSocketServer;
+  private readonly wss: LazyWebSocketServer;
 
   constructor(private readonly ctx: PusherContext) {
-    this.wss = new WebSocketServer({
+    this.wss = new LazyWebSocketServer({
       noServer: true,
       clientTracking: false,
       // The largest client event (maxEventBytes) with its envelope; a bigger frame is closed by ws with 1009.
@@ -116,6 +117,8 @@ export class PusherTransport {
 
   private async upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const { node, config } = this.ctx;
+    // ws loads the first time; every answer, a refusal too, goes through its handshake.
+    const wss = await this.wss.get();
     const raw = req.url ?? '/';
     // The router's bounds, checked the one way every reader checks them (an upgrade never reaches the router).
     const over = headLimitError(raw.length, headerBytesOf(req.rawHeaders), config);
@@ -131,7 +134,7 @@ export class PusherTransport {
     // completes first: a browser would see a refused handshake as a network error and retry for ever.
     const refuse = (code: number, message: string): void => {
       this.ctx.onRefused(REFUSAL_CODES[code] ?? 'bad_request');
-      this.wss.handleUpgrade(req, socket, head, (ws) => {
+      wss.handleUpgrade(req, socket, head, (ws) => {
         socket.off('error', ignoreError);
         ws.on('error', ignoreError);
         ws.send(errorJson(code, message), { binary: false });
@@ -166,7 +169,7 @@ export class PusherTransport {
       if (e.code === 'unavailable' || e.code === 'too_many_requests') return refuse(PUSHER_CODES.over_capacity, 'Over capacity');
       throw err;
     }
-    completeUpgrade(this.wss, req, socket, head, session, (ws) => {
+    completeUpgrade(wss, req, socket, head, session, (ws) => {
       new PusherConnection(this.ctx, app, ws, socket, session);
     });
   }

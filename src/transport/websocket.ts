@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import { grantAllows, type AuthorizedSubscription, type Grant, type SubscribeAuthorizer, type SubscribeCredentials } from '../auth/grant.js';
 import type { HeraldConfig } from '../config.js';
 import type { HookCredential, HookGrant } from '../auth/hook.js';
@@ -45,6 +45,7 @@ import { originAllowed } from '../auth/origin.js';
 import { completeUpgrade, ignoreError, refuseUpgrade, upgradeRequest } from './upgrade.js';
 import { wantsJoinLeave } from './stream.js';
 import { BatchedWriter } from './write-batch.js';
+import { LazyWebSocketServer } from './ws-server.js';
 import type { Presence } from '../presence/presence.js';
 import { memberObject } from '../presence/member.js';
 
@@ -71,10 +72,10 @@ export interface WebSocketContext {
 const MAX_PENDING_REQUESTS = 64;
 
 export class WebSocketTransport {
-  private readonly wss: WebSocketServer;
+  private readonly wss: LazyWebSocketServer;
 
   constructor(private readonly ctx: WebSocketContext) {
-    this.wss = new WebSocketServer({
+    this.wss = new LazyWebSocketServer({
       noServer: true,
       clientTracking: false,
       maxPayload: ctx.config.wsMaxFrameBytes,
@@ -100,6 +101,9 @@ export class WebSocketTransport {
 
   private async upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const { node, config, authorizer } = this.ctx;
+    // ws loads (the first time) while the request is checked and authorized.
+    const loading = this.wss.get();
+    loading.catch(() => undefined);
     const sreq = upgradeRequest(req, config.maxUrlBytes, config.maxHeaderBytes, this.ctx.clientAddress);
     checkDevHost(config, sreq.header('host'));
     const origin = sreq.header('origin');
@@ -113,6 +117,7 @@ export class WebSocketTransport {
     const cursor = sreq.query.get('since');
     // A client that offers permessage-deflate where it is on gets payloads that ws compresses (and frames) for it.
     const deflate = config.wsCompression && /permessage-deflate/i.test(sreq.header('sec-websocket-extensions') ?? '');
+    const wss = await loading;
     let session: Session;
     try {
       session = await node.openSession(
@@ -133,7 +138,7 @@ export class WebSocketTransport {
       if (!(err instanceof HeraldError) || err.code !== 'broker_unavailable' || socket.destroyed) throw err;
       // A refused handshake reads as a network error (1006) to a browser's WebSocket: open, then close with a code
       // of the reconnect range, which says why and that trying again helps.
-      this.wss.handleUpgrade(req, socket, head, (ws) => {
+      wss.handleUpgrade(req, socket, head, (ws) => {
         socket.off('error', ignoreError);
         ws.on('error', ignoreError);
         const c = closeFor('broker_unavailable');
@@ -141,7 +146,7 @@ export class WebSocketTransport {
       });
       return;
     }
-    completeUpgrade(this.wss, req, socket, head, session, (ws) => {
+    completeUpgrade(wss, req, socket, head, session, (ws) => {
       new WsConnection(this.ctx, ws, socket, session, opened);
     });
   }
