@@ -44,6 +44,7 @@ import { VERSION } from './version.js';
 import type { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { startHeraldWebhooks, type HeraldWebhookEvent } from './webhooks/herald-webhooks.js';
 import { WebhookMetrics } from './webhooks/metrics.js';
+import type { OccupancyObserver } from './core/hub.js';
 import { Presence } from './presence/presence.js';
 import { LocalOnlyStore, type PresenceStore, type StoreContext } from './presence/store.js';
 import { RedisPresenceStore } from './presence/redis-store.js';
@@ -70,6 +71,11 @@ export interface HeraldServerOptions {
   cluster?: ClusterView;
   /** Where this node's presence members are shared (a worker on the embedded broker passes the primary's). */
   presenceStore?: (ctx: StoreContext) => PresenceStore;
+  /**
+   * The machine's channel occupancy (a worker on the embedded broker): webhooks' channel_occupied / vacated then
+   * tell of the machine, not this node (docs/webhooks.md).
+   */
+  occupancy?: (listener: OccupancyObserver) => void;
 }
 
 export class HeraldServer {
@@ -127,6 +133,7 @@ export class HeraldServer {
     // limits, client publish) both ask it, so it comes first.
     this.policy = new ChannelPolicy(config);
     this.node = new HeraldNode(broker, config, this.log, metrics, this.policy);
+    if (options.occupancy) this.node.occupancyFrom(options.occupancy);
 
     this.presence = createPresence(config, this.node, this.policy, broker, this.log, options.presenceStore);
     this.webhookMetrics = new WebhookMetrics(metrics.registry);

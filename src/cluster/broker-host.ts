@@ -8,7 +8,15 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { DEFAULTS } from '../config.js';
-import type { BrokerHandler, HistoryBroker, HistoryPolicy, HistoryQuery, Idempotency, Publication } from '../broker/broker.js';
+import {
+  NODE_CONTROL_CHANNEL,
+  type BrokerHandler,
+  type HistoryBroker,
+  type HistoryPolicy,
+  type HistoryQuery,
+  type Idempotency,
+  type Publication,
+} from '../broker/broker.js';
 import { HeraldError } from '../errors.js';
 import { checkMember, memberObject, validChannel } from '../presence/member.js';
 import type { Logger } from '../util/log.js';
@@ -128,8 +136,16 @@ export class BrokerHost implements BrokerHandler {
     const gone: string[] = [];
     for (const channel of link.channels) if (this.leave(link, channel)) gone.push(channel);
     if (gone.length > 0) void this.options.broker?.unsubscribe(gone);
+    // A dead worker's channels that nobody else holds are vacated: another worker sends the webhooks.
+    const teller = this.links.values().next().value;
+    if (teller) for (const channel of gone) this.tellOccupancy(teller, channel, false);
     this.presenceGone(link);
     this.broadcastStatus();
+  }
+
+  /** Occupancy of the machine changed: `link` (the worker that made it so, or any) sends the webhooks. */
+  private tellOccupancy(link: Link, channel: string, occupied: boolean): void {
+    if (channel !== NODE_CONTROL_CHANNEL) link.queue.send(encodeFrame([Op.OCCUPANCY, channel, occupied]));
   }
 
   /** A worker is gone (killed, crashed, cut off): its members leave at once, and the other workers send the leaves. */
@@ -221,7 +237,10 @@ export class BrokerHost implements BrokerHandler {
           link.channels.add(channel);
           let set = this.subscribers.get(channel);
           if (!set) this.subscribers.set(channel, (set = new Set()));
-          if (set.size === 0) fresh.push(channel);
+          if (set.size === 0) {
+            fresh.push(channel);
+            this.tellOccupancy(link, channel, true);
+          }
           set.add(link);
         }
         return broker.subscribe(fresh);
@@ -229,7 +248,10 @@ export class BrokerHost implements BrokerHandler {
       case Op.UNSUB: {
         const gone: string[] = [];
         for (const channel of strings(frame[2])) {
-          if (link.channels.delete(channel) && this.leave(link, channel)) gone.push(channel);
+          if (link.channels.delete(channel) && this.leave(link, channel)) {
+            gone.push(channel);
+            this.tellOccupancy(link, channel, false);
+          }
         }
         return broker.unsubscribe(gone);
       }

@@ -46,6 +46,11 @@ export const Op = {
   PRESENCE_READ: 15,
   /** primary → worker: [PRESENCE_GONE, [[channel, member, userEdge], ...]]: a dead worker's members, for leave events */
   PRESENCE_GONE: 16,
+  /**
+   * primary → worker: [OCCUPANCY, channel, occupied]: the channel got its first subscriber on the machine (true) or
+   * lost its last (false); sent to one worker (the one whose SUB or UNSUB made it so), which sends the webhooks
+   */
+  OCCUPANCY: 17,
 } as const;
 
 export type Frame = readonly unknown[];

@@ -30,6 +30,8 @@ export class PrimaryLink {
   events: LinkEvents | undefined;
   /** The primary tells of a dead worker's presence members (src/cluster/worker-presence.ts listens). */
   onPresenceGone: ((events: unknown) => void) | undefined;
+  /** The machine's channel occupancy changed, and this worker is the one to tell (its webhooks). */
+  onOccupancy: ((channel: string, occupied: boolean) => void) | undefined;
 
   constructor(
     private readonly socketPath: string,
@@ -103,6 +105,10 @@ export class PrimaryLink {
       const [, channel, data, id, ts] = frame;
       if (typeof channel !== 'string' || typeof data !== 'string') return;
       this.events?.onPublication(channel, data, typeof id === 'string' ? id : undefined, typeof ts === 'number' ? ts : Date.now());
+      return;
+    }
+    if (op === Op.OCCUPANCY) {
+      if (typeof frame[1] === 'string') this.onOccupancy?.(frame[1], frame[2] === true);
       return;
     }
     if (op === Op.PRESENCE_GONE) {

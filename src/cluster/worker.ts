@@ -63,7 +63,13 @@ export async function joinMachine(config: HeraldConfig): Promise<MachineSeat> {
   };
   const serverOptions: HeraldServerOptions = {
     cluster: view,
-    ...(config.broker === 'memory' ? { broker: new WorkerBroker(link), presenceStore: (ctx) => new WorkerPresenceStore(link, ctx) } : {}),
+    ...(config.broker === 'memory'
+      ? {
+          broker: new WorkerBroker(link),
+          presenceStore: (ctx) => new WorkerPresenceStore(link, ctx),
+          occupancy: (listener) => (link.onOccupancy = listener),
+        }
+      : {}),
   };
   return {
     workerId,

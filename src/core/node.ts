@@ -11,7 +11,7 @@ import type { StreamPosition } from '../protocol/message-id.js';
 import type { Logger } from '../util/log.js';
 import { ControlPath } from './control-path.js';
 import { ChannelPolicy } from './channel-policy.js';
-import { Hub } from './hub.js';
+import { Hub, type OccupancyObserver } from './hub.js';
 import type { NodeMetrics } from './metrics.js';
 import { readMissed } from './recovery.js';
 import {
@@ -190,16 +190,31 @@ export class HeraldNode implements SessionOwner {
   observe(observer: NodeObserver): void {
     this.observers.push(observer);
     this.announced ??= new WeakSet();
-    if (observer.channelOccupied || observer.channelVacated) {
-      const observers = this.observers;
-      this.hub.occupancyObserver = (channel, occupied) => {
-        for (const o of observers) {
-          if (occupied) o.channelOccupied?.(channel);
-          else o.channelVacated?.(channel);
-        }
-      };
+    if ((observer.channelOccupied || observer.channelVacated) && !this.occupancyOfMachine) {
+      this.hub.occupancyObserver = this.tellOccupancy;
     }
   }
+
+  /** Observers hear the machine's occupancy, not this node's hub (set by `occupancyFrom`). */
+  private occupancyOfMachine = false;
+
+  /**
+   * From now on, observers' channelOccupied / channelVacated are the machine's, not this node's: `source` calls back
+   * when a channel gets its first subscriber on any worker, and when its last one anywhere leaves (a worker on the
+   * embedded broker: src/cluster/, docs/webhooks.md). Call before the node has sessions.
+   */
+  occupancyFrom(source: (listener: OccupancyObserver) => void): void {
+    this.occupancyOfMachine = true;
+    this.hub.occupancyObserver = undefined;
+    source(this.tellOccupancy);
+  }
+
+  private readonly tellOccupancy: OccupancyObserver = (channel, occupied) => {
+    for (const o of this.observers) {
+      if (occupied) o.channelOccupied?.(channel);
+      else o.channelVacated?.(channel);
+    }
+  };
 
   /** Run `hook` when the node stops, after the drain and before the broker closes. */
   beforeStop(hook: () => Promise<void>): void {

@@ -4,7 +4,8 @@
  * hex HMAC-SHA256(secret, body)), through the generic dispatcher of src/webhooks/: bounded queue with overflow
  * counted (herald_webhook_*{hook="pusher"}), batches, retries with backoff.
  *
- * Occupied and vacated are this node's view (first and last local subscriber); member events are sent by the node
+ * Occupied and vacated are the node observer's (this node's first and last subscriber; the machine's on --workers
+ * with the embedded broker, HeraldNode.occupancyFrom); member events are sent by the node
  * that holds the member's client, once per user as Pusher counts them (pusher/presence.ts).
  */
 import type { HeraldConfig } from '../config.js';

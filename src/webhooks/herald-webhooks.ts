@@ -2,8 +2,9 @@
  * Herald's own webhooks (`webhook` URL): client connected / disconnected and channel occupied / vacated, fed from
  * the node's observer (core/node.ts NodeObserver) into a WebhookDispatcher signed with `webhookSecret`.
  *
- * Occupied and vacated are this node's view: the channel's first local subscriber and its last. With several nodes
- * each reports its own (the event names the node), as docs/webhooks.md says. The observer only builds a small
+ * Occupied and vacated are the node's observer's: this node's first local subscriber and last, or on `--workers`
+ * with the embedded broker the machine's (HeraldNode.occupancyFrom: the primary tells one worker). With several
+ * nodes on Redis each reports its own (the event names the node), as docs/webhooks.md says. The observer only builds a small
  * object and queues it: nothing here waits, and nothing runs on the fan-out path.
  */
 import type { HeraldConfig } from '../config.js';
