@@ -24,6 +24,7 @@ import { parseClientJson } from '../protocol/json-bounds.js';
 import type { Publication } from '../protocol/publication.js';
 import { completeUpgrade, ignoreError, refuseUpgrade } from '../transport/upgrade.js';
 import { LazyWebSocketServer } from '../transport/ws-server.js';
+import { openSubscription } from '../transport/subscription.js';
 import { reportFault } from '../util/faults.js';
 import type { PusherApp, PusherApps } from './apps.js';
 import { cachedFrom, cacheMissFrame, isCacheChannel } from './cache.js';
@@ -157,13 +158,14 @@ export class PusherTransport {
     }
     let session: Session;
     try {
-      session = await node.openSession(pusherCodec, [], {
+      // Pusher authorizes per channel, in the protocol (pusher:subscribe): the connection opens on no channel.
+      ({ session } = await openSubscription(node, {
         transport: 'pusher',
         remoteAddress: sreq.remoteAddress,
         maxQueueBytes: config.maxQueueBytes,
-        exclude: excludeSender,
-        ownPresence: true,
-      });
+        authorize: () => Promise.resolve({ targets: [] }),
+        open: () => ({ codec: pusherCodec, options: { exclude: excludeSender, ownPresence: true } }),
+      }));
     } catch (err) {
       const e = toHeraldError(err);
       if (e.code === 'unavailable' || e.code === 'too_many_requests') return refuse(PUSHER_CODES.over_capacity, 'Over capacity');

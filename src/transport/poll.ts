@@ -17,6 +17,7 @@ import { parseCursor } from '../protocol/message-id.js';
 import { corsHeaders, corsOrigins } from '../auth/origin.js';
 import { streamRequestFromNode } from '../http/request.js';
 import { wantsJoinLeave, wantsJsonData } from './stream.js';
+import { attachSink, openSubscription } from './subscription.js';
 
 export interface PollContext {
   readonly node: HeraldNode;
@@ -63,36 +64,31 @@ export class PollTransport {
     if (req.method !== 'GET') throw new HeraldError('method_not_allowed', 'use GET');
     const { node, authorizer, config } = this.ctx;
     const sreq = streamRequestFromNode(req, query, this.ctx.clientAddress);
-    node.admit(sreq.remoteAddress);
-    const auth = await authorizer.authorize(authorizer.credentialsOf(sreq, 'poll', config.tokenCookie));
-    const cursor = sreq.query.get('since');
-    // Always in resume mode: even a first poll learns every channel's position, so its answer's cursor lets the
-    // next poll pick up what is published in between.
-    const since = cursor === null ? auth.targets.map(() => undefined) : parseCursor(cursor, auth.targets.length);
-    const session = await node.openSession(
-      wantsJsonData(sreq.query) ? pollJsonCodec : pollCodec,
-      auth.targets,
-      {
-        transport: 'poll',
-        remoteAddress: sreq.remoteAddress,
-        maxQueueBytes: config.maxQueueBytes,
-        expiresAt: auth.expiresAt,
-        ...(auth.subject !== undefined ? { user: auth.subject } : {}),
-        ...(wantsJoinLeave(sreq.query) ? { joinLeave: true } : {}),
-        // The answer ends the poll; the next one continues from its cursor.
-        replayInPieces: true,
+    const { session } = await openSubscription(node, {
+      transport: 'poll',
+      remoteAddress: sreq.remoteAddress,
+      maxQueueBytes: config.maxQueueBytes,
+      authorize: () => authorizer.authorize(authorizer.credentialsOf(sreq, 'poll', config.tokenCookie)),
+      open: (auth) => {
+        const cursor = sreq.query.get('since');
+        // Always in resume mode: even a first poll learns every channel's position, so its answer's cursor lets the
+        // next poll pick up what is published in between.
+        const since = cursor === null ? auth.targets.map(() => undefined) : parseCursor(cursor, auth.targets.length);
+        return {
+          codec: wantsJsonData(sreq.query) ? pollJsonCodec : pollCodec,
+          resume: { since },
+          // The answer ends the poll; the next one continues from its cursor.
+          options: { replayInPieces: true, ...(wantsJoinLeave(sreq.query) ? { joinLeave: true } : {}) },
+        };
       },
-      { since },
-    );
-    if (res.destroyed || req.socket.destroyed) {
-      session.clientGone();
-      return;
-    }
-    const sink = new PollSink(this, session, res, Date.now() + config.pollTimeoutSeconds * 1000, {
-      ...corsHeaders(sreq.header('origin'), corsOrigins(config)),
     });
-    this.parked.add(sink);
-    session.attach(sink);
+    attachSink(session, res.destroyed || req.socket.destroyed, () => {
+      const sink = new PollSink(this, session, res, Date.now() + config.pollTimeoutSeconds * 1000, {
+        ...corsHeaders(sreq.header('origin'), corsOrigins(config)),
+      });
+      this.parked.add(sink);
+      return sink;
+    });
   };
 
   forget(sink: PollSink): void {

@@ -20,6 +20,7 @@ import { isOwned, setOwner, type SocketOwner } from '../http/socket-owner.js';
 import { httpDate } from '../http/wire.js';
 import { corsHeaders, corsOrigins } from '../auth/origin.js';
 import type { StreamRequest } from '../http/request.js';
+import { attachSink, openSubscription } from './subscription.js';
 import { BatchedWriter } from './write-batch.js';
 
 export interface StreamContext {
@@ -82,55 +83,44 @@ export async function serveStream(
   if (Number(req.header('content-length') ?? 0) !== 0 || req.header('transfer-encoding') !== undefined) {
     throw new HeraldError('bad_request', 'a stream request has no body');
   }
-  ctx.node.admit(req.remoteAddress);
-  const auth = await ctx.authorizer.authorize(ctx.authorizer.credentialsOf(req, transport.name, ctx.config.tokenCookie));
   const chunked = req.httpVersion !== '1.0';
-  const codec = transport.codec(chunked, auth.targets.length, req);
-  const cursor = transport.cursorOf(req);
-  const since = cursor === undefined ? undefined : parseCursor(cursor, auth.targets.length);
-  const resume: ResumeRequest | undefined =
-    since || transport.alwaysResume ? { since: since ?? auth.targets.map(() => undefined) } : undefined;
+  const { authorizer, config } = ctx;
+  let codec: StreamCodec | undefined;
   let session: Session;
   try {
-    session = await ctx.node.openSession(
-      codec,
-      auth.targets,
-      {
-        transport: transport.name,
-        remoteAddress: req.remoteAddress,
-        maxQueueBytes: ctx.config.maxQueueBytes,
-        expiresAt: auth.expiresAt,
-        ...(auth.subject !== undefined ? { user: auth.subject } : {}),
-        ...(auth.info !== undefined ? { info: auth.info } : {}),
-        ...(wantsJoinLeave(req.query) ? { joinLeave: true } : {}),
+    ({ session } = await openSubscription(ctx.node, {
+      transport: transport.name,
+      remoteAddress: req.remoteAddress,
+      maxQueueBytes: config.maxQueueBytes,
+      authorize: () => authorizer.authorize(authorizer.credentialsOf(req, transport.name, config.tokenCookie)),
+      open: (auth) => {
+        codec = transport.codec(chunked, auth.targets.length, req);
+        const cursor = transport.cursorOf(req);
+        const since = cursor === undefined ? undefined : parseCursor(cursor, auth.targets.length);
+        const resume: ResumeRequest | undefined =
+          since || transport.alwaysResume ? { since: since ?? auth.targets.map(() => undefined) } : undefined;
+        return { codec, resume, options: wantsJoinLeave(req.query) ? { joinLeave: true } : {} };
       },
-      resume,
-    );
+    }));
   } catch (err) {
     const retryMs = transport.outageRetryMs?.();
-    if (retryMs === undefined || !(err instanceof HeraldError) || err.code !== 'broker_unavailable') throw err;
+    if (!codec || retryMs === undefined || !(err instanceof HeraldError) || err.code !== 'broker_unavailable') throw err;
     if (req.socket.destroyed || !req.socket.writable) return;
     takeOver();
-    answerOutage(req.socket, codec, chunked, retryMs, corsHeaders(req.header('origin'), corsOrigins(ctx.config)));
+    answerOutage(req.socket, codec, chunked, retryMs, corsHeaders(req.header('origin'), corsOrigins(config)));
     return;
   }
   const socket = req.socket;
-  if (socket.destroyed || !socket.writable) {
-    session.clientGone();
-    return;
-  }
-  try {
-    takeOver();
-  } catch (err) {
+  const opened = codec!;
+  attachSink(session, socket.destroyed || !socket.writable, () => {
     // node:http will not hand over a socket that still owes an earlier answer (a request pipelined behind another
-    // stream): this stream cannot start, and its subscriptions must not outlive the request.
-    session.clientGone();
-    throw err;
-  }
-  const sink = new SocketSink(socket, session, codec);
-  socket.write(responseHead(codec, chunked, corsHeaders(req.header('origin'), corsOrigins(ctx.config))));
-  if (codec.preamble.length > 0) socket.write(codec.preamble);
-  session.attach(sink);
+    // stream): takeOver throws, this stream cannot start, and its subscriptions must not outlive the request.
+    takeOver();
+    const sink = new SocketSink(socket, session, opened);
+    socket.write(responseHead(opened, chunked, corsHeaders(req.header('origin'), corsOrigins(config))));
+    if (opened.preamble.length > 0) socket.write(opened.preamble);
+    return sink;
+  });
 }
 
 /**

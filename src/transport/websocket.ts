@@ -44,6 +44,7 @@ import { credentialDigest } from '../util/lru.js';
 import { originAllowed } from '../auth/origin.js';
 import { completeUpgrade, ignoreError, refuseUpgrade, upgradeRequest } from './upgrade.js';
 import { wantsJoinLeave } from './stream.js';
+import { attachSink, openSubscription } from './subscription.js';
 import { BatchedWriter } from './write-batch.js';
 import { LazyWebSocketServer } from './ws-server.js';
 import type { Presence } from '../presence/presence.js';
@@ -110,30 +111,31 @@ export class WebSocketTransport {
     if (!originAllowed(origin, config.allowedOrigins, config.dev)) {
       throw new HeraldError('origin_not_allowed', 'origin not allowed');
     }
-    node.admit(sreq.remoteAddress);
-    const creds = authorizer.credentialsOf(sreq, 'ws', config.tokenCookie);
-    const opened = await authorizeUrl(authorizer, creds, config.maxChannelsPerConnection);
-    opened.otherSite = crossSiteProblem(sreq.header, config.allowedOrigins);
-    const cursor = sreq.query.get('since');
     // A client that offers permessage-deflate where it is on gets payloads that ws compresses (and frames) for it.
     const deflate = config.wsCompression && /permessage-deflate/i.test(sreq.header('sec-websocket-extensions') ?? '');
     const wss = await loading;
     let session: Session;
+    let opened: OpenedUrl;
     try {
-      session = await node.openSession(
-        deflate ? wsDeflateCodec : wsCodec,
-        opened.targets,
-        {
-          transport: 'ws',
-          remoteAddress: sreq.remoteAddress,
-          maxQueueBytes: config.maxQueueBytes,
-          expiresAt: opened.expiresAt,
-          ...((opened.grant ?? opened.hookGrant)?.subject !== undefined ? { user: (opened.grant ?? opened.hookGrant)?.subject } : {}),
-          ...((opened.grant ?? opened.hookGrant)?.info !== undefined ? { info: (opened.grant ?? opened.hookGrant)?.info } : {}),
-          ...(wantsJoinLeave(sreq.query) ? { joinLeave: true } : {}),
+      ({ session, auth: opened } = await openSubscription(node, {
+        transport: 'ws',
+        remoteAddress: sreq.remoteAddress,
+        maxQueueBytes: config.maxQueueBytes,
+        authorize: async () => {
+          const creds = authorizer.credentialsOf(sreq, 'ws', config.tokenCookie);
+          const url = await authorizeUrl(authorizer, creds, config.maxChannelsPerConnection);
+          url.otherSite = crossSiteProblem(sreq.header, config.allowedOrigins);
+          return url;
         },
-        cursor === null ? undefined : { since: parseCursor(cursor, opened.targets.length) },
-      );
+        open: (url) => {
+          const cursor = sreq.query.get('since');
+          return {
+            codec: deflate ? wsDeflateCodec : wsCodec,
+            resume: cursor === null ? undefined : { since: parseCursor(cursor, url.targets.length) },
+            options: wantsJoinLeave(sreq.query) ? { joinLeave: true } : {},
+          };
+        },
+      }));
     } catch (err) {
       if (!(err instanceof HeraldError) || err.code !== 'broker_unavailable' || socket.destroyed) throw err;
       // A refused handshake reads as a network error (1006) to a browser's WebSocket: open, then close with a code
@@ -147,7 +149,7 @@ export class WebSocketTransport {
       return;
     }
     completeUpgrade(wss, req, socket, head, session, (ws) => {
-      new WsConnection(this.ctx, ws, socket, session, opened);
+      attachSink(session, false, () => new WsConnection(this.ctx, ws, socket, session, opened));
     });
   }
 }
@@ -155,6 +157,9 @@ export class WebSocketTransport {
 interface OpenedUrl {
   targets: SessionTarget[];
   expiresAt?: number;
+  /** Who the client is: the token's subject, else the auth hook's user. */
+  subject?: string;
+  info?: string;
   keysExpireAt?: number;
   token?: string;
   grant?: Grant;
@@ -181,8 +186,11 @@ async function authorizeUrl(authorizer: SubscribeAuthorizer, creds: SubscribeCre
     // A bare connection: the auth hook (if any) says whether it may stay, and who it is.
     hookGrant = await authorizer.connect(creds);
   }
+  const who = named?.grant ?? hookGrant;
   return {
     targets: [...(keys?.targets ?? []), ...(named?.targets ?? [])],
+    ...(who?.subject !== undefined ? { subject: who.subject } : {}),
+    ...(who?.info !== undefined ? { info: who.info } : {}),
     expiresAt: earliest(earliest(keys?.expiresAt, named?.expiresAt), hookGrant?.expiresAt),
     keysExpireAt: keys?.expiresAt,
     token: creds.token,
@@ -267,7 +275,6 @@ class WsConnection implements SessionSink {
     ws.on('pong', this.onPong);
     ws.on('error', this.onError);
     ws.once('close', this.onClose);
-    session.attach(this);
   }
 
   // --- SessionSink -------------------------------------------------------------------------------------------------
