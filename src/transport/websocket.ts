@@ -113,7 +113,7 @@ export class WebSocketTransport {
     }
     // A client that offers permessage-deflate where it is on gets payloads that ws compresses (and frames) for it.
     const deflate = config.wsCompression && /permessage-deflate/i.test(sreq.header('sec-websocket-extensions') ?? '');
-    const wss = await loading;
+    let wss: Awaited<typeof loading> | undefined;
     let session: Session;
     let opened: OpenedUrl;
     try {
@@ -125,6 +125,8 @@ export class WebSocketTransport {
           const creds = authorizer.credentialsOf(sreq, 'ws', config.tokenCookie);
           const url = await authorizeUrl(authorizer, creds, config.maxChannelsPerConnection);
           url.otherSite = crossSiteProblem(sreq.header, config.allowedOrigins);
+          // ws loaded meanwhile (the first time), before anything is subscribed.
+          wss = await loading;
           return url;
         },
         open: (url) => {
@@ -137,7 +139,7 @@ export class WebSocketTransport {
         },
       }));
     } catch (err) {
-      if (!(err instanceof HeraldError) || err.code !== 'broker_unavailable' || socket.destroyed) throw err;
+      if (!wss || !(err instanceof HeraldError) || err.code !== 'broker_unavailable' || socket.destroyed) throw err;
       // A refused handshake reads as a network error (1006) to a browser's WebSocket: open, then close with a code
       // of the reconnect range, which says why and that trying again helps.
       wss.handleUpgrade(req, socket, head, (ws) => {
@@ -148,7 +150,8 @@ export class WebSocketTransport {
       });
       return;
     }
-    completeUpgrade(wss, req, socket, head, session, (ws) => {
+    // Set: authorizing (which awaited it) came first.
+    completeUpgrade(wss!, req, socket, head, session, (ws) => {
       attachSink(session, false, () => new WsConnection(this.ctx, ws, socket, session, opened));
     });
   }
