@@ -1,6 +1,7 @@
 /**
  * The comparison as an SVG bar chart, written by the harness (no plotting dependency): one group of bars per
- * scenario, one bar per server. Rate scenarios show the highest rate held (longer is better); idle ones the server
+ * scenario, one bar per server. Rate scenarios show the highest rate held (longer is better); churn the server CPU
+ * while connections come and go (shorter is better, lost and late deliveries in the label); idle ones the server
  * RSS per connection (shorter is better). Each group is scaled to its own largest value.
  */
 import type { CompareCase } from './compare.js';
@@ -22,11 +23,17 @@ export function compareChart(cases: CompareCase[], title: string): string {
   const groups = new Map<string, Bar[]>();
   for (const c of cases) {
     const idle = c.scenario === 'idle';
-    const key = `${c.scenario} /${c.transport} ${c.connections.toLocaleString('en-US')}${idle ? ' (KB/conn, less is better)' : ' (msg/s held)'}`;
+    const churn = c.scenario === 'churn';
+    const unit = idle ? ' (KB/conn, less is better)' : churn ? ' (server CPU %, less is better)' : ' (msg/s held)';
+    const key = `${c.scenario} /${c.transport} ${c.connections.toLocaleString('en-US')}${unit}`;
     let value: number | undefined;
     let text = 'failed';
     if (c.result) {
-      if (idle) {
+      const step = c.result.steps[0];
+      if (churn && step) {
+        value = step.cpuPercent.server;
+        text = `${value ?? '?'} %, lost ${step.deliveries.lost}, late ${step.deliveries.late}, churn ${step.churn?.livePerSecond ?? '?'}/s`;
+      } else if (idle) {
         const per = c.result.server.rssPerConnectionBytes;
         value = per === undefined ? undefined : per / 1024;
         text = value === undefined ? '?' : `${value.toFixed(1)} KB (${c.result.connections.held} held)`;

@@ -14,7 +14,8 @@ import { spawnServer } from './server-process.js';
 import { startSocketIo } from './socketio-process.js';
 import { compareChart } from './compare-chart.js';
 
-export type CompareScenario = 'idle' | 'fanout' | 'channels';
+export type CompareScenario = 'idle' | 'fanout' | 'channels' | 'churn';
+const SCENARIO_NAMES: CompareScenario[] = ['idle', 'fanout', 'channels', 'churn'];
 
 /**
  * Herald as one process, Herald on workers (`--workers N`, both cores), Nchan, and Socket.IO 4 on two cluster
@@ -39,22 +40,27 @@ const SCALES = {
     idle: [15_000, 50_000, 100_000],
     fanout: { n: 10_000, args: ['--find-max', '--rate', '10', '--duration', '5'] },
     channels: { n: 10_000, args: ['--find-max', '--rate', '20000', '--duration', '5'] },
+    // 10,000 held on 1,000 channels at 1,000 msg/s while 1,000 connections/s come and go (bench churn's preset).
+    churn: { n: 10_000, args: ['--channels', '1000', '--rate', '1000', '--churn', '1000', '--duration', '10'] },
   },
   small: {
     idle: [300],
     fanout: { n: 300, args: ['--rate', '5,20', '--max-steps', '2', '--duration', '2', '--drain', '2'] },
     channels: { n: 300, args: ['--rate', '300,1000', '--max-steps', '2', '--duration', '2', '--drain', '2'] },
+    churn: { n: 300, args: ['--channels', '30', '--rate', '100', '--churn', '50', '--duration', '3', '--drain', '2'] },
   },
 } as const;
 
 export const COMPARE_USAGE = `usage: herald bench --compare [--servers herald,herald-workers,nchan,socketio] [--scenarios idle,fanout,channels]
-                     [--transports sub,sse,ws] [--scale small|full] [--workers-herald N] [--out PREFIX]
+                     [--transports sub,sse,ws] [--scale small|full] [--workers-herald N] [--out PREFIX] [--plan]
 
 Runs each scenario against each server, starting and stopping the servers itself: herald is one process,
 herald-workers is herald serve --workers N (--workers-herald, default 2), nchan is bench/nchan.conf (two workers),
 socketio is Socket.IO 4 on two cluster workers with socket.io-client subscribers (the /ws rows only). --scale full is issue 8's
 (idle 15k/50k/100k, 10,000 subscribers of one channel and 10,000 channels x 1, rates stepped up until not held);
-small (the default) only checks the harness end to end. --out writes PREFIX.md, PREFIX.svg and PREFIX.json.
+churn: 10,000 held on 1,000 channels at 1,000 msg/s while 1,000 connections/s come and go. small (the default)
+only checks the harness end to end, in a few minutes. The duration estimate is printed first; --plan prints the
+cases and exits. --out writes PREFIX.md, PREFIX.svg and PREFIX.json.
 `;
 
 export async function compareCommand(argv: string[]): Promise<number> {
@@ -69,6 +75,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
       scale: { type: 'string' },
       'workers-herald': { type: 'string' },
       out: { type: 'string' },
+      plan: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -77,7 +84,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const servers = list(v.servers ?? SERVER_NAMES.join(','), SERVER_NAMES) as ServerName[];
-  const scenarios = list(v.scenarios ?? 'idle,fanout,channels', ['idle', 'fanout', 'channels']) as CompareScenario[];
+  const scenarios = list(v.scenarios ?? SCENARIO_NAMES.join(','), SCENARIO_NAMES) as CompareScenario[];
   const transports = list(v.transports ?? 'sub,sse,ws', ['sub', 'sse', 'ws']) as Transport[];
   const scale = v.scale ?? 'small';
   if (scale !== 'small' && scale !== 'full') throw new BenchUsageError(`--scale: "${scale}" is not small or full`);
@@ -89,6 +96,12 @@ export async function compareCommand(argv: string[]): Promise<number> {
   }
   const progress = (line: string): void => void process.stderr.write(`[compare] ${line}\n`);
   const cases = planCases(servers, scenarios, transports, scale);
+  progress(`${cases.length} cases at scale ${scale}: about ${Math.ceil(estimateSeconds(cases, scale) / 60)} minutes ` +
+    `(scale full, every server, scenario and transport: about ${Math.ceil(estimateSeconds(planCases(SERVER_NAMES, SCENARIO_NAMES, ['sub', 'sse', 'ws'], 'full'), 'full') / 60)} minutes)`);
+  if (v.plan) {
+    for (const c of cases) process.stdout.write(`${c.server} ${c.scenario} /${c.transport} ${c.connections}\n`);
+    return 0;
+  }
   const controller = new AbortController();
   const running = new Set<RunningServer>();
   const onSignal = (): void => controller.abort(new Error('interrupted'));
@@ -160,6 +173,8 @@ function optionsFor(c: CompareCase, scale: 'small' | 'full', server: RunningServ
   const extra = c.scenario === 'idle' ? [] : [...s[c.scenario].args];
   const o = parseBenchArgs([c.scenario, '--url', server.url, '--transport', c.transport, '-n', String(c.connections),
     ...(c.scenario === 'channels' ? ['--channels', String(c.connections)] : []),
+    // The churn runs (up to 1,000 TIME_WAITs a second) spread over 8 source addresses.
+    ...(c.scenario === 'churn' ? ['--source-addresses', '8'] : []),
     ...(c.scenario === 'idle' ? ['--channels', String(c.connections), '--settle', scale === 'small' ? '1' : '5'] : []),
     ...extra, '--quiet']);
   o.target = targetOf(c.server);
@@ -199,7 +214,24 @@ async function startHerald(workers: string): Promise<RunningServer> {
   };
 }
 
+/**
+ * Rough wall time of `cases`, in seconds: start and stop, connecting (about 1 ms a connection for the raw-socket
+ * generator, 3 ms for socket.io-client on this 2-core machine), settling, and each rate step with its drain.
+ */
+export function estimateSeconds(cases: CompareCase[], scale: 'small' | 'full'): number {
+  const stepS = scale === 'full' ? 5 + 3 + 2 : 2 + 2 + 1;
+  const steps: Record<CompareScenario, number> = { idle: 0, fanout: scale === 'full' ? 6 : 2, channels: scale === 'full' ? 6 : 2, churn: 1 };
+  let total = 0;
+  for (const c of cases) {
+    const connectS = (c.connections * (c.server === 'socketio' ? 3 : 1)) / 1000;
+    const extraS = c.scenario === 'churn' ? (scale === 'full' ? 10 : 3) - stepS + 5 : 0;
+    total += 8 + connectS + (scale === 'full' ? 7 : 2) + steps[c.scenario] * stepS + extraS;
+  }
+  return total;
+}
+
 const KB = 1024;
+const MB = 1024 * 1024;
 
 /** The comparison as Markdown: one row per scenario and transport, one column per server. */
 export function compareTable(cases: CompareCase[], meta: { startedAt: string; scale: string; argv: string[] }): string {
@@ -231,6 +263,15 @@ function cell(c: CompareCase | undefined): string {
   if (c.scenario === 'idle') {
     const per = r.server.rssPerConnectionBytes;
     return `${held}, ${per === undefined ? '?' : (per / KB).toFixed(1)} KB/conn`;
+  }
+  if (c.scenario === 'churn') {
+    const s = r.steps[0];
+    if (!s) return `${held}; no step ran`;
+    const ch = s.churn;
+    return `${s.held ? '**held**' : 'not held'}: lost ${s.deliveries.lost}, late ${s.deliveries.late} of ${s.deliveries.expected.toLocaleString('en-US')}; ` +
+      `churn ${ch?.livePerSecond ?? '?'}/s of ${ch?.offeredPerSecond ?? '?'}/s (${ch?.failed ?? '?'} failed); ` +
+      `CPU server ${s.cpuPercent.server ?? '?'} % gen ${s.cpuPercent.workers + s.cpuPercent.publisher} %; ` +
+      `RSS ${s.serverRssBytes === undefined ? '?' : (s.serverRssBytes / MB).toFixed(0)} MB`;
   }
   const best = bestStep(r);
   if (!best) return `${held}; no rate held`;

@@ -59,6 +59,13 @@ export class Histogram {
     if (s.max > this.max) this.max = s.max;
   }
 
+  /** How many values were above `us` (to bucket precision: a bucket counts when its lowest value is above). */
+  countAbove(us: number): number {
+    let n = 0;
+    for (let i = bucketOf(us) + 1; i < BUCKETS; i++) n += this.counts[i]!;
+    return n;
+  }
+
   /** The value at quantile q (0..1): the upper edge of its bucket, never above the exact max. */
   quantile(q: number): number {
     if (this.count === 0) return 0;

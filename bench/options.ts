@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import type { Transport } from './protocol.js';
 
-export const SCENARIOS = ['idle', 'hold', 'fanout', 'channels', 'custom'] as const;
+export const SCENARIOS = ['idle', 'hold', 'fanout', 'channels', 'churn', 'custom'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 /**
@@ -49,6 +49,10 @@ export interface BenchOptions {
   /** Publish with Redis PUBLISH on this server instead of the HTTP API; a spawned server gets it as --broker. */
   redisUrl: string | undefined;
   maxP99Ms: number;
+  /** Fresh connections opened (and closed again) per second while each rate step publishes; 0: none. */
+  churnPerSecond: number;
+  /** How long each churn connection stays open once live. */
+  churnHoldMs: number;
   json: boolean;
   quiet: boolean;
   /** Hard bound on the whole run: after it everything is stopped and what was measured is reported. */
@@ -63,6 +67,9 @@ const PRESETS: Record<Scenario, Partial<BenchOptions>> = {
   hold: { connections: 20_000, channels: 1, rates: [1], durationMs: 1000, drainMs: 15_000, settleMs: 5000, maxP99Ms: 60_000, sourceAddresses: 8 },
   fanout: { connections: 10_000, channels: 1, rates: [10], findMax: true, durationMs: 10_000 },
   channels: { connections: 10_000, channels: 10_000, rates: [20_000], findMax: true, durationMs: 10_000, publishers: 8 },
+  // Connects and disconnects while publishing: 10,000 held subscribers on 1,000 channels get 1,000 msg/s (10,000
+  // deliveries/s) while 1,000 fresh connections a second come up on the same channels and close 1 s later.
+  churn: { connections: 10_000, channels: 1_000, rates: [1000], durationMs: 10_000, churnPerSecond: 1000, churnHoldMs: 1000 },
   custom: {},
 };
 
@@ -95,6 +102,8 @@ const BASE: BenchOptions = {
   apiKey: undefined,
   redisUrl: undefined,
   maxP99Ms: 1000,
+  churnPerSecond: 0,
+  churnHoldMs: 1000,
   json: false,
   quiet: false,
   maxTimeMs: 300_000,
@@ -111,6 +120,8 @@ scenarios (presets; any flag overrides them):
              workers) per connection. 100,000: -n 100000 --server-arg=--workers=6 (docs/benchmarks.md)
   fanout     10,000 subscribers of one channel; --find-max from 10 msg/s, 10 s per rate
   channels   10,000 subscribers on 10,000 channels, HTTP API publishing; --find-max from 20,000 msg/s, 10 s per rate
+  churn      10,000 subscribers on 1,000 channels at 1,000 msg/s for 10 s while 1,000 connections/s come up on the
+             same channels and close 1 s later: held deliveries lost and late (> --max-p99-ms), churn failures
 
 server:
   --spawn                 start "node bin/herald.js serve --dev" on a free loopback port, stop it at the end
@@ -143,6 +154,8 @@ publishing:
   --api-key KEY           publish API key (not needed against --dev)
   --redis redis://H:P     publish with Redis PUBLISH instead of the HTTP API (a spawned server gets --broker URL)
   --max-p99-ms MS         p99 latency above which a rate is not held           [1000]
+  --churn R               open R fresh connections per second during each step (closed after --churn-hold) [0]
+  --churn-hold S          seconds each churn connection stays open once live  [1]
 
 output:
   --json                  print the result as JSON on stdout
@@ -194,6 +207,8 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
         'api-key': { type: 'string' },
         redis: { type: 'string' },
         'max-p99-ms': { type: 'string' },
+        churn: { type: 'string' },
+        'churn-hold': { type: 'string' },
         json: { type: 'boolean' },
         quiet: { type: 'boolean' },
         'max-time': { type: 'string' },
@@ -257,6 +272,9 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
     if (o.cpuProfDir !== undefined) throw new BenchUsageError('--cpu-prof profiles one server: not with --nodes');
   }
   o.maxP99Ms = num('max-p99-ms', v['max-p99-ms'], 1, 3_600_000) ?? o.maxP99Ms;
+  o.churnPerSecond = num('churn', v.churn, 0, 100_000) ?? o.churnPerSecond;
+  o.churnHoldMs = (num('churn-hold', v['churn-hold'], 0, 600) ?? o.churnHoldMs / 1000) * 1000;
+  if (o.churnPerSecond > 0 && o.nodes > 1) throw new BenchUsageError('--churn loads one server: not with --nodes');
   if (v.json) o.json = true;
   if (v.quiet) o.quiet = true;
   o.maxTimeMs = (num('max-time', v['max-time'], 1, 86_400) ?? o.maxTimeMs / 1000) * 1000;

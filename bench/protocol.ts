@@ -21,6 +21,8 @@ export interface PoolSpec {
   nchan?: boolean;
   /** Socket.IO (bench/socketio-server.ts): socket.io-client connections, whatever `transport` says. */
   socketio?: boolean;
+  /** The churn scenario: this worker's share of fresh connections per second during a step, each held holdMs. */
+  churn?: { perSecond: number; holdMs: number };
   firstIndex: number;
   count: number;
   channels: number;
@@ -47,6 +49,15 @@ export interface PoolProgress {
   errors: Record<string, number>;
 }
 
+/** Churn connections of one step (bench/churn.ts). */
+export interface ChurnStats {
+  attempted: number;
+  /** Came up (200, 101, Socket.IO connect) and were closed by the generator after their hold time. */
+  live: number;
+  failed: number;
+  errors: Record<string, number>;
+}
+
 export interface StepStats extends PoolProgress {
   step: number;
   /** Distinct messages of this step received (duplicates excluded). */
@@ -64,6 +75,7 @@ export interface StepStats extends PoolProgress {
   /** `reload` notices received: the server telling clients that messages were missed. */
   reloads: number;
   latency: SparseHistogram;
+  churn?: ChurnStats;
 }
 
 export type ToWorker =

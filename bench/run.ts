@@ -16,7 +16,13 @@ export interface StepResult {
   rate: number;
   durationS: number;
   published: { scheduled: number; sent: number; ok: number; failed: number; unsent: number; errors: Record<string, number> };
-  deliveries: { expected: number; received: number; lost: number; duplicates: number; reordered: number; stale: number; perSecond: number };
+  deliveries: { expected: number; received: number; lost: number; duplicates: number; reordered: number; stale: number; perSecond: number;
+    /** Received later than --max-p99-ms after they were scheduled. */
+    late: number };
+  /** With --churn: the fresh connections opened while publishing (each closed again after --churn-hold). */
+  churn?: { offeredPerSecond: number; attempted: number; live: number; failed: number; livePerSecond: number; errors: Record<string, number> };
+  /** Server RSS (summed over its processes) at the end of the step, when its pids are known. */
+  serverRssBytes?: number;
   latencyMs: { p50: number; p99: number; max: number; mean: number };
   connectionsHeld: number;
   droppedDuringStep: number;
@@ -153,6 +159,7 @@ export async function runBench(o: BenchOptions, progress: Progress, signal: Abor
         host, port, ports, transport: o.transport, nchan: o.target === 'nchan', socketio: o.target === 'socketio', firstIndex: 0, count: o.connections, channels: o.channels,
         channelPrefix, localAddresses: sourceAddresses(host, o.sourceAddresses),
         concurrency: o.connectConcurrency, connectTimeoutMs: o.connectTimeoutMs,
+        ...(o.churnPerSecond > 0 ? { churn: { perSecond: o.churnPerSecond, holdMs: o.churnHoldMs } } : {}),
       },
       o.workers,
     );
@@ -249,6 +256,7 @@ async function measureStep(
   if (cpu.serverCpuS !== undefined && s.received > 0) {
     out.serverCpuUsPerDelivery = Math.round((cpu.serverCpuS / s.received) * 1e7) / 10;
   }
+  if (serverPids.length > 0) out.serverRssBytes = sumRss(serverPids, undefined, 'rssHeldBytes');
   await waitQuiet(workers, healthUrl, signal);
   return out;
 }
@@ -358,14 +366,25 @@ function judge(o: BenchOptions, pub: PublishResult, s: MergedStats, cpuPercent: 
   // `hold` publishes one message to every connection: it is judged on what arrived, not on a pace.
   if (o.scenario !== 'hold' && perSecond < 0.95 * offered) why.push(`${Math.round(perSecond)} deliveries/s < 95% of ${Math.round(offered)} offered`);
   if (s.expected === 0) why.push('nothing to deliver (no connection held?)');
+  const late = s.latency.countAbove(o.maxP99Ms * 1000);
+  let churn: StepResult['churn'];
+  if (o.churnPerSecond > 0) {
+    const c = s.churn ?? { attempted: 0, live: 0, failed: 0, errors: {} };
+    churn = { offeredPerSecond: o.churnPerSecond, ...c, livePerSecond: Math.round(c.live / durationS) };
+    if (c.failed > 0) why.push(`${c.failed} churn connections failed${errorText(c.errors)}`);
+    // Attempts are the generator's pace; the server is judged on bringing them up.
+    const pending = c.attempted - c.live - c.failed;
+    if (pending > 0.05 * c.attempted) why.push(`${pending} of ${c.attempted} churn connections not up by the end of the step`);
+  }
   return {
     rate: pub.rate,
     durationS,
     published: { scheduled: pub.scheduled, sent: pub.sent, ok: pub.ok, failed: pub.failed, unsent: pub.unsent, errors: pub.errors },
     deliveries: {
       expected: s.expected, received: s.received, lost, duplicates: s.duplicates, reordered: s.reordered, stale: s.stale,
-      perSecond: Math.round(perSecond),
+      perSecond: Math.round(perSecond), late,
     },
+    ...(churn ? { churn } : {}),
     latencyMs,
     connectionsHeld: s.held,
     droppedDuringStep: s.dropped,
@@ -423,7 +442,8 @@ export function stepLine(s: StepResult): string {
   return (
     `rate ${s.rate} msg/s for ${s.durationS} s: ${s.published.ok}/${s.published.scheduled} published, ` +
     `${s.deliveries.received}/${s.deliveries.expected} delivered (${s.deliveries.perSecond}/s), ` +
-    `lost ${s.deliveries.lost}, dup ${s.deliveries.duplicates}, ` +
+    `lost ${s.deliveries.lost}, late ${s.deliveries.late}, dup ${s.deliveries.duplicates}, ` +
+    (s.churn ? `churn ${s.churn.live}/${s.churn.attempted} live (${s.churn.livePerSecond}/s of ${s.churn.offeredPerSecond}/s)${errorText(s.churn.errors)}, ` : '') +
     `latency p50 ${s.latencyMs.p50} ms p99 ${s.latencyMs.p99} ms max ${s.latencyMs.max} ms, ` +
     `CPU server ${s.cpuPercent.server ?? '?'} % workers ${s.cpuPercent.workers} % publisher ${s.cpuPercent.publisher} %` +
     (s.serverCpuUsPerDelivery !== undefined ? ` (server ${s.serverCpuUsPerDelivery} µs/delivery)` : '') + ': ' +

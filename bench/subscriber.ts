@@ -29,6 +29,21 @@ function clientTextFrame(text: string): Buffer {
 }
 const PUSHER_PONG = clientTextFrame('{"event":"pusher:pong","data":{}}');
 
+/** The GET that opens a subscriber's stream (or WebSocket) on `channel`, for the pool and the churn connections. */
+export function subscribeRequest(spec: PoolSpec): (channel: number, port: number) => string {
+  const pusher = spec.transport === 'pusher';
+  const path = spec.transport === 'sse' ? '/sse' : spec.transport === 'ws' ? '/ws' : pusher ? '/app/app-key' : '/sub';
+  const accept = spec.transport === 'sse' ? 'text/event-stream' : 'application/x-ndjson';
+  // A WebSocket upgrade with the channel in the URL: live once the 101 arrives, as a stream is at its 200.
+  const extra =
+    spec.transport === 'ws' || pusher
+      ? 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+      : `Accept: ${accept}\r\n`;
+  // Pusher: the channel is subscribed after the handshake (pusher:subscribe); held at subscription_succeeded.
+  const query = (channel: number): string => (pusher ? 'protocol=7' : `channel=${channelName(spec.channelPrefix, channel)}`);
+  return (channel, port) => `GET ${path}?${query(channel)} HTTP/1.1\r\nHost: ${spec.host}:${port}\r\n${extra}\r\n`;
+}
+
 /** One subscriber connection. Plain fields only: thousands of these live in one process. */
 class Sub {
   rest = '';
@@ -70,17 +85,7 @@ export class SubscriberPool {
   private readonly latency = new Histogram();
 
   constructor(private readonly spec: PoolSpec, private readonly onSettled: () => void = () => undefined) {
-    const pusher = spec.transport === 'pusher';
-    const path = spec.transport === 'sse' ? '/sse' : spec.transport === 'ws' ? '/ws' : pusher ? '/app/app-key' : '/sub';
-    const accept = spec.transport === 'sse' ? 'text/event-stream' : 'application/x-ndjson';
-    // A WebSocket upgrade with the channel in the URL: live once the 101 arrives, as a stream is at its 200.
-    const extra =
-      spec.transport === 'ws' || pusher
-        ? 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
-        : `Accept: ${accept}\r\n`;
-    // Pusher: the channel is subscribed after the handshake (pusher:subscribe); held at subscription_succeeded.
-    const query = (channel: number): string => (pusher ? 'protocol=7' : `channel=${channelName(spec.channelPrefix, channel)}`);
-    this.request = (channel, port) => `GET ${path}?${query(channel)} HTTP/1.1\r\nHost: ${spec.host}:${port}\r\n${extra}\r\n`;
+    this.request = subscribeRequest(spec);
     this.lineOffset = spec.transport === 'sse' ? 6 : 0;
   }
 

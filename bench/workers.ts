@@ -64,8 +64,10 @@ export class WorkerSet {
   /** Fork `count` workers and give each an even share of `spec.count` connections. */
   constructor(spec: PoolSpec, count: number) {
     const per = Math.ceil(spec.count / count);
+    const made = Math.ceil(spec.count / per);
     for (let w = 0, first = 0; w < count && first < spec.count; w++, first += per) {
       const share: PoolSpec = { ...spec, firstIndex: spec.firstIndex + first, count: Math.min(per, spec.count - first) };
+      if (spec.churn) share.churn = { ...spec.churn, perSecond: spec.churn.perSecond / made };
       // No inherited execArgv: a --cpu-prof or --inspect meant for the bench must not apply to every worker.
       const child = fork(WORKER_PATH, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       const worker = new Worker(child, share);
@@ -133,6 +135,13 @@ export class WorkerSet {
       m.reloads += s.reloads;
       m.lastReceiveUs = Math.max(m.lastReceiveUs, s.lastReceiveUs);
       latency.add(s.latency);
+      if (s.churn) {
+        const c = (m.churn ??= { attempted: 0, live: 0, failed: 0, errors: {} });
+        c.attempted += s.churn.attempted;
+        c.live += s.churn.live;
+        c.failed += s.churn.failed;
+        for (const [k, v] of Object.entries(s.churn.errors)) c.errors[k] = (c.errors[k] ?? 0) + v;
+      }
     }
     return m;
   }
