@@ -7,8 +7,10 @@ import { BENCH_USAGE, BenchUsageError, parseBenchArgs, type BenchOptions } from 
 import { formatReport } from './report.js';
 import { runBench, type CleanupHooks } from './run.js';
 import { COMPARE_USAGE, compareCommand } from './compare.js';
+import { presenceBenchCommand } from './presence.js';
 
 export async function benchCommand(argv: string[], env: Record<string, string | undefined> = {}): Promise<number> {
+  if (argv[0] === 'presence') return presenceBenchCommand(argv.slice(1));
   if (argv.includes('--compare')) {
     try {
       return await compareCommand(argv);

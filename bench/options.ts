@@ -112,6 +112,8 @@ const BASE: BenchOptions = {
 export const BENCH_USAGE = `usage: herald bench [idle|fanout|channels] [options]
 
   herald bench --compare [--scale small|full] ...   Herald and Nchan side by side (herald bench --compare --help)
+  herald bench presence [-n N] ...                  presence on Redis: join rate, memory, count time, fan-out
+                                                    with presence on and off (herald bench presence --help)
 
 scenarios (presets; any flag overrides them):
   idle       15,000 /sub connections on 15,000 channels, no publishing: connections held, server RSS per connection
