@@ -83,12 +83,17 @@ test('row 46: garbage frames on the workers\' socket close that link or are refu
   assert.equal(await closes(body('{"op":1}')), true, 'not an array');
   assert.equal(await closes(body('["x"]')), true, 'no op number');
   assert.equal(await closes(body('[3]')), true, 'a request without an id');
+  // Presence writes (pushes, no answer): a bad channel or member closes the link.
+  assert.equal(await closes(body(`[${Op.PRESENCE_ADD},"bad\\u0000name",{"client":"abc-1","user":"","connectedAt":1}]`)), true, 'presence: bad channel');
+  assert.equal(await closes(body(`[${Op.PRESENCE_ADD},"room",{"client":"not an id","user":"","connectedAt":1}]`)), true, 'presence: bad member');
+  assert.equal(await closes(body(`[${Op.PRESENCE_REMOVE},"room",7]`)), true, 'presence: remove without a client');
   // Well-framed requests with bad fields are refused with an error, not acted on.
   const bad = new PrimaryLink(socketPath, 2);
   await bad.connect();
   await assert.rejects(bad.request(Op.PUBLISH, 42, 'data', null, null), (e: unknown) => e instanceof HeraldError && e.code === 'bad_request');
   await assert.rejects(bad.request(Op.SUB, 'not-a-list'), (e: unknown) => e instanceof HeraldError && e.code === 'bad_request');
   await assert.rejects(bad.request(99), (e: unknown) => e instanceof HeraldError && e.code === 'bad_request');
+  await assert.rejects(bad.request(Op.PRESENCE_READ, 42, true, 10), (e: unknown) => e instanceof HeraldError && e.code === 'bad_request');
   bad.close();
   // The good link is untouched.
   await good.publish('control', 'still here');

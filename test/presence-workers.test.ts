@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { cleanEnv, killAll, startHerald, type RunningHerald } from './helpers/cli.js';
+import { EventSource } from 'eventsource';
 import { WorkerSub } from './helpers/worker-client.js';
 import { openWs } from './helpers/ws.js';
 
@@ -104,6 +105,28 @@ describe('presence on --workers 3 (embedded broker)', () => {
     await until('presence_stats counts the leave', async () => (await api(port, 'presence_stats', { channel: 'room' }))['clients'] === n - 1);
     for (const s of subs) s.close();
     await until('the channel is empty', async () => (await api(port, 'presence_stats', { channel: 'room' }))['clients'] === 0);
+  });
+
+  test('an EventSource member (on whichever worker) gets the joins and leaves of members on all three workers', async () => {
+    const es = new EventSource(`http://127.0.0.1:${port}/sse?channel=es-room&joinLeave=1`);
+    const seen: string[] = [];
+    es.addEventListener('join', (e: { data: string }) => seen.push(`join ${(JSON.parse(e.data) as [string, string, Member])[2].client}`));
+    es.addEventListener('leave', (e: { data: string }) => seen.push(`leave ${(JSON.parse(e.data) as [string, string, Member])[2].client}`));
+    await new Promise<void>((resolve, reject) => {
+      es.onopen = () => resolve();
+      es.onerror = () => reject(new Error('EventSource failed'));
+    });
+    try {
+      const subs = await spread(port, 'es-room', 3, 3);
+      await until('a join per member', () => seen.filter((x) => x.startsWith('join ')).length === subs.length);
+      // The members sit on all three workers (two of them not the EventSource's); client ids name their nodes.
+      const nodes = new Set(seen.map((x) => x.split(' ')[1]!.split('-')[0]));
+      assert.equal(nodes.size, 3, `joins from every worker: ${seen.join(', ')}`);
+      for (const s of subs) s.close();
+      await until('a leave per member', () => seen.filter((x) => x.startsWith('leave ')).length === subs.length);
+    } finally {
+      es.close();
+    }
   });
 
   test('a SIGKILLed worker\'s members are gone at once and the other workers\' members are told they left', async () => {

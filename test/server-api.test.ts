@@ -169,6 +169,18 @@ test('bad input and key scopes: documented JSON errors', async () => {
   await expect('presence', { channel: 7 }, 400, 'invalid_channel');
   await expect('presence', { channel: 'chat:x', limit: 'all' }, 400, 'bad_request');
   await expect('presence', [1], 400, 'bad_request');
+  await expect('presence_stats', {}, 400, 'bad_request');
+  await expect('presence_stats', { channel: 'bad\nname' }, 400, 'invalid_channel');
+  await expect('presence_stats', { channel: 'feed:x' }, 400, 'bad_request');
+  await expect('channels', { prefix: 7 }, 400, 'bad_request');
+  await expect('channels', { limit: 0 }, 400, 'bad_request');
+  await expect('channels', { cursor: 'x'.repeat(256) }, 400, 'bad_request');
+  await expect('history', { channel: 'feed:x', limit: 0 }, 400, 'bad_request');
+  await expect('history', { channel: 'feed:x', since: 'yesterday' }, 400, 'bad_request');
+  await expect('history', { channel: 'chat:x' }, 400, 'bad_request');
+  await expect('history', { channel: '' }, 400, 'invalid_channel');
+  await expect('remove_history', {}, 400, 'bad_request');
+  await expect('remove_history', { channel: 'a\u0001b' }, 400, 'invalid_channel');
   await expect('disconnect', {}, 400, 'bad_request');
   await expect('disconnect', { user: 'u', client: 'abc-1' }, 400, 'bad_request');
   await expect('disconnect', { client: 'not an id' }, 400, 'bad_request');
@@ -190,6 +202,15 @@ test('bad input and key scopes: documented JSON errors', async () => {
   assert.deepEqual(await raw({ method: 'GET', headers: auth }), { status: 405, code: 'method_not_allowed' });
   assert.deepEqual(await raw({ method: 'POST', body: '{}' , headers: { 'Content-Type': 'application/json' } }), { status: 401, code: 'unauthorized' });
   assert.deepEqual(await raw({ method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: 'x'.repeat(2_000_000) }), { status: 413, code: 'payload_too_large' });
+  // GET /presence, a subscriber's own question: one channel that keeps presence, GET only.
+  const own = async (path: string, method = 'GET'): Promise<{ status: number; code: string }> => {
+    const res = await fetch(`${n.url}${path}`, { method });
+    return { status: res.status, code: ((await res.json()) as { error: { code: string } }).error.code };
+  };
+  assert.deepEqual(await own('/presence'), { status: 400, code: 'bad_request' });
+  assert.deepEqual(await own('/presence?channel=chat:a&channel=chat:b'), { status: 400, code: 'bad_request' });
+  assert.deepEqual(await own('/presence?channel=feed:x'), { status: 403, code: 'forbidden' });
+  assert.deepEqual(await own('/presence?channel=chat:a', 'POST'), { status: 405, code: 'method_not_allowed' });
   // A publish-only scoped key still publishes; a key without the publish call cannot.
   assert.equal((await publish(n.url, { channel: 'feed:p', data: 'x' }, PUBLISH_ONLY)).status, 200);
   assert.equal((await publish(n.url, { channel: 'chat:p', data: 'x' }, CHAT_ONLY)).status, 403);
