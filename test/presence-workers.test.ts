@@ -129,6 +129,24 @@ describe('presence on --workers 3 (embedded broker)', () => {
     }
   });
 
+  test('disconnect of a listed client, asked on any worker, closes its stream on its own worker with the code given', async () => {
+    const subs = await spread(port, 'dc', 3, 3);
+    // Calls every node runs wait for the nodes known from their stats (shared each second): every worker's first.
+    await until('every worker knows the other two', async () => {
+      for (let i = 0; i < 6; i++) if (((await api(port, 'info', {}))['nodes'] as unknown[]).length < 3) return false;
+      return true;
+    });
+    await until('all listed', async () => ((await api(port, 'presence', { channel: 'dc' }))['members'] as Member[]).length === subs.length);
+    const listed = (await api(port, 'presence', { channel: 'dc' }))['members'] as Member[];
+    for (const m of listed) {
+      const d = await api(port, 'disconnect', { client: m.client, code: 4002 });
+      assert.equal(d['disconnected'], 1, JSON.stringify(d));
+    }
+    await until('every stream got its disconnect line', () => subs.every((s) => s.frames.some((f) => f[0] === 'disconnect')));
+    for (const s of subs) assert.deepEqual(s.frames.find((f) => f[0] === 'disconnect'), ['disconnect', 'disconnected', 4002, false]);
+    await until('presence is empty', async () => (await api(port, 'presence_stats', { channel: 'dc' }))['clients'] === 0);
+  });
+
   test('a SIGKILLed worker\'s members are gone at once and the other workers\' members are told they left', async () => {
     const subs = await spread(port, 'kill', 6, 3);
     const victim = subs[subs.length - 1]!;
