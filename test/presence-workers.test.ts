@@ -2,12 +2,14 @@
  * Presence on `herald serve --workers 3` with the embedded broker (docs/presence.md "Workers"), with real processes
  * and real clients: members on one worker see the joins and leaves of members on the others; the server API's
  * `presence` and `presence_stats` answer for the whole machine from whichever worker takes the call; a SIGKILLed
- * worker's members are gone from every answer at once and the other workers' subscribers are told they left.
+ * worker's members are gone from every answer at once and the other workers' subscribers are told they left. On
+ * Redis each worker is a node, and presence spans them through Redis.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { cleanEnv, killAll, startHerald, type RunningHerald } from './helpers/cli.js';
 import { EventSource } from 'eventsource';
+import { startRedis, type RedisProcess } from './helpers/redis.js';
 import { WorkerSub } from './helpers/worker-client.js';
 import { openWs } from './helpers/ws.js';
 
@@ -167,5 +169,35 @@ describe('presence on --workers 3 (embedded broker)', () => {
     assert.equal((listed['members'] as Member[]).length, survivors.length);
     assert.ok(told < 5000, `leaves after ${told} ms`);
     for (const s of subs) s.close();
+  });
+});
+
+describe('presence on --workers 2 on Redis (each worker a node)', () => {
+  let redis: RedisProcess;
+  let herald: RunningHerald;
+  let port: number;
+
+  before(async () => {
+    redis = await startRedis();
+    herald = await startHerald(['--dev', '--workers', '2', '--port', '0', '--broker', redis.url], cleanEnv(), 30_000);
+    port = Number(new URL(herald.url).port);
+    await ready(port, 2);
+  });
+  after(async () => {
+    herald?.proc.kill('SIGTERM');
+    await herald?.exited;
+    await redis?.stop();
+  });
+
+  test('members on both workers are listed and counted by either, and see each other join', async () => {
+    const subs = await spread(port, 'r-room', 3, 2);
+    await until('the first member saw the later joins', () => joins(subs[0]!).length >= subs.length - 1);
+    for (let i = 0; i < 4; i++) {
+      await until(`presence_stats answer ${i} counts every member`, async () => (await api(port, 'presence_stats', { channel: 'r-room' }))['clients'] === subs.length);
+    }
+    const listed = (await api(port, 'presence', { channel: 'r-room' }))['members'] as Member[];
+    assert.equal(new Set(listed.map((m) => m.client.split('-')[0])).size, 2, 'members of both workers (two node ids)');
+    for (const s of subs) s.close();
+    await until('the channel is empty', async () => (await api(port, 'presence_stats', { channel: 'r-room' }))['clients'] === 0);
   });
 });
