@@ -18,6 +18,7 @@ import type {
 import { NODE_CONTROL_CHANNEL } from './broker.js';
 import { IdempotencyMemo } from './idempotency-memo.js';
 import { MemoryHistory } from './memory-history.js';
+import { systemClock, type Clock, type Repeating } from '../util/clock.js';
 
 /** How often expired history is freed. Expiry itself is exact: reads check the time. */
 const SWEEP_MS = 10_000;
@@ -29,18 +30,21 @@ export class MemoryBroker implements HistoryBroker {
   private readonly store: MemoryHistory;
   /** Idempotency keys: checked, published and remembered in one synchronous step. */
   readonly idempotency = new IdempotencyMemo();
-  private sweeper: NodeJS.Timeout | undefined;
+  private sweeper: Repeating | undefined;
   private closed = false;
 
   /** `maxHistoryBytes`: the bound on all channels' history together (config `historyMaxBytes`). */
-  constructor(options: { maxHistoryBytes?: number } = {}) {
+  private readonly clock: Clock;
+
+  /** `clock`: time for history TTLs and idempotency windows (util/clock.ts); a unit test's ManualClock moves it. */
+  constructor(options: { maxHistoryBytes?: number; clock?: Clock } = {}) {
     this.store = new MemoryHistory(options.maxHistoryBytes);
+    this.clock = options.clock ?? systemClock;
   }
 
   async start(handler: BrokerHandler): Promise<void> {
     this.handler = handler;
-    this.sweeper = setInterval(() => this.store.sweep(), SWEEP_MS);
-    this.sweeper.unref();
+    this.sweeper = this.clock.every(SWEEP_MS, () => this.store.sweep(this.clock.now()));
   }
 
   async subscribe(channels: readonly string[]): Promise<void> {
@@ -54,7 +58,7 @@ export class MemoryBroker implements HistoryBroker {
   async publish(channel: string, data: string, options?: PublishOptions): Promise<PublishResult> {
     if (this.closed || !this.handler) throw new HeraldError('unavailable', 'broker is not running');
     const once = options?.idempotency;
-    const now = Date.now();
+    const now = this.clock.now();
     if (once) {
       const seen = this.idempotency.lookup(channel, once.key, now);
       if (seen) return seen.id === undefined ? { replayed: true } : { id: seen.id, replayed: true };
@@ -74,7 +78,7 @@ export class MemoryBroker implements HistoryBroker {
 
   async history(channel: string, query: HistoryQuery): Promise<HistoryResult> {
     if (this.closed) throw new HeraldError('unavailable', 'broker is not running');
-    return this.store.read(channel, query);
+    return this.store.read(channel, query, this.clock.now());
   }
 
   async removeHistory(channel: string): Promise<void> {
@@ -99,6 +103,6 @@ export class MemoryBroker implements HistoryBroker {
     this.channels.clear();
     this.store.clear();
     this.idempotency.clear();
-    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper?.stop();
   }
 }

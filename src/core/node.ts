@@ -8,6 +8,7 @@ import type { HeraldConfig } from '../config.js';
 import { HeraldError, type DisconnectReason } from '../errors.js';
 import type { FrameEncoder } from '../protocol/frames.js';
 import type { StreamPosition } from '../protocol/message-id.js';
+import { systemClock, type Clock, type Repeating } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { ControlPath } from './control-path.js';
 import { ChannelPolicy } from './channel-policy.js';
@@ -73,7 +74,7 @@ export class HeraldNode implements SessionOwner {
    */
   private readonly sessions = new Map<number, Session>();
   private readonly perIp = new Map<string, number>();
-  private ticker: NodeJS.Timeout | undefined;
+  private ticker: Repeating | undefined;
   private ticks = 0;
   /** Work that runs on the node's one ticker besides heartbeats and expiry (e.g. answering timed-out polls). */
   private readonly tickHooks: ((now: number) => void)[] = [];
@@ -95,6 +96,8 @@ export class HeraldNode implements SessionOwner {
     readonly metrics: NodeMetrics,
     /** What each channel keeps and allows (core/channel-policy.ts); by default the config's. */
     readonly policy: ChannelPolicy = new ChannelPolicy(config),
+    /** Time for the ticker and every deadline it keeps (util/clock.ts): a unit test's ManualClock moves it by hand. */
+    readonly clock: Clock = systemClock,
   ) {
     this.hub = new Hub(broker, log);
     this.control = new ControlPath(broker, this.nodeId, log);
@@ -143,8 +146,7 @@ export class HeraldNode implements SessionOwner {
       onConnectionChange: (ready, scope) => this.brokerConnectionChanged(ready, scope),
     });
     await this.control.start();
-    this.ticker = setInterval(() => this.tick(), TICK_MS);
-    this.ticker.unref();
+    this.ticker = this.clock.every(TICK_MS, () => this.tick());
   }
 
   get isDraining(): boolean {
@@ -300,12 +302,12 @@ export class HeraldNode implements SessionOwner {
   async subscribe(session: Session, targets: readonly SessionTarget[], resume?: ResumeRequest): Promise<void> {
     if (resume && resume.since.length !== targets.length) throw new Error('resume.since must match targets');
     if (resume) session.announcePositions = true;
-    const deadline = Date.now() + this.config.brokerWaitMs;
+    const deadline = this.clock.now() + this.config.brokerWaitMs;
     let recover: Recovering[];
     for (;;) {
       while (!this.brokerServes(targets)) {
         if (session.isEnded) return;
-        if (Date.now() >= deadline) throw new HeraldError('broker_unavailable', 'broker unreachable: retry shortly');
+        if (this.clock.now() >= deadline) throw new HeraldError('broker_unavailable', 'broker unreachable: retry shortly');
         await this.brokerEvent();
       }
       if (session.isEnded) return;
@@ -316,7 +318,7 @@ export class HeraldNode implements SessionOwner {
         break;
       }
       this.dropTargets(session, joined.added);
-      if (!isBrokerOutage(joined.error) || Date.now() >= deadline) throw outageError(joined.error);
+      if (!isBrokerOutage(joined.error) || this.clock.now() >= deadline) throw outageError(joined.error);
       await this.brokerEvent();
     }
     if (recover.length === 0) return;
@@ -335,7 +337,7 @@ export class HeraldNode implements SessionOwner {
       });
       if (failure === undefined) break;
       if (session.isEnded) return;
-      if (!isBrokerOutage(failure) || Date.now() >= deadline) {
+      if (!isBrokerOutage(failure) || this.clock.now() >= deadline) {
         this.dropTargets(session, recover.map((r) => r.target));
         throw outageError(failure, 'history cannot be read');
       }
@@ -567,14 +569,19 @@ export class HeraldNode implements SessionOwner {
 
   async stop(): Promise<void> {
     this.drain();
-    if (this.ticker) clearInterval(this.ticker);
+    this.ticker?.stop();
     await Promise.all(this.stopHooks.map((hook) => hook().catch(() => undefined)));
     await this.broker.close();
   }
 
+  /** SessionOwner: the time (milliseconds since the epoch) on the node's clock. */
+  now(): number {
+    return this.clock.now();
+  }
+
   private tick(): void {
     this.ticks++;
-    const now = Date.now();
+    const now = this.clock.now();
     const heartbeat = this.ticks % Math.max(1, Math.round((this.config.heartbeatSeconds * 1000) / TICK_MS)) === 0;
     for (const s of this.sessions.values()) {
       if (s.isEnded) s.closeIfOverdue(now, this.config.closeGraceMs);

@@ -98,6 +98,8 @@ export interface SessionOwner {
   recoverGap?(session: Session, label: string, cause: 'gap' | 'epoch'): void;
   /** The client was told to reload a channel (for metrics: each one is a loss the client must repair). */
   reloadSent?(reason: ReloadReason): void;
+  /** The time on the node's clock (util/clock.ts), which also runs the ticker that checks `closeIfOverdue`. */
+  now(): number;
 }
 
 let nextSeq = 1;
@@ -368,7 +370,7 @@ export class Session implements HubMember, CursorOutput {
       sink.destroy();
       return;
     }
-    this.closingSince = Date.now();
+    this.closingSince = this.owner.now();
     sink.close(reason, custom);
   }
 

@@ -83,7 +83,7 @@ export class PollTransport {
       },
     });
     attachSink(session, res.destroyed || req.socket.destroyed, () => {
-      const sink = new PollSink(this, session, res, Date.now() + config.pollTimeoutSeconds * 1000, {
+      const sink = new PollSink(this, session, res, node.now() + config.pollTimeoutSeconds * 1000, {
         ...corsHeaders(sreq.header('origin'), corsOrigins(config)),
       });
       this.parked.add(sink);

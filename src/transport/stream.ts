@@ -111,6 +111,7 @@ export async function serveStream(
     return;
   }
   const socket = req.socket;
+  // Set: open() ran before the session could open.
   const opened = codec!;
   attachSink(session, socket.destroyed || !socket.writable, () => {
     // node:http will not hand over a socket that still owes an earlier answer (a request pipelined behind another
