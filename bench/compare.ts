@@ -215,17 +215,19 @@ async function startHerald(workers: string): Promise<RunningServer> {
 }
 
 /**
- * Rough wall time of `cases`, in seconds: start and stop, connecting (about 1 ms a connection for the raw-socket
- * generator, 3 ms for socket.io-client on this 2-core machine), settling, and each rate step with its drain.
+ * Rough wall time of `cases`, in seconds: start, GC and stop, connecting (about 1 ms a connection for the raw-socket
+ * generator, 3 ms for socket.io-client on this 2-core machine), settling, and each rate step with its drain
+ * (small: calibrated on a 4 min 48 s run of its 40 cases on the shared machine).
  */
 export function estimateSeconds(cases: CompareCase[], scale: 'small' | 'full'): number {
-  const stepS = scale === 'full' ? 5 + 3 + 2 : 2 + 2 + 1;
-  const steps: Record<CompareScenario, number> = { idle: 0, fanout: scale === 'full' ? 6 : 2, channels: scale === 'full' ? 6 : 2, churn: 1 };
+  const t = scale === 'full'
+    ? { overheadS: 8, settleS: 7, stepS: 5 + 3 + 2, rateSteps: 6, churnS: 10 + 3 + 2 }
+    : { overheadS: 3, settleS: 1, stepS: 3, rateSteps: 2, churnS: 5 };
   let total = 0;
   for (const c of cases) {
     const connectS = (c.connections * (c.server === 'socketio' ? 3 : 1)) / 1000;
-    const extraS = c.scenario === 'churn' ? (scale === 'full' ? 10 : 3) - stepS + 5 : 0;
-    total += 8 + connectS + (scale === 'full' ? 7 : 2) + steps[c.scenario] * stepS + extraS;
+    const workS = c.scenario === 'idle' ? t.settleS : c.scenario === 'churn' ? t.churnS : t.rateSteps * t.stepS;
+    total += t.overheadS + connectS + workS;
   }
   return total;
 }
