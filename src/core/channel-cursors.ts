@@ -62,9 +62,13 @@ interface Cursor {
 export class ChannelCursors {
   /** An array, not a Map: most sessions hold one channel, and an empty Map costs more than the cursor itself. */
   private list: Cursor[] = [];
-  private bytes = 0;
+  /**
+   * Bytes held. A subclass may count its own held frames here too (the Session: frames before its sink is attached),
+   * so one counter per connection serves both.
+   */
+  protected bytes = 0;
 
-  /** Bytes of live frames held while channels recover (they count against the client's queue bound). */
+  /** Bytes of frames held: live frames while channels recover (they count against the client's queue bound). */
   get heldBytes(): number {
     return this.bytes;
   }

@@ -13,9 +13,9 @@
  * closed `closeGraceMs` after its last words (`closeIfOverdue`). A session ended before its sink was attached (while
  * opening) says its last words on attach, so a client never gets a silent 200 or 101.
  *
- * Resume without gaps or duplicates (docs/protocol.md "Message ids and resume") is decided by the session's
- * ChannelCursors (core/channel-cursors.ts, a pure state machine with its own unit tests): the session is its output,
- * encoding and writing what it decides. To recover a channel the session first holds that channel's live messages
+ * Resume without gaps or duplicates (docs/protocol.md "Message ids and resume") is decided by ChannelCursors
+ * (core/channel-cursors.ts, a pure state machine with its own unit tests), which the session extends: the session
+ * is its output, encoding and writing what it decides. To recover a channel the session first holds that channel's live messages
  * (`beginRecovery`, while already joined to the hub), then the node reads history, and `endRecovery` fits the replay
  * to the queue and hands it to the cursors. Held messages count against `maxQueueBytes` like everything else.
  */
@@ -106,7 +106,11 @@ let nextSeq = 1;
 /** Sessions store their opening time in seconds from here: a small integer, which V8 keeps unboxed. */
 const EPOCH_MS = Date.now();
 
-export class Session implements HubMember, CursorOutput {
+/**
+ * A Session is its own ChannelCursors (extends, rather than holds one): one object per held connection instead of
+ * two, which is 40-odd bytes on every idle client. The cursors' state stays private to ChannelCursors.
+ */
+export class Session extends ChannelCursors implements HubMember, CursorOutput {
   /** Unique within the process; the number behind `id`. */
   readonly seq = nextSeq++;
   private readonly openedSecond = Math.floor((Date.now() - EPOCH_MS) / 1000);
@@ -115,7 +119,6 @@ export class Session implements HubMember, CursorOutput {
   expiresAt: number | undefined;
   private sink: SessionSink | undefined;
   private held: Buffer[] | undefined = [];
-  private heldBytes = 0;
   /** `sink.sentBytes()` at the previous heartbeat. */
   private lastSent = -1;
   private ended = false;
@@ -126,8 +129,6 @@ export class Session implements HubMember, CursorOutput {
   private closed = false;
   /** The cursor when the stream ended (its channels are gone by then): a poll answer still carries it. */
   private finalCursor: string | undefined;
-  /** Where the client stands on each channel, and live messages held while a channel recovers. */
-  private readonly cursors = new ChannelCursors();
   /** Resume mode (SSE, or a client that sent a cursor): position changes without a message are announced. */
   announcePositions = false;
   /** Join and leave events of presence channels go to this client (asked for; a `/ws` subscribe can ask later). */
@@ -138,6 +139,7 @@ export class Session implements HubMember, CursorOutput {
     readonly codec: FrameEncoder,
     private opts: SessionOptions,
   ) {
+    super();
     this.expiresAt = opts.expiresAt;
     this.joinLeave = opts.joinLeave === true;
   }
@@ -185,26 +187,12 @@ export class Session implements HubMember, CursorOutput {
 
   /** Hub member: one frame for one of this session's channels. */
   send(frame: Buffer, publication: Publication, label: string): void {
-    const taken = this.cursors.receive(label, frame, publication, this);
+    const taken = this.receive(label, frame, publication, this);
     if (taken === 'untracked') {
       if (!this.options.exclude?.(publication, this)) this.write(frame);
-    } else if (taken === 'held' && this.heldBytes + this.cursors.heldBytes > this.options.maxQueueBytes) {
+    } else if (taken === 'held' && this.heldBytes > this.options.maxQueueBytes) {
       this.disconnect('slow');
     }
-  }
-
-  /** Start tracking a channel label's position (called when the session joins it). */
-  track(label: string, position?: StreamPosition): void {
-    this.cursors.track(label, position);
-  }
-
-  untrack(label: string): void {
-    this.cursors.untrack(label);
-  }
-
-  /** The last position delivered on a label, if known. */
-  positionOf(label: string): StreamPosition | undefined {
-    return this.cursors.positionOf(label);
   }
 
   /** The connection's cursor: every channel's position in target order (docs/protocol.md). */
@@ -213,7 +201,7 @@ export class Session implements HubMember, CursorOutput {
     let out = '';
     for (let i = 0; i < this.targets.length; i++) {
       if (i > 0) out += ',';
-      const p = this.cursors.positionOf(this.targets[i]!.label);
+      const p = this.positionOf(this.targets[i]!.label);
       if (p) out += formatMessageId(p);
     }
     return out;
@@ -221,7 +209,7 @@ export class Session implements HubMember, CursorOutput {
 
   /** Hold `label`'s live messages from now until `endRecovery`. Returns false when it is already held. */
   beginRecovery(label: string): boolean {
-    return this.cursors.hold(label);
+    return this.hold(label);
   }
 
   /**
@@ -230,13 +218,13 @@ export class Session implements HubMember, CursorOutput {
    * no position (it gets none replayed, and keeps every live message held since it joined).
    */
   endRecovery(label: string, outcome: RecoveryOutcome, fresh: boolean): void {
-    if (this.ended || !this.cursors.isHolding(label)) return;
+    if (this.ended || !this.isHolding(label)) return;
     const fitted = fitReplay(outcome, {
       fitting: (publications) => this.replayFitting(label, publications),
       inPieces: this.options.replayInPieces === true,
       hasUnsent: () => this.hasUnsent(),
     });
-    this.cursors.release(label, fitted, fresh, this);
+    this.release(label, fitted, fresh, this);
   }
 
   /** CursorOutput: a live frame (encoded once for every subscriber) or a message read from history. */
@@ -276,7 +264,7 @@ export class Session implements HubMember, CursorOutput {
     }
     const held = this.held ?? [];
     this.held = undefined;
-    for (const frame of held) this.heldBytes -= frame.length;
+    for (const frame of held) this.bytes -= frame.length;
     for (const frame of held) this.write(frame);
   }
 
@@ -286,13 +274,13 @@ export class Session implements HubMember, CursorOutput {
    */
   forgetHeld(): void {
     if (!this.held || this.held.length === 0) return;
-    for (const frame of this.held) this.heldBytes -= frame.length;
+    for (const frame of this.held) this.bytes -= frame.length;
     this.held = [];
   }
 
   /** Bytes waiting for this client: held (before attach, or while a channel recovers) and in the socket's queue. */
   queuedBytes(): number {
-    return this.heldBytes + this.cursors.heldBytes + (this.sink?.bufferedBytes() ?? 0);
+    return this.heldBytes + (this.sink?.bufferedBytes() ?? 0);
   }
 
   /** True when frames were written for this client and not sent yet (not counting messages held for recovery). */
@@ -321,13 +309,13 @@ export class Session implements HubMember, CursorOutput {
     if (this.ended) return;
     if (this.sink) {
       this.sink.write(frame);
-      if (this.sink.bufferedBytes() + this.heldBytes + this.cursors.heldBytes > this.options.maxQueueBytes) this.disconnect('slow');
+      if (this.sink.bufferedBytes() + this.heldBytes > this.options.maxQueueBytes) this.disconnect('slow');
       return;
     }
     if (!this.held) return;
     this.held.push(frame);
-    this.heldBytes += frame.length;
-    if (this.heldBytes + this.cursors.heldBytes > this.options.maxQueueBytes) this.disconnect('slow');
+    this.bytes += frame.length;
+    if (this.heldBytes > this.options.maxQueueBytes) this.disconnect('slow');
   }
 
   /**
