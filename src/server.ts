@@ -40,6 +40,7 @@ import { PollTransport } from './transport/poll.js';
 import { WebSocketTransport } from './transport/websocket.js';
 import { describeError, faultCounts, onFault } from './util/faults.js';
 import { createLogger, type Logger } from './util/log.js';
+import type { Clock } from './util/clock.js';
 import { VERSION } from './version.js';
 import type { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { startHeraldWebhooks, type HeraldWebhookEvent } from './webhooks/herald-webhooks.js';
@@ -61,6 +62,11 @@ import { presenceRoute } from './presence/http.js';
 export interface HeraldServerOptions {
   /** Use this broker instead of the one `config.broker` names (tests, embedding). */
   broker?: Broker;
+  /**
+   * Time for the node's ticker (heartbeats, expiry, close grace, poll deadlines) and the embedded broker's TTLs
+   * (util/clock.ts). Tests pass a ManualClock to move it by hand; the system clock otherwise.
+   */
+  clock?: Clock;
   logger?: Logger;
   /**
    * Serve every connection with node:http alone: no front reader, no publish fast path. The reference that
@@ -127,12 +133,12 @@ export class HeraldServer {
     this.log = options.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
     const access = config.accessLog ? new AccessLog(this.log) : undefined;
     const metrics = createNodeMetrics(new MetricsRegistry());
-    const broker = options.broker ?? createBroker(config, this.log);
+    const broker = options.broker ?? createBroker(config, this.log, options.clock);
     this.processMetrics = registerProcessMetrics(metrics.registry, VERSION);
     // What each channel keeps and allows, from the config alone: the node (history) and auth (anonymous access,
     // limits, client publish) both ask it, so it comes first.
     this.policy = new ChannelPolicy(config);
-    this.node = new HeraldNode(broker, config, this.log, metrics, this.policy);
+    this.node = new HeraldNode(broker, config, this.log, metrics, this.policy, options.clock);
     if (options.occupancy) this.node.occupancyFrom(options.occupancy);
 
     this.presence = createPresence(config, this.node, this.policy, broker, this.log, options.presenceStore);
@@ -526,8 +532,9 @@ function createPresence(
 export function createBroker(
   config: Pick<HeraldConfig, 'broker' | 'redisTimeoutMs' | 'redisProbeIntervalMs' | 'historyMaxBytes'>,
   log: Logger,
+  clock?: Clock,
 ): Broker {
-  if (config.broker === 'memory') return new MemoryBroker({ maxHistoryBytes: config.historyMaxBytes });
+  if (config.broker === 'memory') return new MemoryBroker({ maxHistoryBytes: config.historyMaxBytes, ...(clock ? { clock } : {}) });
   return new RedisBroker({
     url: config.broker,
     timeoutMs: config.redisTimeoutMs,

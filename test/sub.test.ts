@@ -5,6 +5,7 @@ import { after, before, test } from 'node:test';
 import type { HeraldConfig } from '../src/config.js';
 import { dechunk, parseHead, RawClient } from './helpers/raw.js';
 import { eventually, openStream, publish, startServer, type TestServer } from './helpers/server.js';
+import { ManualClock } from '../src/util/clock.js';
 
 let node: TestServer;
 before(async () => {
@@ -252,9 +253,16 @@ test('a stream on a keep-alive connection after another request works', async (t
 });
 
 test('idle /sub streams get a heartbeat: an empty line, which NDJSON readers skip', async (t) => {
-  const s = await fresh(t, { heartbeatSeconds: 1 });
+  // The node's ticker runs on a ManualClock: the heartbeat is due when the test moves time, not after real seconds.
+  const clock = new ManualClock(Date.now());
+  const s = await startServer({ heartbeatSeconds: 5 }, { clock });
+  t.after(() => s.close());
   const stream = await openStream(`${s.url}/sub?channel=idle`);
   t.after(() => stream.close());
+  clock.advance(4000);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(stream.lines, [], 'no heartbeat before heartbeatSeconds');
+  clock.advance(1000);
   assert.deepEqual(await stream.waitLines(1, 3500), ['']);
   await publish(s.url, { channel: 'idle', data: 'after' });
   const lines = await stream.waitLines(2, 3500);
