@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { DisconnectReason } from '../errors.js';
+import type { BrokerHandler } from '../broker/broker.js';
 import { MemoryBroker } from '../broker/memory.js';
 import { resolveConfig } from '../config.js';
 import { ndjsonCodec } from '../protocol/frames.js';
@@ -116,4 +117,50 @@ test('ManualClock runs timers in time order, a timer due twice twice, and never 
   clock.advance(600);
   assert.deepEqual(seen.slice(5), ['b1500']);
   assert.equal(clock.now(), 1600);
+});
+
+/** A MemoryBroker whose deliveries to the node can be cut (`dropping`) while it keeps publishing into history. */
+function lossyBroker(clock: ManualClock): { broker: MemoryBroker; setDropping(on: boolean): void } {
+  const inner = new MemoryBroker({ clock });
+  let dropping = false;
+  const broker = new Proxy(inner, {
+    get(target, key) {
+      if (key === 'start') {
+        return (handler: BrokerHandler) =>
+          target.start({ ...handler, onPublication: (p) => (dropping ? undefined : handler.onPublication(p)) });
+      }
+      const value: unknown = Reflect.get(target, key);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { broker, setDropping: (on) => (dropping = on) };
+}
+
+test('a live message that skips offsets is held, the missed ones are read from history, and all arrive once in order', async () => {
+  const clock = new ManualClock(T0);
+  const config = resolveConfig({ overrides: { dev: true, historySize: 10, logLevel: 'silent' } });
+  const { broker, setDropping } = lossyBroker(clock);
+  const node = new HeraldNode(broker, config, createLogger('silent'), createNodeMetrics(new MetricsRegistry()), undefined, clock);
+  await node.start();
+  const session = await node.openSession(
+    ndjsonCodec(false),
+    [{ channel: 'g', label: 'g' }],
+    { transport: 'sub', remoteAddress: '127.0.0.1', maxQueueBytes: 1 << 20 },
+    { since: [undefined] },
+  );
+  const sink = new Recording();
+  session.attach(sink);
+  await node.publish('g', 'm1', { source: 'api' });
+  setDropping(true);
+  await node.publish('g', 'm2', { source: 'api' });
+  await node.publish('g', 'm3', { source: 'api' });
+  setDropping(false);
+  await node.publish('g', 'm4', { source: 'api' });
+  await node.publish('g', 'm5', { source: 'api' });
+  // The history read is a promise: let it settle.
+  for (let i = 0; i < 5 && sink.frames.filter((f) => f.includes('"message"')).length < 5; i++) await new Promise((r) => setImmediate(r));
+  const data = sink.frames.filter((f) => f.includes('"message"')).map((f) => (JSON.parse(f) as string[])[2]);
+  assert.deepEqual(data, ['m1', 'm2', 'm3', 'm4', 'm5']);
+  assert.equal(session.positionOf('g')?.offset, 5);
+  await node.stop();
 });
