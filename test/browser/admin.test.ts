@@ -67,6 +67,19 @@ async function untilFigure(page: Page, selector: string, want: string, what: str
   assert.fail(`${what}: page shows ${JSON.stringify(last)}, want ${JSON.stringify(want)}`);
 }
 
+/** Polls an element's text from the test side until it passes `ok`. Not page.waitForFunction with a string: that
+ *  evaluates in the page, and the dashboard's CSP (no 'unsafe-eval') refuses it whenever the first check is false. */
+async function untilText(page: Page, selector: string, ok: (text: string) => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    last = await page.locator(selector).first().innerText().catch(() => '');
+    if (ok(last)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`${what}: page shows ${JSON.stringify(last)}`);
+}
+
 async function scrape(url: string): Promise<string> {
   const res = await fetch(`${url}/metrics`);
   assert.equal(res.status, 200);
@@ -146,8 +159,8 @@ test('one node: login, live figures matching /metrics, screenshot, publish and d
     await new Promise((r) => setTimeout(r, 150));
   }
   await sub.waitLines(12);
-  await page.waitForFunction("Number(document.getElementById('sum-in').textContent) > 0", undefined, { timeout: 10_000 });
-  await page.waitForFunction("document.querySelector('#busiest tbody').textContent.includes('adm-busy')", undefined, { timeout: 10_000 });
+  await untilText(page, '#sum-in', (t) => Number(t) > 0, 'messages in during the burst');
+  await untilText(page, '#busiest tbody', (t) => t.includes('adm-busy'), 'the busy channel among the busiest');
 
   // Quiet now: every figure on the page must come to read what /metrics says.
   await untilFigure(page, '#sum-in', '0', 'no messages in after the burst');
@@ -199,7 +212,7 @@ test('one node: login, live figures matching /metrics, screenshot, publish and d
   await page.click('#publish-form button');
   const lines = await sub.waitLines(13);
   assert.equal(JSON.parse(lines[12]!)[2], 'from the dashboard');
-  await page.waitForFunction("document.getElementById('publish-result').textContent.startsWith('published')", undefined, { timeout: 5000 });
+  await untilText(page, '#publish-result', (t) => t.startsWith('published'), 'the publish result', 5000);
 
   // The disconnect button: that client's stream ends with the operator's reason, the other stays.
   const subId = node.server.node.sessionsOn('adm-busy').find((s) => s.options.transport === 'sub')!.id;
