@@ -181,6 +181,23 @@ test('server API on two nodes: disconnect closes a user\'s connections on both w
   assert.equal(plain.lines.filter((l) => l.length > 0 && l.startsWith('["disconnect"')).length, 0, 'an anonymous client stays');
 });
 
+test('a node that just started is known to the others at once (no waiting for its first stats tick): disconnect reaches it', async () => {
+  const a = await node();
+  const c = await node();
+  const startedAt = Date.now();
+  const knows = (n: TestServer, other: TestServer): boolean => n.server.stats.nodes().some((s) => s.node === other.server.node.nodeId);
+  // Well before either node's first tick (1 s after its start): the hello and its answer did it.
+  await eventually(() => knows(a, c) && knows(c, a), 500, 'the nodes know each other within 500 ms of the start');
+  const tookMs = Date.now() - startedAt;
+  assert.ok(tookMs < 900, `known after ${tookMs} ms`);
+  const t = await signToken({ secret: TEST_SECRET, channels: ['fresh'], subject: 'zed' });
+  const onC = await openStream(`${c.url}/sub?channel=fresh&token=${t}`);
+  cleanups.push(() => onC.close());
+  assert.deepEqual(await apiCall(a, 'disconnect', { user: 'zed', code: 4101 }), { disconnected: 1, unanswered: [] });
+  await onC.ended;
+  assert.deepEqual(JSON.parse(onC.lines.filter((l) => l.length > 0).at(-1)!), ['disconnect', 'disconnected', 4101, false]);
+});
+
 async function apiCall(n: TestServer, name: string, body: unknown): Promise<Record<string, unknown>> {
   const res = await fetch(`${n.url}/api/${name}`, {
     method: 'POST',

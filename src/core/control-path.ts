@@ -52,6 +52,7 @@ export class ControlPath {
       () => {
         this.subscribed = true;
         this.subscribing = undefined;
+        for (const l of this.readyListeners) l();
       },
       (err: unknown) => {
         this.subscribing = undefined;
@@ -64,6 +65,13 @@ export class ControlPath {
   /** Called on the node's ticker: subscribe if an earlier attempt failed. */
   retry(): void {
     if (!this.subscribed) void this.start();
+  }
+
+  private readonly readyListeners: (() => void)[] = [];
+
+  /** Run `listener` when the control channel is subscribed (node-stats announces the node to its peers then). */
+  onSubscribed(listener: () => void): void {
+    this.readyListeners.push(listener);
   }
 
   get isSubscribed(): boolean {

@@ -69,6 +69,15 @@ export class ClusterStats {
   constructor(private readonly node: HeraldNode) {
     node.control.on(STATS_MESSAGE, (m) => this.peerStats(m));
     node.onTick((now) => this.tick(now));
+    // Announced as soon as the node can hear answers, not at its first tick: the cluster-wide calls of the other
+    // nodes wait for it from then on, and the peers answer the hello with their own stats, so it knows them at once.
+    node.control.onSubscribed(() => this.announce());
+  }
+
+  /** Our stats now, to every node, asking each for theirs (`hello`). */
+  private announce(): void {
+    this.own = this.sample(Date.now());
+    this.node.control.send(STATS_MESSAGE, { stats: this.own, hello: true }).catch(() => undefined);
   }
 
   /** This node first, then its peers by id. */
@@ -146,6 +155,11 @@ export class ClusterStats {
     if (!this.peers.has(stats.node) && this.peers.size >= MAX_PEERS) return;
     // Stamped with our clock: a peer whose clock is off must not look expired (or immortal).
     this.peers.set(stats.node, { ...stats, at: Date.now() });
+    // A node that just started: tell it of us now rather than at our next tick (to it alone).
+    if (message.body['hello'] === true) {
+      this.own ??= this.sample(Date.now());
+      this.node.control.send(STATS_MESSAGE, { stats: this.own }, message.from).catch(() => undefined);
+    }
   }
 }
 
