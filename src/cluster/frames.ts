@@ -57,10 +57,13 @@ export type Frame = readonly unknown[];
 
 /** Encode one frame (once: the Buffer may be queued on several links). */
 export function encodeFrame(frame: Frame): Buffer {
-  const body = Buffer.from(JSON.stringify(frame), 'utf8');
-  const out = Buffer.allocUnsafe(4 + body.length);
-  out.writeUInt32BE(body.length, 0);
-  body.copy(out, 4);
+  // One allocation: the JSON text is written straight after its length, not encoded apart and copied (the
+  // primary encodes every publication and every answer, so this runs once per frame on the hot path).
+  const json = JSON.stringify(frame);
+  const size = Buffer.byteLength(json, 'utf8');
+  const out = Buffer.allocUnsafe(4 + size);
+  out.writeUInt32BE(size, 0);
+  out.write(json, 4, 'utf8');
   return out;
 }
 
