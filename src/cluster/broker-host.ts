@@ -148,13 +148,18 @@ export class BrokerHost implements BrokerHandler {
     if (channel !== NODE_CONTROL_CHANNEL) link.queue.send(encodeFrame([Op.OCCUPANCY, channel, occupied]));
   }
 
-  /** A worker is gone (killed, crashed, cut off): its members leave at once, and the other workers send the leaves. */
+  /**
+   * A worker is gone (killed, crashed, cut off): its members leave at once, and the other workers send the leaves.
+   * One of them (the first link) is told to report them too: it sends the webhooks (Pusher's member_removed), once.
+   */
   private presenceGone(link: Link): void {
     const dropped = this.presence.drop(link);
+    const reporter = this.links.values().next().value;
     for (let i = 0; i < dropped.length; i += GONE_CHUNK) {
       const events = dropped.slice(i, i + GONE_CHUNK).map((d) => [d.channel, memberObject(d.member), d.userEdge]);
       const frame = encodeFrame([Op.PRESENCE_GONE, events]);
-      for (const other of this.links) other.queue.send(frame);
+      const reported = encodeFrame([Op.PRESENCE_GONE, events, true]);
+      for (const other of this.links) other.queue.send(other === reporter ? reported : frame);
     }
   }
 

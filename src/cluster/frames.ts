@@ -44,7 +44,7 @@ export const Op = {
   PRESENCE_REMOVE: 14,
   /** worker → primary: [PRESENCE_READ, rid, channel, withMembers, limit]: the other workers' members, the machine's counts */
   PRESENCE_READ: 15,
-  /** primary → worker: [PRESENCE_GONE, [[channel, member, userEdge], ...]]: a dead worker's members, for leave events */
+  /** primary → worker: [PRESENCE_GONE, [[channel, member, userEdge], ...], report?]: a dead worker's members, for leave events; `report` (one worker): it sends their webhooks */
   PRESENCE_GONE: 16,
   /**
    * primary → worker: [OCCUPANCY, channel, occupied]: the channel got its first subscriber on the machine (true) or

@@ -29,7 +29,7 @@ export class PrimaryLink {
   private queue: FrameQueue | undefined;
   events: LinkEvents | undefined;
   /** The primary tells of a dead worker's presence members (src/cluster/worker-presence.ts listens). */
-  onPresenceGone: ((events: unknown) => void) | undefined;
+  onPresenceGone: ((events: unknown, report: boolean) => void) | undefined;
   /** The machine's channel occupancy changed, and this worker is the one to tell (its webhooks). */
   onOccupancy: ((channel: string, occupied: boolean) => void) | undefined;
 
@@ -112,7 +112,7 @@ export class PrimaryLink {
       return;
     }
     if (op === Op.PRESENCE_GONE) {
-      this.onPresenceGone?.(frame[1]);
+      this.onPresenceGone?.(frame[1], frame[2] === true);
       return;
     }
     if (op === Op.CLUSTER) {

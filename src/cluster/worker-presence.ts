@@ -55,14 +55,14 @@ export class WorkerPresenceStore implements PresenceStore {
   }
 
   onRemoteLeave(listener: RemoteLeave): void {
-    this.link.onPresenceGone = (events) => {
+    this.link.onPresenceGone = (events, report) => {
       if (!Array.isArray(events)) return;
       for (const e of events as unknown[]) {
         if (!Array.isArray(e)) continue;
         const [channel, raw, userEdge] = e as unknown[];
         const member = checkMember(raw, this.ctx.maxInfoBytes);
         if (!validChannel(channel) || !member) continue;
-        listener(member.client.slice(0, member.client.indexOf('-')), channel, member, userEdge === true);
+        listener(member.client.slice(0, member.client.indexOf('-')), channel, member, userEdge === true, report);
       }
     };
   }

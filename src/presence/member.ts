@@ -39,6 +39,11 @@ export interface PresenceEvent {
    * Anonymous members are always their user's only client.
    */
   readonly userEdge: boolean;
+  /**
+   * A dead node's member (it left without telling): the one node that reports its leave and sends its webhooks
+   * (Pusher's member_removed). Absent for a node's own events, which that node reports itself.
+   */
+  readonly reporter?: string;
 }
 
 /** The member as the wire shows it (frames, API answers): `info` parsed back into JSON. */

@@ -71,8 +71,9 @@ export class Presence {
   ) {
     this.store = storeFor(this.local);
     const store = this.store;
-    store.onRemoteLeave?.((from, channel, member, userEdge) => {
-      if (this.policy.presence(channel)) this.deliver({ kind: 'leave', channel, member, node: from, userEdge });
+    store.onRemoteLeave?.((from, channel, member, userEdge, report) => {
+      if (!this.policy.presence(channel)) return;
+      this.deliver({ kind: 'leave', channel, member, node: from, userEdge, ...(report ? { reporter: this.node.nodeId } : {}) });
     });
     node.observe({
       subscribed: (session, target) => this.sessionJoined(session, target),

@@ -27,8 +27,11 @@ export interface RemotePresence {
   readonly total?: PresenceStats;
 }
 
-/** Members of another node that left without telling (its process died), reported by the store. */
-export type RemoteLeave = (node: string, channel: string, member: PresenceMember, userEdge: boolean) => void;
+/**
+ * Members of another node that left without telling (its process died), reported by the store. `report`: this node
+ * is the one (of all that hear it) to send the leave's webhooks.
+ */
+export type RemoteLeave = (node: string, channel: string, member: PresenceMember, userEdge: boolean, report: boolean) => void;
 
 export interface PresenceStore {
   /** This node's member joined (`local` already holds it). */

@@ -85,7 +85,8 @@ export class PusherPresence {
     const { members, truncated } = await this.presence.members(channel);
     const clients = members.filter((m) => m.user === member.user).length;
     if (!truncated && (kind === 'join' ? clients > 1 : clients > 0)) return;
-    if (event.node === this.node.nodeId) {
+    // Webhooks once: from the node that holds the client, or for a dead worker's member the one told to report it.
+    if (event.node === this.node.nodeId || event.reporter === this.node.nodeId) {
       if (kind === 'join') this.hooks.memberAdded(channel, member.user);
       else this.hooks.memberRemoved(channel, member.user);
     }
