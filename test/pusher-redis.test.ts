@@ -2,10 +2,12 @@
  * The Pusher protocol on two nodes sharing one redis-server (issue 11): a trigger on one node reaches pusher-js and
  * /sub subscribers on the other, a Herald publish (and a plain Redis PUBLISH) reaches pusher-js anywhere, presence
  * members and member_added/member_removed cross nodes, terminate_connections closes a user's connection on the other
- * node, and the member list is right after a node restart.
+ * node, the member list is right after a node restart, and a cache channel's last event (kept in Redis history) is
+ * what a subscriber on the other node gets first.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { EventSource } from 'eventsource';
 import { NODE_CONTROL_CHANNEL } from '../src/broker/broker.js';
 import { startNodeOnRedis, startRedis, type RedisProcess } from './helpers/redis.js';
 import { eventually, openStream, publish, type TestServer } from './helpers/server.js';
@@ -23,8 +25,8 @@ after(async () => {
 
 const presenceSettings = { presenceHeartbeatSeconds: 1, presenceTtlSeconds: 3 };
 
-async function node(): Promise<TestServer> {
-  const n = await startNodeOnRedis(redis.url, presenceSettings);
+async function node(overrides: Parameters<typeof startNodeOnRedis>[1] = {}): Promise<TestServer> {
+  const n = await startNodeOnRedis(redis.url, { ...presenceSettings, ...overrides });
   cleanups.push(() => n.close());
   return n;
 }
@@ -35,13 +37,18 @@ async function client(url: string, options: Parameters<typeof pusherClient>[1] =
   return c;
 }
 
-test('two nodes: a trigger on A reaches pusher-js and /sub on B; Herald and Redis publishes on B reach pusher-js on A', async () => {
+test('two nodes: a trigger on A reaches pusher-js, /sub and /sse on B; Herald and Redis publishes on B reach pusher-js on A', async () => {
   const a = await node();
   const b = await node();
   const onB = await client(b.url);
   await onB.subscribe('orders');
   const sub = await openStream(`${b.url}/sub?channel=orders`);
   cleanups.push(() => sub.close());
+  const sse: string[] = [];
+  const es = new EventSource(`${b.url}/sse?channel=orders`);
+  cleanups.push(() => es.close());
+  es.addEventListener('message', (e: { data: string }) => sse.push(e.data));
+  await eventually(() => es.readyState === 1, 5000, 'SSE open on B');
   const onA = await client(a.url);
   await onA.subscribe('orders');
   await serverLib(a.url).trigger('orders', 'placed', { id: 1 });
@@ -49,6 +56,8 @@ test('two nodes: a trigger on A reaches pusher-js and /sub on B; Herald and Redi
   assert.deepEqual(onB.events.find((e) => e.event === 'placed')!.data, { id: 1 });
   await sub.waitLines(1);
   assert.deepEqual(JSON.parse((JSON.parse(sub.lines[0]!) as string[])[2]!), { event: 'placed', data: '{"id":1}' });
+  await eventually(() => sse.length === 1, 5000, 'the trigger at /sse on B');
+  assert.deepEqual(JSON.parse((JSON.parse(sse[0]!) as string[])[2]!), { event: 'placed', data: '{"id":1}' }, '/sse on B gets the envelope');
   await publish(b.url, { channel: 'orders', data: 'via herald' });
   await onA.waitEvent((e) => e.event === 'message' && e.data === 'via herald', 'a Herald publish on B at A');
   redis.cli('PUBLISH', 'orders', JSON.stringify({ event: 'from-redis', data: '{"ok":true}' }));
@@ -156,4 +165,27 @@ test('two nodes: forged Pusher control messages through Redis are dropped; the n
   assert.equal(c.pusher.connection.state, 'connected', 'not terminated by a malformed message');
   const one = (await (await serverLib(a.url).get({ path: '/channels/steady', params: { info: 'subscription_count' } })).json()) as Record<string, unknown>;
   assert.deepEqual(one, { occupied: true, subscription_count: 1 }, 'a reply to a query never sent counts nothing');
+});
+
+test('two nodes: a cache channel\'s last event triggered through A is what a subscriber on B gets first; an empty one is a cache_miss on B', async () => {
+  // The cache is the channel's history, kept in Redis: both nodes read the same one.
+  const a = await node({ historySize: 100 });
+  const b = await node({ historySize: 100 });
+  const empty = await client(b.url);
+  await empty.subscribe('cache-r-empty');
+  await empty.waitEvent((e) => e.event === 'pusher:cache_miss', 'cache_miss on B for a channel nobody published on');
+  const libA = serverLib(a.url);
+  for (let i = 1; i <= 3; i++) assert.equal((await libA.trigger('cache-r-score', 'goal', { home: i })).status, 200);
+  const late = await client(b.url);
+  await late.subscribe('cache-r-score');
+  await late.waitEvent((e) => e.event === 'goal', 'the cached event on B');
+  // Live events after the cached one, through either node.
+  await serverLib(b.url).trigger('cache-r-score', 'goal', { home: 4 });
+  await late.waitEvent((e) => e.event === 'goal' && (e.data as { home: number }).home === 4, 'the next live event on B');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(late.events.filter((e) => e.event !== 'pusher:subscription_succeeded').map((e) => [e.event, e.data]), [
+    ['goal', { home: 3 }],
+    ['goal', { home: 4 }],
+  ], 'the last event through A first (once, no cache_miss), then the live one');
+  assert.ok(!empty.events.some((e) => e.event === 'goal'), 'another channel\'s events do not leak');
 });
