@@ -1,6 +1,6 @@
 /**
  * Presence across nodes on Redis (issue 10 §1): two nodes share one redis-server; members of either are listed and
- * counted by the other, joins cross over; a SIGKILLed node's members are gone within presenceTtlSeconds; after a
+ * counted by the other, joins cross over (ws, /sub and an EventSource); a SIGKILLed node's members are gone within presenceTtlSeconds; after a
  * Redis restart presence is whole again within a heartbeat or so of the nodes' return.
  */
 import assert from 'node:assert/strict';
@@ -12,6 +12,7 @@ import { startNodeOnRedis, startRedis, type RedisProcess } from './helpers/redis
 import { signToken } from '../src/auth/jwt.js';
 import { eventually, openStream, TEST_API_KEY, TEST_SECRET, type TestServer } from './helpers/server.js';
 import { openWs, type WsClient } from './helpers/ws.js';
+import { EventSource } from 'eventsource';
 
 const HEARTBEAT = 1;
 const TTL = 3;
@@ -196,6 +197,29 @@ test('a node that just started is known to the others at once (no waiting for it
   assert.deepEqual(await apiCall(a, 'disconnect', { user: 'zed', code: 4101 }), { disconnected: 1, unanswered: [] });
   await onC.ended;
   assert.deepEqual(JSON.parse(onC.lines.filter((l) => l.length > 0).at(-1)!), ['disconnect', 'disconnected', 4101, false]);
+});
+
+test('an EventSource member on one node sees the joins and leaves of a /ws and a /sub client on the other', async () => {
+  const a = await node();
+  const b = await node();
+  const es = new EventSource(`${a.url}/sse?channel=es-two&joinLeave=1`);
+  cleanups.push(() => es.close());
+  const seen: string[] = [];
+  const client = (e: { data: string }): string => (JSON.parse(e.data) as [string, string, { client: string }])[2].client;
+  es.addEventListener('join', (e: { data: string }) => seen.push(`join ${client(e)}`));
+  es.addEventListener('leave', (e: { data: string }) => seen.push(`leave ${client(e)}`));
+  await new Promise<void>((resolve, reject) => {
+    es.onopen = () => resolve();
+    es.onerror = () => reject(new Error('EventSource failed'));
+  });
+  const onB = await openWs(`${b.url}/ws?channel=es-two`);
+  const subB = await openStream(`${b.url}/sub?channel=es-two`);
+  await eventually(() => seen.filter((x) => x.startsWith('join ')).length === 2, 5000, 'two joins from node B');
+  const idB = b.server.node.nodeId;
+  assert.ok(seen.every((x) => x.split(' ')[1]!.startsWith(`${idB}-`)), seen.join(', '));
+  await onB.close();
+  subB.close();
+  await eventually(() => seen.filter((x) => x.startsWith('leave ')).length === 2, 5000, 'two leaves from node B');
 });
 
 async function apiCall(n: TestServer, name: string, body: unknown): Promise<Record<string, unknown>> {
