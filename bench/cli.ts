@@ -8,6 +8,7 @@ import { formatReport } from './report.js';
 import { runBench, type CleanupHooks } from './run.js';
 import { COMPARE_USAGE, compareCommand } from './compare.js';
 import { presenceBenchCommand } from './presence.js';
+import { formatIdleFanout, runIdleFanout } from './idle-fanout.js';
 
 export async function benchCommand(argv: string[], env: Record<string, string | undefined> = {}): Promise<number> {
   if (argv[0] === 'presence') return presenceBenchCommand(argv.slice(1));
@@ -42,6 +43,11 @@ export async function benchCommand(argv: string[], env: Record<string, string | 
   const timer = setTimeout(() => controller.abort(new Error(`--max-time ${o.maxTimeMs / 1000} s reached`)), o.maxTimeMs);
   const progress = o.quiet ? () => undefined : (line: string) => process.stderr.write(`[bench] ${line}\n`);
   try {
+    if (o.scenario === 'idle-fanout') {
+      const r = await runIdleFanout(o, progress, controller.signal, hooks);
+      process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : formatIdleFanout(r));
+      return r.stoppedEarly === undefined && r.rows.length === 1 + 2 * o.rounds ? 0 : 1;
+    }
     const result = await runBench(o, progress, controller.signal, hooks);
     process.stdout.write(o.json ? JSON.stringify(result, null, 2) + '\n' : formatReport(result));
     if (result.stoppedEarly) return 1;

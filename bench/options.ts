@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import type { Transport } from './protocol.js';
 
-export const SCENARIOS = ['idle', 'hold', 'fanout', 'channels', 'churn', 'custom'] as const;
+export const SCENARIOS = ['idle', 'hold', 'fanout', 'channels', 'churn', 'idle-fanout', 'custom'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 /**
@@ -57,6 +57,12 @@ export interface BenchOptions {
   quiet: boolean;
   /** Hard bound on the whole run: after it everything is stopped and what was measured is reported. */
   maxTimeMs: number;
+  /** idle-fanout: idle connections opened on other channels between the hot channel's rows (bench/idle-fanout.ts). */
+  idle: number;
+  /** idle-fanout: the channels the idle connections subscribe (idle connection i: channel i % idleChannels). */
+  idleChannels: number;
+  /** idle-fanout: times the idle connections are opened; rows run 0, N, 0 (, N, 0 ...). */
+  rounds: number;
 }
 
 const PRESETS: Record<Scenario, Partial<BenchOptions>> = {
@@ -70,6 +76,9 @@ const PRESETS: Record<Scenario, Partial<BenchOptions>> = {
   // Connects and disconnects while publishing: 10,000 held subscribers on 1,000 channels get 1,000 msg/s (10,000
   // deliveries/s) while 1,000 fresh connections a second come up on the same channels and close 1 s later.
   churn: { connections: 10_000, channels: 1_000, rates: [1000], durationMs: 10_000, churnPerSecond: 1000, churnHoldMs: 1000 },
+  // Fan-out cost against idle connections elsewhere: a channel of 100 subscribers at 100 msg/s (10,000 deliveries/s)
+  // measured with no idle connection, with N idle ones on other channels, and with none again, on one server.
+  'idle-fanout': { connections: 100, channels: 1, rates: [100], durationMs: 10_000, drainMs: 5000, settleMs: 5000, sourceAddresses: 8, idle: 10_000 },
   custom: {},
 };
 
@@ -107,9 +116,12 @@ const BASE: BenchOptions = {
   json: false,
   quiet: false,
   maxTimeMs: 300_000,
+  idle: 0,
+  idleChannels: 0,
+  rounds: 1,
 };
 
-export const BENCH_USAGE = `usage: herald bench [idle|fanout|channels] [options]
+export const BENCH_USAGE = `usage: herald bench [idle|hold|fanout|channels|churn|idle-fanout] [options]
 
   herald bench --compare [--scale small|full] ...   Herald and Nchan side by side (herald bench --compare --help)
   herald bench presence [-n N] ...                  presence on Redis: join rate, memory, count time, fan-out
@@ -124,6 +136,10 @@ scenarios (presets; any flag overrides them):
   channels   10,000 subscribers on 10,000 channels, HTTP API publishing; --find-max from 20,000 msg/s, 10 s per rate
   churn      10,000 subscribers on 1,000 channels at 1,000 msg/s for 10 s while 1,000 connections/s come up on the
              same channels and close 1 s later: held deliveries lost and late (> --max-p99-ms), churn failures
+  idle-fanout  a channel of -n 100 subscribers at --rate 100 msg/s for 10 s, measured with no idle connection, then
+             with --idle N idle connections on other channels (opened over client processes and 8 source addresses),
+             then with none again (--rounds R repeats N, 0): deliveries/s, latency, server CPU per delivery per row.
+             Needs --spawn. 100,000: --idle 100000 --server-arg=--workers=6 (docs/benchmarks.md)
 
 server:
   --spawn                 start "node bin/herald.js serve --dev" on a free loopback port, stop it at the end
@@ -158,6 +174,12 @@ publishing:
   --max-p99-ms MS         p99 latency above which a rate is not held           [1000]
   --churn R               open R fresh connections per second during each step (closed after --churn-hold) [0]
   --churn-hold S          seconds each churn connection stays open once live  [1]
+
+idle-fanout:
+  --idle N                idle connections opened between the rows            [10000]
+  --idle-channels C       channels they subscribe (idle connection i: i % C)   [N: one each]
+  --rounds R              times the idle connections are opened (rows 0, N, 0 ...) [1]
+  --workers W             here: the idle connections' client processes        [ceil(N/7500)]
 
 output:
   --json                  print the result as JSON on stdout
@@ -214,6 +236,9 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
         json: { type: 'boolean' },
         quiet: { type: 'boolean' },
         'max-time': { type: 'string' },
+        idle: { type: 'string' },
+        'idle-channels': { type: 'string' },
+        rounds: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -281,8 +306,22 @@ export function parseBenchArgs(argv: string[], env: Record<string, string | unde
   if (v.quiet) o.quiet = true;
   o.maxTimeMs = (num('max-time', v['max-time'], 1, 86_400) ?? o.maxTimeMs / 1000) * 1000;
 
+  if (scenario === 'idle-fanout') {
+    o.idle = num('idle', v.idle, 0, 1_000_000) ?? o.idle;
+    o.idleChannels = num('idle-channels', v['idle-channels'], 1, 1_000_000) ?? Math.max(1, o.idle);
+    o.rounds = num('rounds', v.rounds, 1, 20) ?? o.rounds;
+    if (!o.spawn) throw new BenchUsageError('idle-fanout needs --spawn (it measures the server\'s CPU and stops it)');
+    if (o.nodes > 1) throw new BenchUsageError('idle-fanout loads one server: not with --nodes');
+    if (o.connections > 10_000) throw new BenchUsageError('idle-fanout: -n (the hot channel\'s subscribers) at most 10,000');
+    if (o.workers === 0) o.workers = Math.max(1, Math.ceil(o.idle / 7500));
+    if (Math.ceil(o.idle / o.workers) > 10_000) {
+      throw new BenchUsageError(`--workers ${o.workers}: at most 10,000 idle connections per client process`);
+    }
+  } else if (v.idle !== undefined || v['idle-channels'] !== undefined || v.rounds !== undefined) {
+    throw new BenchUsageError('--idle, --idle-channels and --rounds belong to the idle-fanout scenario');
+  }
   if (o.workers === 0) o.workers = Math.max(1, Math.ceil(o.connections / 7500));
-  if (Math.ceil(o.connections / o.workers) > 10_000) {
+  if (scenario !== 'idle-fanout' && Math.ceil(o.connections / o.workers) > 10_000) {
     throw new BenchUsageError(`--workers ${o.workers}: at most 10,000 connections per worker (a process may hold 20,000 descriptors)`);
   }
   if (o.sourceAddresses === 0) o.sourceAddresses = o.connections > 1000 ? 4 : 1;

@@ -239,7 +239,7 @@ export interface CleanupHooks {
 }
 
 /** Publish at `rate` for the step's duration, wait for late deliveries, and judge whether the rate was held. */
-async function measureStep(
+export async function measureStep(
   o: BenchOptions, workers: WorkerSet, publisher: Publisher | RedisPublisher, healthUrl: string, serverPids: number[], step: number, rate: number, signal: AbortSignal,
 ): Promise<StepResult> {
   await workers.beginStep(step);
@@ -424,7 +424,7 @@ function roundRate(r: number): number {
 }
 
 /** 127.0.0.1 .. 127.0.0.K when the server is on IPv4 loopback; otherwise let the kernel choose. */
-function sourceAddresses(host: string, k: number): string[] {
+export function sourceAddresses(host: string, k: number): string[] {
   if (!/^127\./.test(host) || k <= 1) return [];
   return Array.from({ length: k }, (_, i) => `127.0.0.${i + 1}`);
 }
