@@ -17,6 +17,7 @@ import { sealChannel, openSealedKey } from '../src/auth/sealed-key.js';
 import { SecretRing } from '../src/auth/secrets.js';
 import { resolveConfig, ConfigError } from '../src/config.js';
 import { answer } from './helpers/guard.js';
+import { ManualClock } from '../src/util/clock.js';
 import { eventually, openStream, publish, startServer, TEST_SECRET, type TestServer } from './helpers/server.js';
 
 const OLD_SECRET = 'old-secret-zyxwvutsrqponmlkjihgfedcba-9876543210';
@@ -94,11 +95,22 @@ describe('JWT grants', () => {
     for (const s of [viaQuery, viaHeader, viaCookie]) s.close();
   });
 
-  test('a grant that expires ends the stream with an "expired" line (sealed keys too)', async () => {
-    const token = await signToken({ secret: TEST_SECRET, channels: ['short'], ttlSeconds: 1 });
-    const key = sealChannel('short', { secret: TEST_SECRET, ttlSeconds: 1 });
-    const a = await openStream(`${node.url}/sub?token=${token}`);
-    const b = await openStream(`${node.url}/sse?key=${key}`);
+  test('a grant that expires ends the stream with an "expired" line (sealed keys too)', async (t) => {
+    // The expiry is the node's ticker's: a node of its own on a ManualClock, so the grants expire when the test moves
+    // time (they are valid in real time when verified). No heartbeat in the minute moved at once.
+    const clock = new ManualClock(Date.now());
+    const own = await startServer({ dev: false, heartbeatSeconds: 3600 }, { clock });
+    t.after(() => own.close());
+    const token = await signToken({ secret: TEST_SECRET, channels: ['short'], ttlSeconds: 60 });
+    const key = sealChannel('short', { secret: TEST_SECRET, ttlSeconds: 60 });
+    const a = await openStream(`${own.url}/sub?token=${token}`);
+    const b = await openStream(`${own.url}/sse?key=${key}`);
+    // One tick before the expiry (whole seconds: at most 1 s after now + 60 s): both still open, nothing written.
+    clock.advance(58_000);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(a.lines, [], 'the /sub stream is not ended before its expiry');
+    assert.equal(b.lines.some((l) => l.includes('disconnect')), false, 'nor the /sse one');
+    clock.advance(3000);
     await Promise.all([a.ended, b.ended]);
     assert.deepEqual(parse(a.lines.filter((l) => l !== '').at(-1) ?? ''), ['disconnect', 'expired', 3003, true]);
     assert.ok(b.lines.includes('event: disconnect'));

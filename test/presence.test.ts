@@ -10,6 +10,7 @@ import { signToken } from '../src/auth/jwt.js';
 import { eventually, openStream, publish, startServer, TEST_SECRET, type TestServer, fileCleanups } from './helpers/server.js';
 import { openWs, type Frame } from './helpers/ws.js';
 import { startTcpProxy } from './helpers/tcp-proxy.js';
+import { ManualClock } from '../src/util/clock.js';
 
 const cleanups = fileCleanups();
 
@@ -132,7 +133,10 @@ test('a token\'s info larger than presenceMaxInfoBytes is left out of the member
 });
 
 test('a client gone without FIN (its path frozen: no close, no reset) leaves presence at the dead-peer heartbeat', async () => {
-  const n = await node({ heartbeatSeconds: 1 });
+  // The node's ticker runs on a ManualClock: each heartbeat interval passes when the test moves time.
+  const clock = new ManualClock(Date.now());
+  const n = await startServer({ heartbeatSeconds: 1 }, { clock });
+  cleanups.push(() => n.close());
   const watcher = await openWs(`${n.url}/ws?channel=nofin&joinLeave=1`);
   cleanups.push(() => watcher.close());
   const proxy = await startTcpProxy(Number(new URL(n.url).port));
@@ -141,10 +145,14 @@ test('a client gone without FIN (its path frozen: no close, no reset) leaves pre
   cleanups.push(() => ghost.ws.terminate());
   await watcher.waitFrames((fs) => fs.some((f) => f.type === 'join'), 5000, 'join');
   proxy.freeze();
-  const frozenAt = Date.now();
-  // An unanswered ping at one heartbeat, cut at the next: within a few seconds on a loaded machine.
-  await watcher.waitFrames((fs) => fs.some((f) => f.type === 'leave'), 15_000, 'leave of the vanished client');
-  console.log(`# a client gone without FIN left presence ${Date.now() - frozenAt} ms after its path froze (heartbeatSeconds 1)`);
+  // First interval: both are pinged; the watcher's pong is in after two round trips, the ghost's never comes.
+  clock.advance(1000);
+  await watcher.request('ping');
+  await watcher.request('ping');
+  assert.equal(watcher.frames.some((f) => f.type === 'leave'), false, 'no leave after one interval');
+  // Second interval: the unanswered ping cuts the ghost, which leaves.
+  clock.advance(1000);
+  await watcher.waitFrames((fs) => fs.some((f) => f.type === 'leave'), 5000, 'leave of the vanished client');
   const stats = await watcher.request('presence_stats', { channel: 'nofin' });
   assert.deepEqual(stats.result, { channel: 'nofin', clients: 1, users: 1 });
 });

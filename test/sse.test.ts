@@ -4,10 +4,15 @@ import { after, before, test } from 'node:test';
 import { EventSource } from 'eventsource';
 import { parseHead, RawClient } from './helpers/raw.js';
 import { openStream, publish, startServer, type TestServer } from './helpers/server.js';
+import { ManualClock } from '../src/util/clock.js';
 
 let node: TestServer;
+// The node's ticker runs on a ManualClock: a heartbeat is due when a test moves time, not after real seconds. The
+// ticker counts heartbeat intervals from the node's start, so the tests here move it in whole intervals.
+const clock = new ManualClock(Date.now());
+const HEARTBEAT_MS = 5000;
 before(async () => {
-  node = await startServer({ heartbeatSeconds: 1 });
+  node = await startServer({ heartbeatSeconds: HEARTBEAT_MS / 1000 }, { clock });
 });
 after(() => node.close());
 
@@ -85,7 +90,11 @@ test('the stream starts with a retry: line, and idle streams get heartbeat comme
   const [retry, blank] = await s.waitLines(2);
   assert.match(retry ?? '', /^retry: \d+$/);
   assert.equal(blank, '');
-  // heartbeatSeconds is 1: a comment line within a few seconds, and nothing else.
+  // Nothing one tick before heartbeatSeconds; at heartbeatSeconds a comment line, and nothing else.
+  clock.advance(HEARTBEAT_MS - 1000);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(s.lines, [retry, blank], 'no heartbeat before heartbeatSeconds');
+  clock.advance(1000);
   const lines = await s.waitLines(4, 3500);
   assert.deepEqual(lines.slice(2), [':', '']);
 });
@@ -93,7 +102,14 @@ test('the stream starts with a retry: line, and idle streams get heartbeat comme
 test('EventSource ignores heartbeats: only real messages become events', async (t) => {
   const { es, events } = await connect(`${node.url}/sse?channel=quiet`);
   t.after(() => es.close());
-  await new Promise((r) => setTimeout(r, 2200));
+  // A raw stream on the same node shows the heartbeats were sent: the one ticker writes them to every stream.
+  const raw = await openStream(`${node.url}/sse?channel=quiet`);
+  t.after(() => raw.close());
+  await raw.waitLines(2);
+  clock.advance(HEARTBEAT_MS);
+  clock.advance(HEARTBEAT_MS);
+  assert.deepEqual((await raw.waitLines(6, 3500)).slice(2), [':', '', ':', '']);
+  await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(events, []);
   await publish(node.url, { channel: 'quiet', data: 'now' });
   await until(() => events.length === 1, 'one event');

@@ -6,6 +6,7 @@ import { signToken } from '../src/auth/jwt.js';
 import { sealChannel } from '../src/auth/sealed-key.js';
 import { eventually, publish, startServer, TEST_SECRET, type TestServer } from './helpers/server.js';
 import { openWs } from './helpers/ws.js';
+import { ManualClock } from '../src/util/clock.js';
 
 let node: TestServer;
 before(async () => {
@@ -86,23 +87,36 @@ describe('/ws credentials', () => {
   });
 
   test('an expiring token closes the connection with 3003 expired; a refresh in time keeps it open', async () => {
-    // Earlier tests' sockets may still be closing: start from none.
-    await eventually(() => node.server.node.sessionCount() === 0, 2000, 'earlier sessions gone');
-    const short = await openWs(`${node.url}/ws`);
-    await short.request('connect', { token: await token(['e'], { ttlSeconds: 1 }) });
-    await short.request('subscribe', { channel: 'e' });
-    const kept = await openWs(`${node.url}/ws`);
-    await kept.request('connect', { token: await token(['e'], { ttlSeconds: 1 }) });
-    await kept.request('subscribe', { channel: 'e' });
-    assert.equal((await kept.request('refresh', { token: await token(['e'], { ttlSeconds: 60 }) })).type, 'reply');
-    const closed = await short.closed;
-    assert.deepEqual(closed, { code: 3003, reason: 'expired' });
-    await new Promise((r) => setTimeout(r, 1200));
-    assert.equal(kept.ws.readyState, kept.ws.OPEN);
-    await publish(node.url, { channel: 'e', data: 'still here' });
-    await kept.waitFrames(() => kept.messages().length === 1);
-    kept.close();
-    await kept.closed;
-    await eventually(() => node.server.node.sessionCount() === 0, 2000, 'sessions back to baseline');
+    // The expiry is the node's ticker's: a node of its own on a ManualClock, so the tokens expire when the test moves
+    // time. The tokens are valid in real time when they are verified (connect, refresh). No heartbeat within the
+    // minutes moved at once: pings due together would leave no time for the client's pongs.
+    const clock = new ManualClock(Date.now());
+    const own = await startServer({ dev: false, heartbeatSeconds: 3600 }, { clock });
+    try {
+      const short = await openWs(`${own.url}/ws`);
+      await short.request('connect', { token: await token(['e'], { ttlSeconds: 60 }) });
+      await short.request('subscribe', { channel: 'e' });
+      const kept = await openWs(`${own.url}/ws`);
+      await kept.request('connect', { token: await token(['e'], { ttlSeconds: 60 }) });
+      await kept.request('subscribe', { channel: 'e' });
+      assert.equal((await kept.request('refresh', { token: await token(['e'], { ttlSeconds: 3600 }) })).type, 'reply');
+      // One tick before the expiry (exp is in whole seconds, at most 1 s after now + 60 s): both still open.
+      clock.advance(58_000);
+      await kept.request('ping');
+      assert.equal(short.ws.readyState, short.ws.OPEN, 'not closed before its expiry');
+      clock.advance(3000);
+      const closed = await short.closed;
+      assert.deepEqual(closed, { code: 3003, reason: 'expired' });
+      clock.advance(60_000);
+      await kept.request('ping');
+      assert.equal(kept.ws.readyState, kept.ws.OPEN);
+      await publish(own.url, { channel: 'e', data: 'still here' });
+      await kept.waitFrames(() => kept.messages().length === 1);
+      kept.close();
+      await kept.closed;
+      await eventually(() => own.server.node.sessionCount() === 0, 2000, 'sessions back to baseline');
+    } finally {
+      await own.close();
+    }
   });
 });

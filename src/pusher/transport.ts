@@ -187,7 +187,8 @@ export class PusherConnection implements SessionSink {
   readonly socketId: string;
   /** Pusher channel name → what it is on this connection. */
   private readonly channels = new Map<string, Subscribed>();
-  private lastActivity = Date.now();
+  /** On the node's clock (util/clock.ts), like the ticker that calls `heartbeat`. */
+  private lastActivity: number;
   private pingSentAt: number | undefined;
   /** The user `pusher:signin` authenticated, if any (terminate_connections finds the connection by it). */
   userId: string | undefined;
@@ -205,6 +206,7 @@ export class PusherConnection implements SessionSink {
     readonly session: Session,
   ) {
     this.socketId = socketIdOf(ctx.node.nodeId, session.seq);
+    this.lastActivity = ctx.node.now();
     app.connections++;
     ctx.connections.add(this);
     ws.on('message', this.onMessage);
@@ -239,7 +241,7 @@ export class PusherConnection implements SessionSink {
   }
 
   heartbeat(): void {
-    const now = Date.now();
+    const now = this.ctx.node.now();
     if (this.pingSentAt !== undefined) {
       if (now - this.pingSentAt < Math.min(PONG_TIMEOUT_MS, this.ctx.config.pusherActivityTimeoutSeconds * 1000)) return;
       // Quiet since our ping: gone. The close code tells pusher-js to reconnect at once.
@@ -267,7 +269,7 @@ export class PusherConnection implements SessionSink {
 
   /** The connection's boundary: nothing a client sends may throw past it. */
   private readonly onMessage = (raw: RawData, isBinary: boolean): void => {
-    this.lastActivity = Date.now();
+    this.lastActivity = this.ctx.node.now();
     this.pingSentAt = undefined;
     if (this.session.isEnded) return;
     try {
