@@ -214,6 +214,24 @@ describe(`Pusher on herald serve --workers ${WORKERS} (embedded broker)`, () => 
     }
   });
 
+  test('presence across workers: two users on different workers see the full member list, each other\'s joins and leaves', async () => {
+    const ann = await client({ user: { user_id: 'w-ann', user_info: { n: 'Ann' } } });
+    const bob = await elsewhere(ann, { user: { user_id: 'w-bob', user_info: { n: 'Bob' } } });
+    assert.notEqual(workerOf(ann), workerOf(bob));
+    const chAnn = await ann.subscribe('presence-w-hall');
+    assert.deepEqual(chAnn.members!.members, { 'w-ann': { n: 'Ann' } });
+    const chBob = await bob.subscribe('presence-w-hall');
+    assert.deepEqual(chBob.members!.members, { 'w-ann': { n: 'Ann' }, 'w-bob': { n: 'Bob' } }, 'bob\'s subscription_succeeded lists ann on another worker');
+    await ann.waitEvent((e) => e.event === 'pusher:member_added', 'ann sees bob join from another worker');
+    assert.deepEqual(ann.events.find((e) => e.event === 'pusher:member_added')!.data, { id: 'w-bob', info: { n: 'Bob' } });
+    assert.equal(chAnn.members!.count, 2);
+    bob.close();
+    await ann.waitEvent((e) => e.event === 'pusher:member_removed', 'ann sees bob leave from another worker');
+    assert.deepEqual(ann.events.find((e) => e.event === 'pusher:member_removed')!.data, { id: 'w-bob', info: { n: 'Bob' } });
+    assert.equal(chAnn.members!.count, 1);
+    assert.ok(!bob.events.some((e) => e.event === 'pusher:member_added'), 'bob is not told of himself');
+  });
+
   test('terminate_connections reaches a user\'s connections on every worker', async () => {
     const clients = await spread(WORKERS, WORKERS, { user: { user_id: 'w-carol' } });
     const bystander = await client({ user: { user_id: 'w-dan' } });
