@@ -25,6 +25,7 @@ import type { Publication } from '../protocol/publication.js';
 import { completeUpgrade, ignoreError, refuseUpgrade } from '../transport/upgrade.js';
 import { LazyWebSocketServer } from '../transport/ws-server.js';
 import { openSubscription } from '../transport/subscription.js';
+import { WsWrites } from '../transport/write-batch.js';
 import { reportFault } from '../util/faults.js';
 import type { PusherApp, PusherApps } from './apps.js';
 import { cachedFrom, cacheMissFrame, isCacheChannel } from './cache.js';
@@ -197,6 +198,8 @@ export class PusherConnection implements SessionSink {
   /** Client events in the current second (maxClientEventsPerSecond). */
   private clientEventSecond = 0;
   private clientEventCount = 0;
+  /** Frames waiting for this turn's write (transport/write-batch.ts): one system call per socket per turn, as /ws. */
+  private readonly writes: WsWrites;
 
   constructor(
     private readonly ctx: PusherContext,
@@ -207,6 +210,7 @@ export class PusherConnection implements SessionSink {
   ) {
     this.socketId = socketIdOf(ctx.node.nodeId, session.seq);
     this.lastActivity = ctx.node.now();
+    this.writes = new WsWrites(socket, ws);
     app.connections++;
     ctx.connections.add(this);
     ws.on('message', this.onMessage);
@@ -220,7 +224,7 @@ export class PusherConnection implements SessionSink {
 
   write(bytes: Buffer): void {
     if (bytes.length === 0 || this.ws.readyState !== this.ws.OPEN) return;
-    this.socket.write(bytes);
+    this.writes.batch(bytes);
   }
 
   bufferedBytes(): number {
@@ -233,10 +237,13 @@ export class PusherConnection implements SessionSink {
 
   close(reason: DisconnectReason): void {
     const code = CLOSE_CODES[reason] ?? PUSHER_CODES.generic_reconnect;
+    // What waits in the turn's batch goes before the close frame.
+    this.writes.flushBatch();
     this.ws.close(code, reason);
   }
 
   destroy(): void {
+    this.writes.drop();
     this.ws.terminate();
   }
 
@@ -245,6 +252,7 @@ export class PusherConnection implements SessionSink {
     if (this.pingSentAt !== undefined) {
       if (now - this.pingSentAt < Math.min(PONG_TIMEOUT_MS, this.ctx.config.pusherActivityTimeoutSeconds * 1000)) return;
       // Quiet since our ping: gone. The close code tells pusher-js to reconnect at once.
+      this.writes.flushBatch();
       this.ws.close(PUSHER_CODES.pong_not_received, 'Pong reply not received');
       this.session.clientGone();
       return;

@@ -41,7 +41,7 @@ import { completeUpgrade, ignoreError, refuseUpgrade, upgradeRequest } from './u
 import { wantsJoinLeave } from './stream.js';
 import { authorizeUrl, ClientCommands, type CommandContext, type OpenedUrl } from './commands.js';
 import { attachSink, openSubscription } from './subscription.js';
-import { BatchedWriter } from './write-batch.js';
+import { WsWrites } from './write-batch.js';
 import { LazyWebSocketServer } from './ws-server.js';
 
 export interface WebSocketContext extends CommandContext {
@@ -136,16 +136,6 @@ export class WebSocketTransport {
     completeUpgrade(wss!, req, socket, head, session, (ws) => {
       attachSink(session, false, () => new WsConnection(this.ctx, ws, socket, session, opened));
     });
-  }
-}
-
-/** Pre-framed frames batched per turn; nothing may follow the close frame, which `ws` writes itself. */
-class WsWrites extends BatchedWriter {
-  constructor(socket: Socket, private readonly ws: WebSocket) {
-    super(socket);
-  }
-  protected override canWrite(): boolean {
-    return this.ws.readyState === this.ws.OPEN && super.canWrite();
   }
 }
 

@@ -17,6 +17,7 @@
  * held stream's sink extends the class (no extra object); a WebSocket connection holds one.
  */
 import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
 
 /** Something that writes what it holds when the turn's batch is flushed. */
 interface Batched {
@@ -97,5 +98,15 @@ export class BatchedWriter implements Batched {
   /** Forget what is pending (the socket is being destroyed). */
   drop(): void {
     this.pending = undefined;
+  }
+}
+
+/** Pre-framed WebSocket frames batched per turn (/ws and Pusher's /app/{key}); nothing may follow the close frame, which `ws` writes itself. */
+export class WsWrites extends BatchedWriter {
+  constructor(socket: Socket, private readonly ws: WebSocket) {
+    super(socket);
+  }
+  protected override canWrite(): boolean {
+    return this.ws.readyState === this.ws.OPEN && super.canWrite();
   }
 }
