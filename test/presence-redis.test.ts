@@ -1,6 +1,6 @@
 /**
  * Presence across nodes on Redis (issue 10 §1): two nodes share one redis-server; members of either are listed and
- * counted by the other, joins cross over (ws, /sub and an EventSource); a SIGKILLed node's members are gone within presenceTtlSeconds; after a
+ * counted by the other, joins cross over (ws, /sub, an EventSource and the SDK); a SIGKILLed node's members are gone within presenceTtlSeconds; after a
  * Redis restart presence is whole again within a heartbeat or so of the nodes' return.
  */
 import assert from 'node:assert/strict';
@@ -13,6 +13,8 @@ import { signToken } from '../src/auth/jwt.js';
 import { eventually, openStream, TEST_API_KEY, TEST_SECRET, type TestServer } from './helpers/server.js';
 import { openWs, type WsClient } from './helpers/ws.js';
 import { EventSource } from 'eventsource';
+import WebSocket from 'ws';
+import { HeraldClient, type PresenceEvent } from '@herald/client';
 
 const HEARTBEAT = 1;
 const TTL = 3;
@@ -220,6 +222,48 @@ test('an EventSource member on one node sees the joins and leaves of a /ws and a
   await onB.close();
   subB.close();
   await eventually(() => seen.filter((x) => x.startsWith('leave ')).length === 2, 5000, 'two leaves from node B');
+});
+
+test('the SDK on two nodes: a member on A gets the joins and leaves of a member on B, and presence() lists both', async () => {
+  const a = await node();
+  const b = await node();
+  const token = (sub: string): Promise<string> => signToken({ secret: TEST_SECRET, channels: ['sdk-two'], subject: sub, info: { name: sub } });
+  const sdk = async (url: string, sub: string, joinLeave: boolean) => {
+    const client = new HeraldClient(url, {
+      channels: ['sdk-two'],
+      token: await token(sub),
+      transports: ['websocket'],
+      joinLeave,
+      minReconnectDelayMs: 20,
+      maxReconnectDelayMs: 200,
+      platform: { EventSource, WebSocket },
+    });
+    const joins: PresenceEvent[] = [];
+    const leaves: PresenceEvent[] = [];
+    client.on('join', (e) => joins.push(e));
+    client.on('leave', (e) => leaves.push(e));
+    cleanups.push(() => client.disconnect());
+    client.connect();
+    await eventually(() => client.state === 'connected', 5000, `${sub} connected`);
+    return { client, joins, leaves };
+  };
+  const ann = await sdk(a.url, 'ann', true);
+  const bob = await sdk(b.url, 'bob', false);
+  await eventually(() => ann.joins.length === 1, 5000, 'bob\'s join (node B) at ann (node A)');
+  assert.equal(ann.joins[0]?.member.user, 'bob');
+  assert.deepEqual(ann.joins[0]?.member.info, { name: 'bob' });
+  assert.ok(ann.joins[0]?.member.client.startsWith(`${b.server.node.nodeId}-`), ann.joins[0]?.member.client);
+  // Presence over Redis is read: both nodes list both members.
+  for (const who of [ann, bob]) {
+    await until(() => who.client.presence('sdk-two'), (r) => r.members.length === 2, 5000, 'two members listed');
+    const listed = await who.client.presence('sdk-two');
+    assert.deepEqual(listed.members.map((m) => m.user).sort(), ['ann', 'bob']);
+    assert.deepEqual(await who.client.presenceStats('sdk-two'), { channel: 'sdk-two', clients: 2, users: 2 });
+  }
+  bob.client.disconnect();
+  await eventually(() => ann.leaves.length === 1, 5000, 'bob\'s leave at ann');
+  assert.equal(ann.leaves[0]?.member.client, ann.joins[0]?.member.client);
+  await until(() => ann.client.presence('sdk-two'), (r) => r.members.length === 1, 5000, 'only ann left');
 });
 
 async function apiCall(n: TestServer, name: string, body: unknown): Promise<Record<string, unknown>> {
