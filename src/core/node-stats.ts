@@ -101,6 +101,12 @@ export class ClusterStats {
   /** A snapshot now, without waiting for the ticker (the dashboard's first figures). */
   current(): NodeStats[] {
     if (!this.own) this.own = this.sample(Date.now());
+    else {
+      // The counts of this node are read live: the last sample may be up to a tick old (or the start-up announce),
+      // and an API caller who just opened a connection expects to see it. Rates stay those of the last tick.
+      const node = this.node;
+      this.own = { ...this.own, connections: node.sessionsByTransport(), channels: node.hub.channelCount(), subscriptions: node.hub.subscriptionCount() };
+    }
     return this.nodes();
   }
 
