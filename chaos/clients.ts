@@ -9,6 +9,7 @@
  * logic, unhelped: an EventSource that closes is a client that gave up, and counts as a failure.
  */
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { EventSource, type FetchLike } from 'eventsource';
 import WebSocket from 'ws';
@@ -20,6 +21,15 @@ export type Kind = (typeof KINDS)[number];
 /** Backoff of the hand-written clients: full jitter, 100 ms doubling to a 1 s ceiling (a client that wants back fast). */
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_CAP_MS = 1000;
+/**
+ * docs/protocol.md "Writing a client": a request head unanswered this long is a dead attempt (a node that accepted
+ * the connection as it died, or a SYN lost in a full accept queue), and silence for longer than two heartbeat
+ * intervals (the chaos nodes keep the default 25 s) is a dead stream. Without them a client can wait for ever.
+ */
+const ANSWER_TIMEOUT_MS = 10_000;
+const SILENCE_TIMEOUT_MS = 2 * 25_000 + 5_000;
+/** A poll is answered within pollTimeoutSeconds (25 s by default): past that and the answer timeout, it is dead. */
+const POLL_TIMEOUT_MS = 25_000 + ANSWER_TIMEOUT_MS;
 
 /** What one client saw. Plain fields: a fleet process holds a thousand of these. */
 export class Trace {
@@ -197,6 +207,8 @@ class SubClient extends Reconnecting {
         return;
       }
       this.live();
+      // The socket's own idle timer (no timer of ours): any byte, heartbeats included, resets it.
+      req.setTimeout(SILENCE_TIMEOUT_MS);
       let buffer = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
@@ -213,6 +225,11 @@ class SubClient extends Reconnecting {
       res.on('error', end);
     });
     req.on('error', end);
+    req.on('close', end);
+    req.setTimeout(ANSWER_TIMEOUT_MS, () => {
+      this.trace.signal('timeout');
+      req.destroy();
+    });
     this.req = req;
   }
 
@@ -228,7 +245,12 @@ class PollClient extends Reconnecting {
   protected connect(): void {
     const since = this.cursor === undefined ? '' : `&since=${encodeURIComponent(this.cursor)}`;
     const url = `${this.o.base}/poll?channel=${encodeURIComponent(this.o.channel)}${since}`;
-    const fail = (): void => this.retry();
+    let failed = false;
+    const fail = (): void => {
+      if (failed) return;
+      failed = true;
+      this.retry();
+    };
     const req = http.get(url, { agent: false, localAddress: this.o.localAddress }, (res) => {
       let body = '';
       res.setEncoding('utf8');
@@ -248,6 +270,10 @@ class PollClient extends Reconnecting {
       });
     });
     req.on('error', fail);
+    req.setTimeout(POLL_TIMEOUT_MS, () => {
+      this.trace.signal('timeout');
+      req.destroy();
+    });
     this.req = req;
   }
 
@@ -260,9 +286,21 @@ class WsClient extends Reconnecting {
   private ws: WebSocket | undefined;
 
   protected connect(): void {
-    const ws = new WebSocket(`${this.o.base.replace(/^http/, 'ws')}/ws`, { localAddress: this.o.localAddress });
+    const ws = new WebSocket(`${this.o.base.replace(/^http/, 'ws')}/ws`, { localAddress: this.o.localAddress, handshakeTimeout: ANSWER_TIMEOUT_MS });
     this.ws = ws;
-    ws.on('open', () => ws.send(JSON.stringify({ op: 'subscribe', id: 1, channel: this.o.channel, since: this.lastId })));
+    // The socket (documented: the upgrade response's) for its idle timer, set once open (ws clears it then).
+    let socket: Socket | undefined;
+    ws.once('upgrade', (res) => (socket = res.socket));
+    ws.on('open', () => {
+      // The subscribe's reply within the answer timeout, then never silent for longer than two heartbeats (the node
+      // pings every heartbeat; any frame or ping resets the socket's idle timer: no timer of ours).
+      socket?.setTimeout(ANSWER_TIMEOUT_MS, () => {
+        this.trace.signal('timeout');
+        ws.terminate();
+      });
+      ws.once('message', () => socket?.setTimeout(SILENCE_TIMEOUT_MS));
+      ws.send(JSON.stringify({ op: 'subscribe', id: 1, channel: this.o.channel, since: this.lastId }));
+    });
     ws.on('unexpected-response', (req, res) => {
       refusal(this.trace, res.statusCode ?? 0, res.headers['retry-after']);
       res.resume();
@@ -320,6 +358,10 @@ function fetchFrom(localAddress: string | undefined): FetchLike {
         });
       });
       req.on('error', reject);
+      // A platform's network timeout on the answer (browsers and fetch have one); the stream itself is left to the
+      // EventSource, which, like a browser's, has no silence timeout.
+      req.setTimeout(ANSWER_TIMEOUT_MS, () => req.destroy(new Error('no answer within the timeout')));
+      req.once('response', () => req.setTimeout(0));
       const signal = init.signal as AbortSignal | undefined;
       signal?.addEventListener('abort', () => req.destroy(new DOMException('aborted', 'AbortError')), { once: true });
     });

@@ -59,6 +59,9 @@ import { ServerApiCalls } from './api/calls.js';
 import { serverApiRoutes } from './api/routes.js';
 import { presenceRoute } from './presence/http.js';
 
+/** The accept queue asked of the kernel (capped there by net.core.somaxconn, 4096 on current Linux). */
+const LISTEN_BACKLOG = 4096;
+
 export interface HeraldServerOptions {
   /** Use this broker instead of the one `config.broker` names (tests, embedding). */
   broker?: Broker;
@@ -415,7 +418,9 @@ export class HeraldServer {
     await this.internal?.listen(this.config.internalPort, this.config.internalHost);
     await new Promise<void>((resolve, reject) => {
       this.listener.once('error', reject);
-      this.listener.listen(port, host, () => {
+      // A deep accept queue (the kernel caps it at net.core.somaxconn): after a restart thousands of clients
+      // reconnect within a second, and node's default of 511 drops the rest into SYN retransmits of 1, 3, 7 s...
+      this.listener.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
         this.listener.off('error', reject);
         resolve();
       });

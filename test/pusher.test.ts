@@ -301,6 +301,33 @@ test('hostile input on /app/{key}: garbage, unknown events, oversized frames, su
   send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'x' }, deep: JSON.parse('['.repeat(200) + ']'.repeat(200)) as unknown }));
   const kind = (f: unknown): string => (f as { event: string }).event;
   await raw.waitFrames((f) => f.filter((x) => kind(x) === 'pusher:error').length >= 6, 5000, 'six errors');
+  // docs/pusher.md: malformed input is pusher:error with code null and a message; the connection stays.
+  for (const e of raw.frames.filter((x) => kind(x) === 'pusher:error')) {
+    const data = (e as unknown as { data: { code: unknown; message: unknown } }).data;
+    assert.equal(data.code, null, JSON.stringify(e));
+    assert.equal(typeof data.message, 'string');
+    assert.ok((data.message as string).length > 0);
+  }
+  // Bad auth: another socket's signature, none at all, a presence subscribe without channel_data, a forged
+  // signature: each a subscription_error with status 401 (the documented AuthError), the connection staying.
+  const established = JSON.parse((raw.frames[0] as unknown as { data: string }).data) as { socket_id: string };
+  const lib = serverLib(n.url);
+  const otherSocket = `${established.socket_id.split('.')[0]}.999999`;
+  send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'private-a', auth: lib.authorizeChannel(otherSocket, 'private-a').auth } }));
+  send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'private-b' } }));
+  send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'presence-c', auth: lib.authorizeChannel(established.socket_id, 'presence-c').auth } }));
+  send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'private-d', auth: 'app-key:' + 'f'.repeat(64) } }));
+  const authErrors = (): { channel: string; data: { type: string; status: number } }[] =>
+    raw.frames
+      .filter((x) => kind(x) === 'pusher:subscription_error')
+      .map((x) => {
+        const f = x as unknown as { channel: string; data: string | { type: string; status: number } };
+        return { channel: f.channel, data: typeof f.data === 'string' ? (JSON.parse(f.data) as { type: string; status: number }) : f.data };
+      });
+  await raw.waitFrames(() => authErrors().length >= 4, 5000, 'four auth refusals');
+  assert.deepEqual(authErrors().map((e) => e.channel).sort(), ['presence-c', 'private-a', 'private-b', 'private-d']);
+  for (const e of authErrors()) assert.deepEqual([e.data.type, e.data.status], ['AuthError', 401], JSON.stringify(e));
+  raw.frames.length = 0;
   for (let i = 0; i < 40; i++) send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: `flood-${i}` } }));
   await raw.waitFrames((f) => f.some((x) => kind(x) === 'pusher:subscription_error'), 5000, 'the flood refused past maxChannelsPerConnection');
   const ok = raw.frames.filter((x) => kind(x) === 'pusher_internal:subscription_succeeded').length;
